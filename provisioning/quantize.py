@@ -1,0 +1,453 @@
+"""Full-integer int8 BlazeFace, calibrated on faces as a picture frame's camera sees them.
+
+Why our own rewriter instead of a generic converter: the MediaPipe files need care a generic tool does not
+take (see :mod:`provisioning.tflite_graph`), and the detector's accuracy lives in its last layer. A
+single int8 regressor output spans roughly [-84, 145] model pixels, a step of ~0.9 px at the input and ~4 px
+in a 640-wide frame, far from the 2 px we need. So every *head* convolution (one whose output reaches a
+model output only through reshapes) is rescaled per output channel: its weights and bias are multiplied so
+that each channel's calibrated range fills int8 on its own, and after the int8 convolution a DEQUANTIZE plus
+a float per-channel multiply-add (a few thousand values) restores the original units. Every CONV_2D and
+DEPTHWISE_CONV_2D runs on int8; only the tiny tail (dequantize, affine, reshape, concatenate) is float.
+
+Channel ranges of the regressor heads come from the anchors that actually see faces (score > 0.05 on the
+float model): values at background anchors are never decoded, so clipping them costs nothing and buys
+precision. Internal activations use histogram-based ranges chosen to minimise the expected quantization
+error, so the rare huge values that wreck min/max calibration are clipped, and the result does not depend
+on the order of the calibration frames.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from edge.blazeface import SPECS
+from edge.detector import FaceDetector
+from provisioning.tflite_graph import (ACT_NONE, ACT_RELU, ACT_RELU6, OP_CODES, FloatGraph, Node, load_float_graph,
+                                       reference_interpreter, serialize)
+
+TOOL_VERSION = "mona-edge-quantize 1"
+#: Operators that only move int8 values around: their output must share the input's scale and zero point.
+PASS_THROUGH = {"PAD", "MAX_POOL_2D", "RESHAPE", "DEPTH_TO_SPACE", "RESIZE_BILINEAR"}
+#: Operators allowed between a head convolution and a model output.
+SHAPE_ONLY = {"RESHAPE", "DEPTH_TO_SPACE", "CONCATENATION"}
+COMPUTE = {"CONV_2D", "DEPTHWISE_CONV_2D"}
+#: Op versions that cover int8 (and float for the tail) in both tflite-runtime 2.14 and ai-edge-litert.
+INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "ADD": 2, "PAD": 2, "MAX_POOL_2D": 2, "RESHAPE": 1,
+                 "DEPTH_TO_SPACE": 2, "RESIZE_BILINEAR": 3, "DEQUANTIZE": 2, "MUL": 1, "CONCATENATION": 1}
+RANGE_PERCENTILE = 90.0  # of per-frame extremes; measured best for int8/float agreement
+MAX_EQUALIZATION = 64.0
+#: Gains are (largest channel peak / channel peak) ** this: 0.5 balances activation against weight precision
+#: (the pointwise weights shrink by the same gain); measured better than 0 or 1 on int8/float agreement.
+EQUALIZATION_EXPONENT = 0.5
+POSITIVE_SCORE = 0.05
+HEAD_MARGIN = 0.15  # widen face-anchor channel ranges by this fraction of their span on each side
+LOGIT_FLOOR = -12.0  # classifier logits below this are a score of 6e-6: clip them
+
+
+@dataclass
+class TensorStats:
+    """Each calibration frame's min and max of one tensor.
+
+    The range is a percentile of the per-frame extremes: the rare frame with a huge internal value does
+    not stretch the range for all the others (what wrecks plain min/max), and unlike a moving average the
+    result does not depend on the order of the frames.
+    """
+
+    frame_lo: List[float] = field(default_factory=list)
+    frame_hi: List[float] = field(default_factory=list)
+
+    def observe(self, values: np.ndarray) -> None:
+        self.frame_lo.append(float(values.min()))
+        self.frame_hi.append(float(values.max()))
+
+    def range(self, non_negative: bool, percentile: float) -> Tuple[float, float]:
+        lo = 0.0 if non_negative else min(0.0, float(np.percentile(self.frame_lo, 100.0 - percentile)))
+        hi = max(float(np.percentile(self.frame_hi, percentile)), lo + 1e-6)
+        return lo, hi
+
+
+def qparams(lo: float, hi: float) -> Tuple[float, int]:
+    """Asymmetric int8 scale and zero point for [lo, hi] (widened to contain 0, as TFLite requires)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255.0, 1e-8)
+    zero = int(np.clip(np.round(-128 - lo / scale), -128, 127))
+    return float(scale), zero
+
+
+# --- calibration ------------------------------------------------------------------------------------
+
+@dataclass
+class Calibration:
+    activations: Dict[int, TensorStats]
+    channel_ranges: Dict[int, Tuple[np.ndarray, np.ndarray]]  # head tensor -> per-channel (lo, hi)
+    equalization: Dict[int, np.ndarray]  # depthwise output tensor -> per-channel gain applied
+    frames: int
+    percentile: float
+
+
+def equalizable_pairs(graph: FloatGraph) -> List[Tuple[Node, Node]]:
+    """(depthwise, pointwise) pairs with nothing non-linear between them.
+
+    Scaling the depthwise conv's output channel c by g_c and the pointwise conv's input channel c by 1/g_c
+    leaves the float model's output unchanged, so the depthwise output, whose channels span very different
+    ranges, can share one int8 scale without drowning its small channels (cross-layer equalization).
+    """
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "DEPTHWISE_CONV_2D" or node.activation != ACT_NONE:
+            continue
+        consumers = graph.consumers(node.outputs[0])
+        if (len(consumers) == 1 and consumers[0].op == "CONV_2D" and consumers[0].inputs[0] == node.outputs[0]
+                and node.outputs[0] not in graph.outputs):
+            pairs.append((node, consumers[0]))
+    return pairs
+
+
+def apply_equalization(graph: FloatGraph, calib: "Calibration") -> None:
+    """Fold the calibrated per-channel gains into the weights (exact in float)."""
+    for dw, pw in equalizable_pairs(graph):
+        gain = calib.equalization.get(dw.outputs[0])
+        if gain is None:
+            continue
+        graph.constants[dw.inputs[1]] = graph.constants[dw.inputs[1]] * gain.reshape(1, 1, 1, -1)
+        if len(dw.inputs) > 2 and dw.inputs[2] >= 0:
+            graph.constants[dw.inputs[2]] = graph.constants[dw.inputs[2]] * gain
+        graph.constants[pw.inputs[1]] = graph.constants[pw.inputs[1]] / gain.reshape(1, 1, 1, -1)
+
+
+def head_nodes(graph: FloatGraph) -> List[Node]:
+    """Convolutions whose output reaches a model output only through shape operators."""
+    heads = []
+    for node in graph.nodes:
+        if node.op not in COMPUTE:
+            continue
+        frontier, ok, reached = [node.outputs[0]], True, False
+        while frontier and ok:
+            tensor = frontier.pop()
+            if tensor in graph.outputs:
+                reached = True
+                continue
+            for consumer in graph.consumers(tensor):
+                if consumer.op not in SHAPE_ONLY:
+                    ok = False
+                frontier.extend(consumer.outputs)
+        if ok and reached:
+            heads.append(node)
+    return heads
+
+
+def trace_head_elements(graph: FloatGraph, heads: Sequence[Node]) -> Dict[int, np.ndarray]:
+    """For each model output, which head tensor and element every output value comes from.
+
+    Encoded as ``tensor * 2**32 + flat_index``, pushed through the same reshapes, depth-to-space and
+    concatenations the model applies, so no layout is assumed.
+    """
+    ids: Dict[int, np.ndarray] = {}
+    for node in heads:
+        t = node.outputs[0]
+        ids[t] = (np.int64(t) << 32) + np.arange(int(np.prod(graph.shapes[t])), dtype=np.int64).reshape(graph.shapes[t])
+    pending = [n for n in graph.nodes if n.op in SHAPE_ONLY]
+    progress = True
+    while pending and progress:
+        progress = False
+        for node in list(pending):
+            data_inputs = node.inputs[:1] if node.op != "CONCATENATION" else node.inputs
+            if not all(t in ids for t in data_inputs):
+                continue
+            out_shape = graph.shapes[node.outputs[0]]
+            if node.op == "RESHAPE":
+                ids[node.outputs[0]] = ids[node.inputs[0]].reshape(out_shape)
+            elif node.op == "CONCATENATION":
+                ids[node.outputs[0]] = np.concatenate([ids[t] for t in node.inputs], axis=node.options.axis)
+            else:  # DEPTH_TO_SPACE, NHWC, TFLite's depth-column-row order
+                x = ids[node.inputs[0]]
+                b = node.options.blockSize
+                n, h, w, c = x.shape
+                x = x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5)
+                ids[node.outputs[0]] = x.reshape(n, h * b, w * b, c // (b * b))
+            pending.remove(node)
+            progress = True
+    return {t: ids[t] for t in graph.outputs}
+
+
+def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Sequence[np.ndarray],
+              float_model: Path, percentile: float = RANGE_PERCENTILE) -> Calibration:
+    """Run the float model on every frame and gather what the int8 graph needs to know."""
+    letterboxer = FaceDetector(float_model, spec_name)
+    interpreter = reference_interpreter(model_bytes)
+    input_index = interpreter.get_input_details()[0]["index"]
+    activations = {t: TensorStats() for t in _activation_tensors(graph)}
+    heads = head_nodes(graph)
+    element_ids = trace_head_elements(graph, heads)
+    spec = SPECS[spec_name]
+    regress_out = next(t for t in graph.outputs if graph.shapes[t][-1] == spec.num_coords)
+    class_out = next(t for t in graph.outputs if graph.shapes[t][-1] == 1)
+    head_values: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {n.outputs[0]: [] for n in heads}
+    dw_outputs = [dw.outputs[0] for dw, _ in equalizable_pairs(graph)]
+    channel_peaks: Dict[int, List[np.ndarray]] = {t: [] for t in dw_outputs}
+    positive_logit = np.log(POSITIVE_SCORE / (1 - POSITIVE_SCORE))
+
+    def run(frame: np.ndarray) -> None:
+        letterboxer.letterbox(frame)
+        interpreter.set_tensor(input_index, letterboxer.input_tensor)
+        interpreter.invoke()
+
+    for frame in frames:  # pass 1: per-channel peaks for equalization, head values at face anchors
+        run(frame)
+        for t in dw_outputs:
+            values = interpreter.get_tensor(t)
+            channel_peaks[t].append(np.abs(values).reshape(-1, values.shape[-1]).max(axis=0))
+        positive = interpreter.get_tensor(class_out).reshape(-1) > positive_logit
+        for out in (regress_out, class_out):
+            ids = element_ids[out].reshape(element_ids[out].shape[1], -1)
+            values = interpreter.get_tensor(out).reshape(ids.shape)
+            keep = positive if out == regress_out else slice(None)
+            chosen_ids, chosen_values = ids[keep].reshape(-1), values[keep].reshape(-1)
+            for tensor in head_values:
+                mine = (chosen_ids >> 32) == tensor
+                if mine.any():
+                    head_values[tensor].append((chosen_ids[mine] & 0xFFFFFFFF, chosen_values[mine]))
+
+    equalization = {}
+    for t, peaks in channel_peaks.items():
+        peak = np.maximum(np.percentile(np.stack(peaks), percentile, axis=0), 1e-6)
+        equalization[t] = np.clip((peak.max() / peak) ** EQUALIZATION_EXPONENT, 1.0, MAX_EQUALIZATION)
+
+    for frame in frames:  # pass 2: per-frame extremes of every activation, as the int8 graph will see them
+        run(frame)
+        for t, stats in activations.items():
+            values = interpreter.get_tensor(t)
+            stats.observe(values * equalization[t] if t in equalization else values)
+
+    class_heads = set(int(t) for t in np.unique(element_ids[class_out] >> 32))
+    channel_ranges = {}
+    for node in heads:
+        t = node.outputs[0]
+        channels = graph.shapes[t][-1]
+        lo = np.full(channels, np.inf)
+        hi = np.full(channels, -np.inf)
+        for flat, values in head_values[t]:
+            ch = flat % channels
+            np.minimum.at(lo, ch, values)
+            np.maximum.at(hi, ch, values)
+        fallback = activations[t].range(False, 100.0)
+        missing = ~np.isfinite(lo)
+        lo[missing], hi[missing] = fallback[0], fallback[1]
+        if t in class_heads:
+            lo = np.maximum(lo, LOGIT_FLOOR)
+            hi = np.maximum(hi, lo + 1.0)
+        span = np.maximum(hi - lo, 1e-3)
+        channel_ranges[t] = (lo - HEAD_MARGIN * span, hi + HEAD_MARGIN * span)
+    return Calibration(activations=activations, channel_ranges=channel_ranges, equalization=equalization,
+                       frames=len(frames), percentile=percentile)
+
+
+def _activation_tensors(graph: FloatGraph) -> List[int]:
+    tensors = list(graph.inputs)
+    for node in graph.nodes:
+        tensors.extend(t for t in node.outputs if t not in tensors)
+    return tensors
+
+
+# --- emission -----------------------------------------------------------------------------------------
+
+@dataclass
+class _Builder:
+    """Accumulates the int8 model's tensors, buffers and operators."""
+
+    tensors: list = field(default_factory=list)
+    buffers: list = field(default_factory=lambda: [schema.BufferT()])
+    operators: list = field(default_factory=list)
+    opcodes: list = field(default_factory=list)
+
+    def buffer(self, array: Optional[np.ndarray]) -> int:
+        buf = schema.BufferT()
+        if array is not None:
+            buf.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=np.uint8)
+        self.buffers.append(buf)
+        return len(self.buffers) - 1
+
+    def tensor(self, name: str, shape: Sequence[int], ttype: int, data: Optional[np.ndarray] = None,
+               scale=None, zero=None, axis: int = 0) -> int:
+        t = schema.TensorT()
+        t.name = name.encode()
+        t.shape = np.array(shape, dtype=np.int32)
+        t.type = ttype
+        t.buffer = self.buffer(data) if data is not None else 0
+        if scale is not None:
+            q = schema.QuantizationParametersT()
+            q.scale = [float(s) for s in np.atleast_1d(scale)]
+            q.zeroPoint = [int(z) for z in np.atleast_1d(zero)]
+            q.quantizedDimension = axis
+            t.quantization = q
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int], options=None, options_type=0) -> None:
+        version = INT8_VERSIONS[op]
+        code = OP_CODES[op]
+        key = (code, version)
+        keys = [(c.builtinCode, c.version) for c in self.opcodes]
+        if key not in keys:
+            oc = schema.OperatorCodeT()
+            oc.builtinCode = code
+            oc.deprecatedBuiltinCode = min(code, 127)
+            oc.version = version
+            self.opcodes.append(oc)
+            keys.append(key)
+        o = schema.OperatorT()
+        o.opcodeIndex = keys.index(key)
+        o.inputs = np.array(inputs, dtype=np.int32)
+        o.outputs = np.array(outputs, dtype=np.int32)
+        o.builtinOptionsType = options_type
+        o.builtinOptions = options
+        self.operators.append(o)
+
+
+def _quantize_weights(weights: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel int8 weights (zero point 0, range ±127, as TFLite's int8 kernels require)."""
+    moved = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1)
+    scale = np.abs(moved).max(axis=1) / 127.0
+    scale = np.where(scale > 0, scale, 1e-8)
+    shape = [1] * weights.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(weights / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def build_int8_model(graph: FloatGraph, calib: Calibration, provenance: Dict) -> bytes:
+    """Emit the int8 model; outputs stay float32 with the float model's names and shapes."""
+    b = _Builder()
+    qmap: Dict[int, Tuple[float, int]] = {}  # float tensor -> int8 (scale, zero)
+    new_id: Dict[int, int] = {}  # float tensor -> new tensor
+    floats = set()  # float tensors that live in the float tail
+
+    def activation(t: int, non_negative: bool = False) -> Tuple[float, int]:
+        if t not in qmap:
+            qmap[t] = qparams(*calib.activations[t].range(non_negative, calib.percentile))
+        return qmap[t]
+
+    in_t = graph.inputs[0]
+    qmap[in_t] = qparams(-1.0, 1.0)
+    new_id[in_t] = b.tensor(graph.names[in_t], graph.shapes[in_t], schema.TensorType.INT8,
+                            scale=qmap[in_t][0], zero=qmap[in_t][1])
+    heads = {n.outputs[0] for n in head_nodes(graph)}
+
+    def const_input(t: int) -> int:
+        if t not in new_id:
+            data = graph.constants[t]
+            ttype = schema.TensorType.INT32 if data.dtype == np.int32 else schema.TensorType.FLOAT32
+            new_id[t] = b.tensor(graph.names[t], data.shape, ttype, data=data)
+        return new_id[t]
+
+    for node in graph.nodes:
+        out = node.outputs[0]
+        name = graph.names[out]
+        shape = graph.shapes[out]
+        if node.op in COMPUTE:
+            x = node.inputs[0]
+            weights = graph.constants[node.inputs[1]].astype(np.float64)
+            channels = shape[-1]
+            has_bias = len(node.inputs) > 2 and node.inputs[2] >= 0
+            bias = graph.constants[node.inputs[2]].astype(np.float64) if has_bias else np.zeros(channels)
+            axis = 0 if node.op == "CONV_2D" else 3
+            if out in heads:  # per-channel affine so each channel fills int8 on its own
+                lo, hi = calib.channel_ranges[out]
+                gain = 2.0 / (hi - lo)
+                mid = (hi + lo) / 2.0
+                shape_w = [1] * weights.ndim
+                shape_w[axis] = -1
+                weights = weights * gain.reshape(shape_w)
+                bias = (bias - mid) * gain
+                out_q = qparams(-1.0, 1.0)
+            else:
+                out_q = activation(out, non_negative=node.activation in (ACT_RELU, ACT_RELU6))
+            qmap[out] = out_q
+            in_scale = qmap[x][0]
+            wq, wscale = _quantize_weights(weights, axis)
+            w_id = b.tensor(graph.names[node.inputs[1]], wq.shape, schema.TensorType.INT8, data=wq,
+                            scale=wscale, zero=np.zeros(channels, dtype=np.int64), axis=axis)
+            bscale = in_scale * wscale.astype(np.float64)
+            bq = np.clip(np.round(bias / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+            b_id = b.tensor(name + "/bias_int32", (channels,), schema.TensorType.INT32, data=bq,
+                            scale=bscale, zero=np.zeros(channels, dtype=np.int64))
+            q_out = b.tensor(name, shape, schema.TensorType.INT8, scale=out_q[0], zero=out_q[1])
+            b.operator(node.op, [new_id[x], w_id, b_id], [q_out], node.options, node.options_type)
+            if out in heads:
+                new_id[out] = _float_tail(b, name, shape, q_out, gain, mid)
+                floats.add(out)
+            else:
+                new_id[out] = q_out
+        elif node.op == "ADD" and not any(t in floats for t in node.inputs):
+            out_q = activation(out, non_negative=node.activation in (ACT_RELU, ACT_RELU6))
+            qmap[out] = out_q
+            new_id[out] = b.tensor(name, shape, schema.TensorType.INT8, scale=out_q[0], zero=out_q[1])
+            b.operator("ADD", [new_id[t] for t in node.inputs], [new_id[out]], node.options, node.options_type)
+        elif node.op in PASS_THROUGH or node.op == "CONCATENATION":
+            data_inputs = node.inputs if node.op == "CONCATENATION" else node.inputs[:1]
+            inputs = [new_id[t] if t in new_id and t not in graph.constants else const_input(t) for t in node.inputs]
+            if all(t in floats for t in data_inputs):
+                new_id[out] = b.tensor(name, shape, schema.TensorType.FLOAT32)
+                floats.add(out)
+            elif node.op in PASS_THROUGH and not any(t in floats for t in data_inputs):
+                qmap[out] = qmap[node.inputs[0]]
+                new_id[out] = b.tensor(name, shape, schema.TensorType.INT8, scale=qmap[out][0], zero=qmap[out][1])
+            else:
+                raise ValueError(f"{node.op} at {name}: mixes int8 and float inputs; this graph is not supported")
+            b.operator(node.op, inputs, [new_id[out]], node.options, node.options_type)
+        else:
+            raise ValueError(f"operator {node.op} at {name} is not supported by the int8 rewriter")
+
+    for t in graph.outputs:
+        if t not in floats:
+            raise ValueError(f"output {graph.names[t]} is not produced by a head convolution")
+
+    sub = schema.SubGraphT()
+    sub.tensors = b.tensors
+    sub.operators = b.operators
+    sub.inputs = np.array([new_id[graph.inputs[0]]], dtype=np.int32)
+    sub.outputs = np.array([new_id[t] for t in graph.outputs], dtype=np.int32)
+    sub.name = b"main"
+    model = schema.ModelT()
+    model.version = 3
+    model.description = b"BlazeFace full-integer int8 (mona-edge)"
+    model.operatorCodes = b.opcodes
+    model.subgraphs = [sub]
+    meta = schema.MetadataT()
+    meta.name = b"mona_edge_quantization"
+    meta.buffer = b.buffer(np.frombuffer(json.dumps(provenance, sort_keys=True).encode(), dtype=np.uint8))
+    model.metadata = [meta]
+    model.buffers = b.buffers
+    return serialize(model)
+
+
+def _float_tail(b: _Builder, name: str, shape: Sequence[int], q_out: int, gain: np.ndarray, mid: np.ndarray) -> int:
+    """DEQUANTIZE, then undo the per-channel gain and offset in float: value = q / gain + mid."""
+    deq = b.tensor(name + "/dequantized", shape, schema.TensorType.FLOAT32)
+    b.operator("DEQUANTIZE", [q_out], [deq])
+    inv = b.tensor(name + "/channel_scale", (shape[-1],), schema.TensorType.FLOAT32, data=(1.0 / gain).astype(np.float32))
+    scaled = b.tensor(name + "/rescaled", shape, schema.TensorType.FLOAT32)
+    mul = schema.MulOptionsT()
+    mul.fusedActivationFunction = ACT_NONE
+    b.operator("MUL", [deq, inv], [scaled], mul, schema.BuiltinOptions.MulOptions)
+    offset = b.tensor(name + "/channel_offset", (shape[-1],), schema.TensorType.FLOAT32, data=mid.astype(np.float32))
+    restored = b.tensor(name + "/restored", shape, schema.TensorType.FLOAT32)
+    add = schema.AddOptionsT()
+    add.fusedActivationFunction = ACT_NONE
+    b.operator("ADD", [scaled, offset], [restored], add, schema.BuiltinOptions.AddOptions)
+    return restored
+
+
+def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarray], provenance: Dict,
+                   percentile: float = RANGE_PERCENTILE) -> bytes:
+    """Float BlazeFace file -> int8 model bytes."""
+    graph = load_float_graph(float_model)
+    calib = calibrate(graph, Path(float_model).read_bytes(), spec_name, frames, float_model, percentile)
+    apply_equalization(graph, calib)
+    return build_int8_model(graph, calib, provenance)

@@ -1,0 +1,74 @@
+"""``mona-edge quantize``: MediaPipe's float BlazeFace models -> the int8 models the Pi runs.
+
+Writes, for each range, ``face_detection_<range>_range_int8.tflite`` and a JSON record next to it
+(sha256 of input and output, source wheel and member, calibration set, tool version), so anyone can
+check that the committed models are what this command makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+from edge.detector import MODEL_FILES
+from provisioning import mediapipe_wheel as wheel
+from provisioning.calibration import DEFAULT_COUNT, DEFAULT_SEED, calibration_frames
+from provisioning.quantize import RANGE_PERCENTILE, TOOL_VERSION, quantize_model
+
+MEMBERS = {"short": wheel.SHORT_RANGE_MEMBER, "full": wheel.FULL_RANGE_MEMBER}
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "models"
+
+
+def quantize_range(detector_range: str, out_dir: Path, float_model: Optional[Path] = None,
+                   frames: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> Dict:
+    """Quantize one model; return its record (also written as ``<model>.json``)."""
+    source: Dict = {}
+    if float_model is None:
+        whl = wheel.find_or_fetch_wheel()
+        float_model = wheel.extract_member(MEMBERS[detector_range], whl)
+        source = {"wheel": f"mediapipe=={wheel.MEDIAPIPE_VERSION}", "member": MEMBERS[detector_range]}
+    else:
+        source = {"file": Path(float_model).name}
+    float_model = Path(float_model)
+    if not float_model.is_file():
+        raise FileNotFoundError(f"{float_model}: float model not found")
+    source["sha256"] = wheel.sha256_of(float_model)
+    calib_frames, calib_record = calibration_frames(frames, seed)
+    provenance = {"source": source, "calibration": calib_record, "tool": TOOL_VERSION,
+                  "range_percentile": RANGE_PERCENTILE}
+    started = time.perf_counter()
+    data = quantize_model(float_model, detector_range, calib_frames, provenance)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / MODEL_FILES[detector_range]
+    tmp = target.with_suffix(".tflite.part")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    record = dict(provenance, model=target.name, sha256=wheel.sha256_of(target), bytes=len(data),
+                  seconds=round(time.perf_counter() - started, 1))
+    target.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def _run(args: argparse.Namespace) -> int:
+    ranges = ["short", "full"] if args.range == "both" else [args.range]
+    if args.float_model and len(ranges) != 1:
+        raise ValueError("--float-model needs --range short or --range full (one file is one model)")
+    for detector_range in ranges:
+        record = quantize_range(detector_range, Path(args.out), args.float_model, args.frames, args.seed)
+        print(f"{record['model']}: {record['bytes']} bytes, sha256 {record['sha256'][:16]}..., "
+              f"calibrated on {record['calibration']['frames']} frames in {record['seconds']} s")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("quantize", help="make the int8 BlazeFace models (workstation)",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--range", choices=["short", "full", "both"], default="both")
+    parser.add_argument("--float-model", type=Path, help="use this float .tflite instead of the mediapipe wheel's")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: assets/models)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_COUNT, help="calibration frames")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="calibration set seed")
+    parser.set_defaults(handler=_run)
