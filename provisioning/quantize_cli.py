@@ -66,7 +66,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("quantize", help="make the int8 BlazeFace models (workstation)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("--range", choices=["short", "full", "both"], default="both")
+    # The full-range int8 model does not yet agree with its float model well enough to ship (issue 2),
+    # so only the short-range one is made by default and bundled.
+    parser.add_argument("--range", choices=["short", "full", "both"], default="short")
     parser.add_argument("--float-model", type=Path, help="use this float .tflite instead of the mediapipe wheel's")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: assets/models)")
     parser.add_argument("--frames", type=int, default=DEFAULT_COUNT, help="calibration frames")

@@ -82,12 +82,14 @@ def op_name(model: Any, opcode_index: int) -> str:
 def load_float_graph(path: Path) -> FloatGraph:
     """Parse ``path`` and resolve its constants; raise ValueError naming the file if it is not usable."""
     data = Path(path).read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     except Exception as exc:  # flatbuffers raises assorted errors on garbage
         raise ValueError(f"{path}: not a TFLite flatbuffer ({type(exc).__name__})") from None
-    if len(model.subgraphs) != 1:
-        raise ValueError(f"{path}: expected one subgraph, found {len(model.subgraphs)}")
+    if not model.subgraphs or len(model.subgraphs) != 1:
+        raise ValueError(f"{path}: expected one subgraph, found {len(model.subgraphs or [])}")
     graph = model.subgraphs[0]
     constants: Dict[int, np.ndarray] = {}
     for index, tensor in enumerate(graph.tensors):

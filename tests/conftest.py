@@ -1,0 +1,65 @@
+"""Shared fixtures: real photographs placed as a wall camera would see them, and MediaPipe's float models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "assets" / "models"
+
+#: The astronaut's eye centres in scikit-image's 512x512 ``astronaut.png``, measured by hand on a 4x
+#: enlargement: her right eye (image left) and her left eye.
+ASTRONAUT_RIGHT_EYE = (203.0, 101.0)
+ASTRONAUT_LEFT_EYE = (246.0, 103.0)
+#: Head-and-shoulders crop used to place her in a room-sized frame, and the face width in it.
+ASTRONAUT_CROP = (slice(0, 330), slice(90, 370))
+ASTRONAUT_FACE_WIDTH = 106.0
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def place_astronaut(astronaut: np.ndarray, face_width: float, eye_mid_x: float, eye_mid_y: float,
+                    mirror: bool = False, size=(640, 480), background: int = 90):
+    """A ``size`` frame with her face ``face_width`` px wide, eye midpoint at (x, y).
+
+    Returns the frame and where her two eyes (hand-measured) land in it, in image order (left, right).
+    """
+    crop = astronaut[ASTRONAUT_CROP]
+    x_off, y_off = ASTRONAUT_CROP[1].start, ASTRONAUT_CROP[0].start
+    eyes = np.array([ASTRONAUT_RIGHT_EYE, ASTRONAUT_LEFT_EYE]) - [x_off, y_off]
+    if mirror:
+        crop = crop[:, ::-1]
+        eyes[:, 0] = crop.shape[1] - eyes[:, 0]
+    scale = face_width / ASTRONAUT_FACE_WIDTH
+    patch = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    eyes = eyes * scale
+    mid = eyes.mean(axis=0)
+    x0, y0 = int(round(eye_mid_x - mid[0])), int(round(eye_mid_y - mid[1]))
+    frame = np.full((size[1], size[0], 3), background, np.uint8)
+    h, w = patch.shape[:2]
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(size[0], x0 + w), min(size[1], y0 + h)
+    frame[fy0:fy1, fx0:fx1] = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    eyes = eyes + [x0, y0]
+    return frame, eyes[np.argsort(eyes[:, 0])]
+
+
+@pytest.fixture(scope="session")
+def float_models() -> dict:
+    """MediaPipe's float models from the mediapipe 0.10.14 wheel (fetched once with pip, then cached)."""
+    from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member
+
+    return {"short": extract_member(SHORT_RANGE_MEMBER), "full": extract_member(FULL_RANGE_MEMBER)}

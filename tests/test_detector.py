@@ -1,0 +1,151 @@
+"""The detector on real photographs: float reference, committed int8 models, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE, MODELS, place_astronaut
+from edge.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres
+from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
+
+#: Scenes per range: face widths the model is made for, three positions across the room, two heights,
+#: and mirrored. Short range sees faces from about 60 px up in a 640x480 frame; full range smaller ones.
+WIDTHS = {"short": (90, 130, 180), "full": (110, 160)}
+POSITIONS = [(x, y) for x in (160, 320, 480) for y in (180, 260)]
+
+
+#: "On her real eyes": within this fraction of the face width of the hand-measured eye centres (the eyes
+#: are about 0.4 face widths apart, so this cannot confuse one eye with the other or with the brows).
+ON_EYE = 0.15
+
+
+def scenes(astronaut, detector_range):
+    for width in WIDTHS[detector_range]:
+        for x, y in POSITIONS:
+            for mirror in (False, True):
+                frame, eyes = place_astronaut(astronaut, width, x, y, mirror)
+                yield (width, x, y, mirror), frame, eyes
+
+
+def eyes_in_image_order(face):
+    kps = face.keypoints[:2]
+    return kps[np.argsort(kps[:, 0])]
+
+
+def test_anchor_layout_matches_mediapipe_options():
+    short = anchor_centres(SHORT_RANGE)
+    full = anchor_centres(FULL_RANGE)
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    # 16x16 cells with 2 anchors each, then 8x8 cells with 6 (three stride-16 layers, two anchors each).
+    assert np.allclose(short[0], [0.5 / 16, 0.5 / 16]) and np.allclose(short[1], short[0])
+    assert np.allclose(short[512], [0.5 / 8, 0.5 / 8]) and np.allclose(short[512:518], short[512])
+    assert np.allclose(full[1], [1.5 / 48, 0.5 / 48])
+    assert short.min() > 0 and short.max() < 1 and full.min() > 0 and full.max() < 1
+
+
+def test_weighted_nms_averages_overlaps_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=np.float32)
+    kps = np.stack([np.full((6, 2), v, np.float32) for v in (0.0, 3.0, 9.0)])
+    scores = np.array([0.9, 0.3, 0.8], dtype=np.float32)
+    kept = weighted_nms(boxes, kps, scores, 0.3)
+    assert len(kept) == 2
+    box, points, score = kept[0]
+    assert score == pytest.approx(0.9)
+    assert box[0] == pytest.approx(0.3 / 1.2) and points[0, 0] == pytest.approx(0.9 / 1.2)
+    assert np.allclose(kept[1][0], boxes[2])
+    assert iou(boxes[0], boxes[1:2])[0] == pytest.approx(90 / 110)
+
+
+@pytest.mark.parametrize("detector_range", ["short", "full"])
+def test_float_model_puts_the_eyes_on_her_eyes(float_models, astronaut, detector_range):
+    detector = FaceDetector(float_models[detector_range], detector_range)
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.85
+    found = eyes_in_image_order(faces[0])
+    assert np.abs(found - [ASTRONAUT_RIGHT_EYE, ASTRONAUT_LEFT_EYE]).max() < 6.0
+
+
+@pytest.mark.parametrize("detector_range", ["short", "full"])
+def test_float_model_in_a_room_sized_frame(float_models, astronaut, detector_range):
+    detector = FaceDetector(float_models[detector_range], detector_range)
+    for key, frame, eyes in scenes(astronaut, detector_range):
+        faces = detector.detect(frame)
+        assert len(faces) == 1, key
+        width = key[0]
+        assert np.abs(eyes_in_image_order(faces[0]) - eyes).max() < ON_EYE * width, key
+
+
+def test_int8_short_range_agrees_with_float(float_models, astronaut):
+    """Every scene: found, box IoU >= 0.9 with float, eyes close to float's and on her real eyes."""
+    reference = FaceDetector(float_models["short"], "short")
+    int8 = FaceDetector(None, "short")
+    assert int8.is_quantized
+    worst_eye = 0.0
+    for key, frame, eyes in scenes(astronaut, "short"):
+        expected = reference.detect(frame)
+        got = int8.detect(frame)
+        assert len(got) == 1, f"int8 missed the face in scene {key}"
+        assert iou(expected[0].box, got[0].box[None])[0] >= 0.9, key
+        eye_error = float(np.abs(expected[0].keypoints[:2] - got[0].keypoints[:2]).max())
+        worst_eye = max(worst_eye, eye_error)
+        assert np.abs(eyes_in_image_order(got[0]) - eyes).max() < ON_EYE * key[0], key
+    # Measured 4.2 px at 640x480 with the committed model; the goal (issue 2) is 2 px.
+    assert worst_eye < 4.5
+
+
+@pytest.mark.parametrize("detector_range", ["short", "full"])
+def test_no_face_gives_no_detection(float_models, detector_range):
+    import skimage.data
+
+    model = None if detector_range == "short" else float_models["full"]
+    detector = FaceDetector(model, detector_range)
+    for name in ("coffee", "rocket", "brick"):
+        image = getattr(skimage.data, name)()
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        assert detector.detect(image) == [], name
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_odd_images_give_an_empty_result_or_a_clear_error(astronaut):
+    detector = FaceDetector(None, "short")
+    assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert detector.detect(np.full((3000, 4000, 3), 128, np.uint8)) == []
+    grey = astronaut.mean(axis=2).astype(np.uint8)
+    assert len(detector.detect(grey)) == 1  # grey is accepted and still has her face
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    assert len(detector.detect(rgba)) == 1
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(astronaut.astype(np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        detector.detect(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        detector.detect(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(ValueError, match="larger than"):
+        detector.detect(np.zeros((20000, 2, 3), np.uint8))
+    # Alternating sizes must not leave stale letterbox borders behind.
+    first = detector.detect(astronaut)[0]
+    detector.detect(np.zeros((480, 640, 3), np.uint8))
+    again = detector.detect(astronaut)[0]
+    assert np.allclose(first.keypoints, again.keypoints)
+
+
+def test_missing_or_corrupt_model_is_a_one_line_error(tmp_path, float_models):
+    with pytest.raises(FileNotFoundError, match="nowhere.tflite"):
+        FaceDetector(tmp_path / "nowhere.tflite", "short")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"this is not a model" * 10)
+    with pytest.raises(ValueError, match="junk.tflite"):
+        FaceDetector(junk, "short")
+    with pytest.raises(ValueError, match="range"):
+        FaceDetector(None, "medium")
+    # A real model of the other range is refused by its shape, not run with wrong anchors.
+    with pytest.raises(ValueError, match="input shape"):
+        FaceDetector(float_models["full"], "short")
+
+
+def test_bundled_model_is_found_and_int8(tmp_path):
+    path = default_model_path("short")
+    assert path.parent == MODELS and path.name == "face_detection_short_range_int8.tflite"
+    assert FaceDetector(path, "short").is_quantized
