@@ -1,0 +1,61 @@
+"""The same int8 model in tflite-runtime 2.14 (numpy < 2), in its own environment.
+
+tflite-runtime cannot share a process with numpy 2, so this runs the detector in the interpreter named by
+``$MONA_EDGE_TFLITE_PYTHON`` (``tests/run`` creates that environment): there too the int8 model must agree
+with the float model it came from, to the same bounds as under ai-edge-litert.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, place_astronaut
+from edge.detector import iou
+
+SCRIPT = """
+import json, sys, numpy as np
+from edge.detector import FaceDetector
+frames = np.load(sys.argv[1])
+int8 = FaceDetector(None, "short", runtime="tflite_runtime.interpreter")
+ref = FaceDetector(sys.argv[2], "short", runtime="tflite_runtime.interpreter")
+row = lambda faces: [[float(v) for v in f.box] + [float(v) for v in f.keypoints[:2].ravel()] for f in faces]
+out = {"runtime": int8.runtime_name, "numpy": np.__version__, "int8": [], "float": []}
+for frame in frames:
+    out["int8"].append(row(int8.detect(frame)))
+    out["float"].append(row(ref.detect(frame)))
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def tflite_python() -> str:
+    python = os.environ.get("MONA_EDGE_TFLITE_PYTHON")
+    if not python:
+        pytest.skip("MONA_EDGE_TFLITE_PYTHON is not set (tests/run sets it up)")
+    if not Path(python).exists():
+        pytest.fail(f"MONA_EDGE_TFLITE_PYTHON={python} does not exist")
+    return python
+
+
+def test_int8_model_agrees_with_float_under_tflite_runtime(tflite_python, tmp_path, astronaut, float_models):
+    frames = np.stack([place_astronaut(astronaut, w, x, y, m)[0]
+                       for w in (90, 130, 180) for x in (160, 320, 480) for y in (180, 260) for m in (False, True)])
+    np.save(tmp_path / "frames.npy", frames)
+    done = subprocess.run([tflite_python, "-c", SCRIPT, str(tmp_path / "frames.npy"), str(float_models["short"])],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["runtime"] == "tflite-runtime" and result["numpy"].startswith("1.")
+    worst_eye = 0.0
+    for i, (int8, ref) in enumerate(zip(result["int8"], result["float"])):
+        assert len(int8) == len(ref) == 1, f"frame {i}"
+        int8, ref = np.array(int8[0]), np.array(ref[0])
+        assert iou(ref[:4], int8[None, :4])[0] >= 0.9, f"frame {i}"
+        worst_eye = max(worst_eye, float(np.abs(ref[4:] - int8[4:]).max()))
+    assert worst_eye < 4.5  # the same bound as under ai-edge-litert (test_detector)
