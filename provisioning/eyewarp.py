@@ -9,10 +9,11 @@ where the irises sit between the lids. Per eye:
 2. a clean eyeball is made by filling the iris (and its dark limbal rim) with sclera, a normalised
    convolution of the visible white that is wide horizontally and narrow vertically, so the lid's shadow
    across the top of the eyeball survives;
-3. the iris layer (the painted iris, premultiplied by the opening so lid pixels are never carried along)
-   is pulled to its new place by a backward ``cv2.remap`` whose displacement field is the shift inside
-   the iris and fades smoothly to zero a radius further out; the iris is foreshortened a little as it
-   turns towards a corner, as a disc on a sphere does;
+3. the iris layer (the painted iris disc; where the lids hid part of it, completed from its own visible
+   colours, so lid pixels never travel with it and a moved iris is not cut flat) is pulled to its new
+   place by a backward ``cv2.remap`` whose displacement field is the shift inside the iris and fades
+   smoothly to zero about a radius further out; the iris is foreshortened a little as it turns towards
+   a corner, as a disc on a sphere does;
 4. the iris layer over the clean eyeball, inside the feathered opening, over the painting.
 
 Both eyes move by the same number of pixels (eyes turn together), along each eye's corner-to-corner line.
@@ -31,7 +32,7 @@ import numpy as np
 from provisioning.eyes import Eye, EyeGeometry, locate_eyes
 
 __all__ = ["EyeGeometry", "Eye", "locate_eyes", "warp_gaze", "generate_heads", "gaze_shift_px",
-           "eye_window", "head_ellipse"]
+           "eye_window", "head_ellipse", "eyes_ellipse"]
 
 #: Default fraction of the way from the rest position to "iris edge touches the corner".
 DEFAULT_MAX_SHIFT = 0.85
@@ -79,9 +80,8 @@ def gaze_shift_px(geometry: EyeGeometry, g: float, max_shift: float = DEFAULT_MA
         raise ValueError(f"max_shift={max_shift}: expected a fraction in [0, 1.5]")
     rooms = []
     for eye in geometry.eyes:
-        left, right = eye.corners_left_to_right
-        u = _axis(eye)
-        t = float(np.dot(eye.iris_centre - left, u))
+        left = eye.corners_left_to_right[0]
+        t = float(np.dot(eye.iris_centre - left, _axis(eye)))
         rooms.append((t - eye.iris_radius, eye.width - t - eye.iris_radius))
     room_left = max(0.0, min(r[0] for r in rooms))
     room_right = max(0.0, min(r[1] for r in rooms))
@@ -198,6 +198,25 @@ def head_ellipse(geometry: EyeGeometry, scale: float = 1.0) -> Tuple[Tuple[float
     centre = ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
     radii = (0.75 * (x1 - x0) * scale, 0.85 * (y1 - y0) * scale)
     return centre, radii
+
+
+def eyes_ellipse(geometry: EyeGeometry, inner: float = 0.35) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+    """(centre, radii) of the smallest blend ellipse for eye-warp heads without a head turn.
+
+    Such heads differ from the painting only inside the eye openings, so the pack's patch need only
+    cover those: every corner of both eye windows sits at normalised radius ``inner``, where a sigmoid
+    alpha (slope 10, midpoint 0.7) is still above 0.95, and the rest of the ellipse is the seam.
+    """
+    if not 0.0 < inner < 1.0:
+        raise ValueError(f"inner={inner}: expected a normalised radius in (0, 1)")
+    windows = np.array([eye_window(eye, geometry.image_size) for eye in geometry.eyes], np.float64)
+    x0, y0 = windows[:, 0].min(), windows[:, 1].min()
+    x1, y1 = windows[:, 2].max(), windows[:, 3].max()
+    centre = ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+    # an ellipse through the window's corner at radius `inner`, with the box's aspect ratio
+    half_w, half_h = (x1 - x0) / 2.0, (y1 - y0) / 2.0
+    radii = (half_w * np.sqrt(2.0) / inner, half_h * np.sqrt(2.0) / inner)
+    return centre, (float(radii[0]), float(radii[1]))
 
 
 def _turn_head(image: np.ndarray, geometry: EyeGeometry, shift_px: float) -> np.ndarray:

@@ -130,3 +130,18 @@ def test_bad_arguments(astronaut, geometry):
         generate_heads(astronaut, 1, geometry=geometry)
     with pytest.raises(ValueError, match="no face"):
         locate_eyes(np.full((256, 256, 3), 128, np.uint8))
+
+
+def test_eyes_ellipse_patch_carries_the_whole_warp(astronaut, geometry):
+    from provisioning.blend import AlphaParams, blend_head, head_patch_rect
+    from provisioning.eyewarp import eyes_ellipse
+
+    centre, radii = eyes_ellipse(geometry)
+    head = warp_gaze(astronaut, geometry, -1.0)
+    out = blend_head(astronaut, head, (0, 0, 512, 512), AlphaParams(centre, radii))
+    moved = np.any(head != astronaut, axis=2)
+    assert np.abs(out[moved].astype(int) - head[moved]).max() <= 2
+    x0, y0, x1, y1 = head_patch_rect(astronaut.shape, centre, radii)
+    ys, xs = np.nonzero(moved)
+    assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1
+    assert (x1 - x0) * (y1 - y0) < 0.1 * 512 * 512  # a small patch per frame
