@@ -89,6 +89,12 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, t
     return kept
 
 
+def input_levels(values: np.ndarray, scale: float, zero: int) -> np.ndarray:
+    """Quantize model-input values with ties rounded down (``ceil(v - 0.5)``)."""
+    levels = np.asarray(values, dtype=np.float64) / scale + zero
+    return np.ceil(np.round(levels, 6) - 0.5)  # round first: 127.4999999 is a tie, not below one
+
+
 class FaceDetector:
     """Finds faces in RGB frames of any size with a BlazeFace model (int8 or float).
 
@@ -129,7 +135,10 @@ class FaceDetector:
         elif self._input_dtype in (np.int8, np.uint8):
             scale, zero = detail["quantization"]
             info = np.iinfo(self._input_dtype)
-            q = np.clip(np.round(pixel_values / scale + zero), info.min, info.max)
+            # Ties round down: with scale 2/255 every pixel lands exactly half a step below a level, and
+            # round-half-even would merge neighbouring pixel values. The quantizer folds the resulting
+            # constant -scale/2 into the first convolution's bias (see provisioning.quantize).
+            q = np.clip(input_levels(pixel_values, scale, zero), info.min, info.max)
             # cv2.LUT wants a uint8 table; int8 values are stored by their bit pattern.
             self._lut = q.astype(self._input_dtype).view(np.uint8).reshape(1, 256)
             black = q[0]
