@@ -87,39 +87,56 @@ def qparams(lo: float, hi: float) -> Tuple[float, int]:
 class Calibration:
     activations: Dict[int, TensorStats]
     channel_ranges: Dict[int, Tuple[np.ndarray, np.ndarray]]  # head tensor -> per-channel (lo, hi)
-    equalization: Dict[int, np.ndarray]  # depthwise output tensor -> per-channel gain applied
+    equalization: Dict[int, np.ndarray]  # producer output tensor -> per-channel gain applied
     frames: int
     percentile: float
 
 
 def equalizable_pairs(graph: FloatGraph) -> List[Tuple[Node, Node]]:
-    """(depthwise, pointwise) pairs with nothing non-linear between them.
+    """(producer, consumer) convolutions with nothing between them that a positive per-channel gain
+    would not pass through unchanged: no op, or spatial PADs; the producer has no activation or a ReLU.
 
-    Scaling the depthwise conv's output channel c by g_c and the pointwise conv's input channel c by 1/g_c
-    leaves the float model's output unchanged, so the depthwise output, whose channels span very different
-    ranges, can share one int8 scale without drowning its small channels (cross-layer equalization).
+    Scaling the producer's output channel c by g_c (weights and bias) and the consumer's input channel c
+    by 1/g_c leaves the float model's output unchanged (ReLU and zero padding commute with a positive gain),
+    so a tensor whose channels span very different ranges can share one int8 scale without drowning its
+    small channels (cross-layer equalization). A depthwise consumer is quantized per channel, so dividing
+    its weights costs it nothing.
     """
     pairs = []
+    heads = {n.outputs[0] for n in head_nodes(graph)}
     for node in graph.nodes:
-        if node.op != "DEPTHWISE_CONV_2D" or node.activation != ACT_NONE:
+        if node.op not in COMPUTE or node.activation not in (ACT_NONE, ACT_RELU) or node.outputs[0] in heads:
             continue
-        consumers = graph.consumers(node.outputs[0])
-        if (len(consumers) == 1 and consumers[0].op == "CONV_2D" and consumers[0].inputs[0] == node.outputs[0]
-                and node.outputs[0] not in graph.outputs):
-            pairs.append((node, consumers[0]))
+        tensor = node.outputs[0]
+        while tensor not in graph.outputs:
+            consumers = graph.consumers(tensor)
+            if len(consumers) != 1:
+                break
+            nxt = consumers[0]
+            if nxt.op == "PAD" and not graph.constants[nxt.inputs[1]][-1].any():
+                tensor = nxt.outputs[0]
+                continue
+            depthwise_ok = nxt.op != "DEPTHWISE_CONV_2D" or graph.constants[nxt.inputs[1]].shape[3] == graph.shapes[tensor][-1]
+            if nxt.op in COMPUTE and nxt.inputs[0] == tensor and depthwise_ok:
+                pairs.append((node, nxt))
+            break
     return pairs
 
 
 def apply_equalization(graph: FloatGraph, calib: "Calibration") -> None:
     """Fold the calibrated per-channel gains into the weights (exact in float)."""
-    for dw, pw in equalizable_pairs(graph):
-        gain = calib.equalization.get(dw.outputs[0])
+    for producer, consumer in equalizable_pairs(graph):
+        gain = calib.equalization.get(producer.outputs[0])
         if gain is None:
             continue
-        graph.constants[dw.inputs[1]] = graph.constants[dw.inputs[1]] * gain.reshape(1, 1, 1, -1)
-        if len(dw.inputs) > 2 and dw.inputs[2] >= 0:
-            graph.constants[dw.inputs[2]] = graph.constants[dw.inputs[2]] * gain
-        graph.constants[pw.inputs[1]] = graph.constants[pw.inputs[1]] / gain.reshape(1, 1, 1, -1)
+        out_axis = 0 if producer.op == "CONV_2D" else 3
+        shape = [1, 1, 1, 1]
+        shape[out_axis] = -1
+        graph.constants[producer.inputs[1]] = graph.constants[producer.inputs[1]] * gain.reshape(shape)
+        if len(producer.inputs) > 2 and producer.inputs[2] >= 0:
+            graph.constants[producer.inputs[2]] = graph.constants[producer.inputs[2]] * gain
+        # Input channels are the last axis for both CONV_2D (O,H,W,I) and DEPTHWISE_CONV_2D (1,H,W,C).
+        graph.constants[consumer.inputs[1]] = graph.constants[consumer.inputs[1]] / gain.reshape(1, 1, 1, -1)
 
 
 def head_nodes(graph: FloatGraph) -> List[Node]:
@@ -190,8 +207,8 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
     regress_out = next(t for t in graph.outputs if graph.shapes[t][-1] == spec.num_coords)
     class_out = next(t for t in graph.outputs if graph.shapes[t][-1] == 1)
     head_values: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {n.outputs[0]: [] for n in heads}
-    dw_outputs = [dw.outputs[0] for dw, _ in equalizable_pairs(graph)]
-    channel_peaks: Dict[int, List[np.ndarray]] = {t: [] for t in dw_outputs}
+    equalized = [producer.outputs[0] for producer, _ in equalizable_pairs(graph)]
+    channel_peaks: Dict[int, List[np.ndarray]] = {t: [] for t in equalized}
     positive_logit = np.log(POSITIVE_SCORE / (1 - POSITIVE_SCORE))
 
     def run(frame: np.ndarray) -> None:
@@ -201,7 +218,7 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
 
     for frame in frames:  # pass 1: per-channel peaks for equalization, head values at face anchors
         run(frame)
-        for t in dw_outputs:
+        for t in equalized:
             values = interpreter.get_tensor(t)
             channel_peaks[t].append(np.abs(values).reshape(-1, values.shape[-1]).max(axis=0))
         positive = interpreter.get_tensor(class_out).reshape(-1) > positive_logit
