@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -158,7 +158,8 @@ def demo_walk(fps: float = 15.0) -> List[List[Person]]:
 
 
 def write_clip(path: Union[str, Path], script: Iterable[Sequence[Person]], fps: float = 15.0,
-               size: Tuple[int, int] = FRAME_SIZE, photo: np.ndarray = None) -> int:
+               size: Tuple[int, int] = FRAME_SIZE, photo: Optional[np.ndarray] = None,
+               blur: float = 0.9) -> int:
     """Render ``script`` (people per frame) to a video (``.mp4``: MPEG-4 part 2, ``.avi``: MJPG); returns frames."""
     path = Path(path)
     photo = astronaut_photo() if photo is None else photo
@@ -171,7 +172,10 @@ def write_clip(path: Union[str, Path], script: Iterable[Sequence[Person]], fps: 
     count = 0
     try:
         for people in script:
-            writer.write(cv2.cvtColor(compose(background, sprite, people), cv2.COLOR_RGB2BGR))
+            frame = compose(background, sprite, people)
+            if blur:  # a small camera's optics: also what keeps the clip small
+                frame = cv2.GaussianBlur(frame, (0, 0), blur)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             count += 1
     finally:
         writer.release()
