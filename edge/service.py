@@ -90,7 +90,8 @@ class EdgeService:
 
     def __init__(self, config: Any, config_path: Optional[Path] = None, *, notifier: Any = None,
                  camera: Optional[CameraSource] = None, display: Any = None, detector: Any = None,
-                 status_socket: Optional[Path] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 pack: Any = None, status_socket: Optional[Path] = None, serve_status: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path else None
         self.notifier = notifier
@@ -98,24 +99,25 @@ class EdgeService:
         self.camera: Optional[RetryingCamera] = None
         self.display = display
         self.detector = detector
-        self.pack: Any = None
+        self.pack: Any = pack
         self.tracker: Any = None
         self._tracker_frame_size: Optional[tuple] = None
         self._status_socket = status_socket
+        self._serve_status = serve_status
         self.status_server: Optional[StatusServer] = None
         self.clock = clock
 
         self.state = STARTING
         self.started_at = clock()
         self.index: Optional[int] = None       # the frame on screen
-        self.frames = 0                        # camera frames processed
+        self.frames = 0                        # camera frames through the whole pipeline
+        self.frames_read = 0                   # camera frames read (some may be skipped by a detector error)
         self.iterations = 0
         self.errors: Dict[str, int] = {"camera": 0, "detector": 0, "display": 0, "reload": 0, "request": 0}
         self.last_error: Optional[str] = None
         self.reloads = 0
         self.timing = {name: RollingStats() for name in ("capture", "detect", "gaze", "draw", "frame")}
         self._frame_times = RollingStats(60)   # timestamps of processed frames, for fps
-        self._last_frame_at: Optional[float] = None
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._requests: "queue.Queue[tuple[dict, Future]]" = queue.Queue()
@@ -123,7 +125,7 @@ class EdgeService:
         self._watchdog_every: Optional[float] = None
         self._last_status = 0.0
         self._ready_sent = False
-        self._last_frame: Optional[np.ndarray] = None
+        self.last_frame: Optional[np.ndarray] = None  # the newest camera frame, in memory only
         self.viewer_x: Optional[float] = None
 
     # --- building the parts from config ---------------------------------------------------------------
@@ -166,7 +168,8 @@ class EdgeService:
         self._status("starting: display")
         if self.display is None:
             self.display = self._make_display()
-        self.pack = self._load_pack(self.config)
+        if self.pack is None:
+            self.pack = self._load_pack(self.config)
         self.index = int(self.pack.centre_index)
         self.display.show_full(self.pack.frame_image(self.index))
         self._status("starting: detector")
@@ -175,9 +178,10 @@ class EdgeService:
         self._status("starting: camera")
         self.camera = self._make_camera(self.config, self._camera_override)
         self.camera.open()
-        path = self._status_socket or Path(self.config.service.status_socket)
-        self.status_server = StatusServer(path, self.handle_request, mode=int(self.config.service.socket_mode))
-        self.status_server.start()
+        if self._serve_status:
+            path = self._status_socket or Path(self.config.service.status_socket)
+            self.status_server = StatusServer(path, self.handle_request, mode=int(self.config.service.socket_mode))
+            self.status_server.start()
         if self.notifier is not None:
             from edge.sdnotify import watchdog_interval
 
@@ -255,7 +259,8 @@ class EdgeService:
 
     def _process(self, frame: tuple, t0: float, t1: float) -> None:
         rgb, t = frame
-        self._last_frame = rgb
+        self.frames_read += 1
+        self.last_frame = rgb
         size = (rgb.shape[1], rgb.shape[0])
         if self.tracker is None or size != self._tracker_frame_size:
             self.tracker = self._make_tracker(size)
@@ -451,9 +456,9 @@ class EdgeService:
 
     def _snapshot(self, source: str) -> dict:
         if source == "camera":
-            if self._last_frame is None:
+            if self.last_frame is None:
                 raise ValueError("no camera frame yet (camera state: %s)" % (self.camera.state if self.camera else "closed"))
-            image = self._last_frame.copy()  # debug capture on request only: never stored by the daemon
+            image = self.last_frame.copy()  # debug capture on request only: never stored by the daemon
         else:
             image = self.display.snapshot()
         data = png_bytes(image)

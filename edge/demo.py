@@ -1,0 +1,316 @@
+"""``mona-edge demo``: the whole Pi pipeline on a bundled clip, with pictures to show for it.
+
+The daemon's own loop (:class:`edge.service.EdgeService`) runs on a recording of a visitor walking through
+a room (made from a real photograph, see :mod:`edge.viewerclip`) with the real int8 detector, the gaze
+tracker and a headless display, frame by frame as fast as it goes. It writes:
+
+  * ``demo.mp4`` and ``demo.gif``: the camera's view with the chosen viewer boxed | the portrait as shown,
+  * ``plot.png``: the viewer's eye X and the chosen frame over time (drawn with Pillow: no matplotlib
+    on a Pi),
+  * ``latency.json``: per-stage p50/p95 in milliseconds, also printed.
+
+Only Pi dependencies are needed (numpy, Pillow, OpenCV, a TFLite runtime). ``python -m edge.demo
+make-clip OUT.mp4`` re-makes the bundled clip and needs scikit-image for the photograph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLIP_NAME = "viewer-walk.mp4"
+DEMO_FPS = 15.0
+#: Height of each half of the side-by-side video; the GIF is half that and every other frame.
+VIDEO_HEIGHT = 360
+GIF_HEIGHT = 180
+GIF_STEP = 2
+
+
+def asset_dirs(kind: str) -> List[Path]:
+    """Where bundled assets of ``kind`` (clips, packs) are looked for: installed share dir, then the source tree."""
+    dirs = []
+    if os.environ.get("MONA_EDGE_ASSETS"):
+        dirs.append(Path(os.environ["MONA_EDGE_ASSETS"]) / kind)
+    dirs.append(Path(sys.prefix) / "share" / "mona-edge" / kind)
+    dirs.append(Path(__file__).resolve().parent.parent / "assets" / kind)
+    return dirs
+
+
+def find_asset(kind: str, name: str) -> Path:
+    for folder in asset_dirs(kind):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{kind}/{name}: bundled asset not found in " + ", ".join(map(str, asset_dirs(kind))))
+
+
+def clip_frame_count(path: Path) -> int:
+    """Frames in a clip, counted by decoding (container headers can be wrong by a frame or two)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot decode this video")
+    count = 0
+    while cap.grab():
+        count += 1
+    cap.release()
+    if count == 0:
+        raise ValueError(f"{path}: no frames")
+    return count
+
+
+@dataclass
+class DemoTrace:
+    """What happened on each frame, for the plot and the tests."""
+
+    times: List[float] = field(default_factory=list)
+    viewer_x: List[Optional[float]] = field(default_factory=list)
+    index: List[int] = field(default_factory=list)
+    frame_width: int = 0
+    frame_count: int = 0
+    wall_seconds: float = 0.0
+    latency_ms: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"frames": len(self.times), "pack_frames": self.frame_count, "frame_width": self.frame_width,
+                "wall_seconds": round(self.wall_seconds, 3),
+                "pipeline_fps": round(len(self.times) / self.wall_seconds, 1) if self.wall_seconds else None,
+                "latency_ms": self.latency_ms}
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    width = max(1, int(round(w * height / h)))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if height < h else cv2.INTER_LINEAR)
+
+
+def side_by_side(camera: np.ndarray, viewer_box: Optional[np.ndarray], portrait: np.ndarray, index: int,
+                 frame_count: int, height: int = VIDEO_HEIGHT) -> np.ndarray:
+    """Camera view with the chosen viewer boxed | the portrait as the screen shows it, one RGB image."""
+    cam = Image.fromarray(_fit_height(camera, height))
+    draw = ImageDraw.Draw(cam)
+    scale = height / camera.shape[0]
+    if viewer_box is not None:
+        box = [float(v) * scale for v in viewer_box]
+        draw.rectangle(box, outline=(40, 255, 40), width=3)
+    draw.text((8, 8), "camera" + ("" if viewer_box is not None else " (nobody)"), fill=(255, 255, 255))
+    por = Image.fromarray(_fit_height(portrait, height))
+    ImageDraw.Draw(por).text((8, 8), f"frame {index}/{frame_count - 1}", fill=(255, 255, 255))
+    out = Image.new("RGB", (cam.width + 8 + por.width, height), (20, 20, 20))
+    out.paste(cam, (0, 0))
+    out.paste(por, (cam.width + 8, 0))
+    return np.asarray(out)
+
+
+def plot_trace(trace: DemoTrace, path: Path, size: Tuple[int, int] = (960, 480)) -> None:
+    """Two panels sharing a time axis: viewer eye X (camera px) above, chosen frame below."""
+    w, h = size
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    left, right = 70, w - 20
+    panels = [(30, h // 2 - 25), (h // 2 + 25, h - 45)]
+    t = np.asarray(trace.times, np.float64)
+    t0, t1 = (float(t[0]), float(t[-1])) if t.size > 1 else (0.0, 1.0)
+    span = max(t1 - t0, 1e-6)
+
+    def tx(v: float) -> float:
+        return left + (v - t0) / span * (right - left)
+
+    def axes(top: int, bottom: int, lo: float, hi: float, label: str, ticks: Sequence[float]) -> callable:
+        draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
+        draw.text((left, top - 16), label, fill=(0, 0, 0))
+
+        def ty(v: float) -> float:
+            return bottom - (v - lo) / (hi - lo) * (bottom - top)
+
+        for v in ticks:
+            y = ty(v)
+            draw.line([left - 4, y, left, y], fill=(0, 0, 0))
+            draw.line([left + 1, y, right - 1, y], fill=(225, 225, 225))
+            draw.text((8, y - 6), f"{v:g}", fill=(0, 0, 0))
+        return ty
+
+    # where nobody was seen: shaded in both panels
+    present = np.array([x is not None for x in trace.viewer_x])
+    for top, bottom in panels:
+        start = None
+        for i, p in enumerate(list(present) + [True]):
+            if not p and start is None:
+                start = i
+            elif p and start is not None:
+                x0 = tx(t[start]) if t.size else left
+                x1 = tx(t[min(i, t.size - 1)]) if t.size else right
+                draw.rectangle([x0, top + 1, max(x0 + 1, x1), bottom - 1], fill=(236, 236, 244))
+                start = None
+    width = max(1, trace.frame_width)
+    ty = axes(*panels[0], 0, width, "viewer eye X (camera px); shaded: nobody seen",
+              [0, width // 4, width // 2, 3 * width // 4, width])
+    for ti, x in zip(t, trace.viewer_x):
+        if x is not None:
+            cx, cy = tx(ti), ty(x)
+            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(30, 90, 200))
+    n = max(2, trace.frame_count)
+    ty = axes(*panels[1], 0, n - 1, "chosen frame (0 = looking left)",
+              sorted({0, (n - 1) // 2, n - 1}))
+    points = [(tx(ti), ty(i)) for ti, i in zip(t, trace.index)]
+    if len(points) > 1:
+        draw.line(points, fill=(200, 60, 30), width=2)
+    for s in range(0, int(span) + 1, max(1, int(span) // 12 or 1)):
+        x = tx(t0 + s)
+        draw.line([x, panels[1][1], x, panels[1][1] + 4], fill=(0, 0, 0))
+        draw.text((x - 6, panels[1][1] + 8), f"{s}", fill=(0, 0, 0))
+    draw.text(((left + right) // 2 - 30, h - 18), "time (s)", fill=(0, 0, 0))
+    img.save(path)
+
+
+def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: Optional[int] = None,
+             write_video: bool = True, write_gif: bool = True, screen_height: int = 480,
+             quiet: bool = False) -> DemoTrace:
+    """Run the daemon's loop over ``clip`` and write the demo's outputs into ``out_dir``."""
+    from edge.camera import VideoFileSource
+    from edge.config import load_config
+    from edge.detector import FaceDetector
+    from edge.display import open_display
+    from edge.pack import load_pack
+    from edge.service import EdgeService
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = clip_frame_count(clip)
+    if max_frames:
+        total = min(total, int(max_frames))
+    config = load_config(None)
+    natural = load_pack(pack_path)  # verify once at its own size to learn its shape
+    cw, ch = natural.screen_size
+    screen = (max(2, int(round(cw * screen_height / ch))), screen_height)
+    display = open_display("headless", size=screen)
+    pack = load_pack(pack_path, screen_size=display.size, rotation=0)
+    service = EdgeService(config, None, camera=VideoFileSource(clip, realtime=False, loop=False),
+                          display=display, detector=FaceDetector(None, "short", threads=1), pack=pack,
+                          serve_status=False)
+    trace = DemoTrace(frame_count=pack.frame_count)
+    writer = None
+    gif_frames: List[Image.Image] = []
+    service.start()
+    started = time.perf_counter()
+    try:
+        while service.frames_read < total:
+            before = service.frames_read
+            service.step()
+            if service.frames_read == before:
+                if service.camera.state != "ok":
+                    raise ValueError(f"{clip}: the camera source failed: {service.camera.last_error}")
+                continue
+            rgb = service.last_frame
+            trace.frame_width = rgb.shape[1]
+            trace.times.append(service.frames_read / DEMO_FPS)
+            trace.viewer_x.append(service.viewer_x)
+            trace.index.append(int(service.index))
+            if write_video or write_gif:
+                viewer = getattr(service.tracker, "viewer", None)
+                frame = side_by_side(rgb, None if viewer is None else viewer.box, display.snapshot(),
+                                     int(service.index), pack.frame_count)
+                if write_video:
+                    if writer is None:
+                        writer = cv2.VideoWriter(str(out_dir / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                 DEMO_FPS, (frame.shape[1], frame.shape[0]))
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                if write_gif and (service.frames_read - 1) % GIF_STEP == 0:
+                    small = _fit_height(frame, GIF_HEIGHT)
+                    gif_frames.append(Image.fromarray(small).quantize(colors=128, method=Image.Quantize.MEDIANCUT))
+    finally:
+        trace.wall_seconds = time.perf_counter() - started
+        service.shutdown()
+        if writer is not None:
+            writer.release()
+    trace.latency_ms = {name: {"p50": _ms(stats.percentile(50)), "p95": _ms(stats.percentile(95)),
+                               "samples": min(stats.count, stats.samples().size)}
+                        for name, stats in service.timing.items()}
+    if gif_frames:
+        gif_frames[0].save(out_dir / "demo.gif", save_all=True, append_images=gif_frames[1:],
+                           duration=int(1000 * GIF_STEP / DEMO_FPS), loop=0, optimize=True)
+    plot_trace(trace, out_dir / "plot.png")
+    (out_dir / "latency.json").write_text(json.dumps(trace.as_dict(), indent=2) + "\n")
+    if not quiet:
+        print(report(trace, out_dir))
+    return trace
+
+
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds * 1000.0, 2)
+
+
+def report(trace: DemoTrace, out_dir: Path) -> str:
+    seen = sum(x is not None for x in trace.viewer_x)
+    lines = [f"{len(trace.times)} frames in {trace.wall_seconds:.1f} s "
+             f"({len(trace.times) / max(trace.wall_seconds, 1e-9):.0f} fps through the whole pipeline, one core)",
+             f"viewer seen in {seen} frames; eyes used frames {min(trace.index)}..{max(trace.index)} "
+             f"of 0..{trace.frame_count - 1}",
+             "latency per frame (ms):   p50     p95"]
+    for name in ("capture", "detect", "gaze", "draw", "frame"):
+        stats = trace.latency_ms.get(name, {})
+        p50, p95 = stats.get("p50"), stats.get("p95")
+        lines.append(f"  {name:<22} {'-' if p50 is None else f'{p50:6.2f}'}  {'-' if p95 is None else f'{p95:6.2f}'}")
+    outputs = [p.name for p in (out_dir / "demo.mp4", out_dir / "demo.gif", out_dir / "plot.png",
+                                out_dir / "latency.json") if p.exists()]
+    lines.append(f"wrote {', '.join(outputs)} in {out_dir}")
+    return "\n".join(lines)
+
+
+def default_pack() -> Path:
+    """The configured pack if it is installed, else the bundled test pack."""
+    try:
+        from edge.config import load_config
+
+        path = Path(load_config(None).pack.path)
+        if path.exists():
+            return path
+    except (ValueError, OSError):
+        pass
+    return find_asset("packs", "test")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    clip = args.clip or find_asset("clips", CLIP_NAME)
+    pack = args.pack or default_pack()
+    run_demo(clip, pack, args.out, max_frames=args.frames, write_video=not args.no_video,
+             write_gif=not args.no_gif)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="run the whole pipeline on a bundled clip; writes video, plot, latency",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("mona-edge-demo"), help="output folder (default: ./mona-edge-demo)")
+    p.add_argument("--clip", type=Path, help=f"a video of viewers (default: the bundled {CLIP_NAME})")
+    p.add_argument("--pack", type=Path, help="a gaze pack (default: the configured one, else the bundled test pack)")
+    p.add_argument("--frames", type=int, help="stop after this many frames")
+    p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
+    p.add_argument("--no-gif", action="store_true", help="skip demo.gif")
+    p.set_defaults(handler=cmd_demo)
+
+
+def make_clip_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m edge.demo make-clip OUT.mp4``: re-make the bundled viewer clip (needs scikit-image)."""
+    from edge.viewerclip import demo_walk, write_clip
+
+    parser = argparse.ArgumentParser(prog="python -m edge.demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-clip", help="render the astronaut walking through a room")
+    p.add_argument("out", type=Path)
+    p.add_argument("--fps", type=float, default=DEMO_FPS)
+    args = parser.parse_args(argv)
+    count = write_clip(args.out, demo_walk(args.fps), args.fps)
+    print(f"{args.out}: {count} frames, {args.out.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(make_clip_main())
