@@ -340,6 +340,15 @@ class EdgeService:
         if self.config_path is None:
             log.info("reload: no config file to re-read")
             return False
+        if self.notifier is not None:
+            self.notifier.reloading("reloading config and pack")
+        try:
+            return self._reload()
+        finally:
+            if self.notifier is not None and self._ready_sent:
+                self.notifier.ready(self.status_line())  # systemd waits for READY=1 after RELOADING=1
+
+    def _reload(self) -> bool:
         from edge.config import load_config
 
         try:

@@ -1,0 +1,157 @@
+"""Pipeline benchmark: frames per second and per-stage cost on one core, and peak memory with a big pack.
+
+The daemon's own loop (edge.service.EdgeService) runs on the bundled viewer clip, decoded as fast as it
+goes, with the bundled int8 detector on one thread, the gaze tracker, and a 1080x1920 XRGB8888
+framebuffer *file* showing a 33-frame pack made here from the test pack scaled up (a portrait-mounted
+1080p screen with a full-size pack: the memory case that matters on a 1 GB Pi).
+
+    .venv/bin/python tests/bench/pipeline.py [--frames 600] [--camera-size 320x240]
+
+Figures printed: fps, per-stage p50/p95/mean (capture = decode + colour conversion here; on a Pi it is
+the picamera2 lores read), the share of each stage, the cost of a worst-case redraw, and peak RSS before
+and after the pack is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from edge.camera import VideoFileSource  # noqa: E402
+from edge.config import load_config  # noqa: E402
+from edge.detector import FaceDetector  # noqa: E402
+from edge.display import open_display  # noqa: E402
+from edge.pack import load_pack, write_pack  # noqa: E402
+from edge.service import EdgeService  # noqa: E402
+
+CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
+TEST_PACK = REPO / "assets" / "packs" / "test"
+SCREEN = (1080, 1920)
+FRAMES = 33
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def big_pack(out: Path) -> Path:
+    """A 33-frame pack on a 1080x1920 canvas: the test pack's frames interpolated and scaled up."""
+    small = load_pack(TEST_PACK)
+    cw, ch = small.screen_size
+    scale = SCREEN[1] / ch
+    canvas = (int(round(cw * scale)), SCREEN[1])
+    x, y, w, h = small.rect
+    pad = 4
+    px0 = max(0, int((x - pad) * scale))
+    py0 = max(0, int((y - pad) * scale))
+    px1 = min(canvas[0], int(np.ceil((x + w + pad) * scale)))
+    py1 = min(canvas[1], int(np.ceil((y + h + pad) * scale)))
+    base = cv2.resize(np.asarray(small.base), canvas, interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for i in range(FRAMES):
+        u = i * (small.frame_count - 1) / (FRAMES - 1)
+        a, b = int(np.floor(u)), min(small.frame_count - 1, int(np.floor(u)) + 1)
+        mix = cv2.addWeighted(small.frame_image(a), 1 - (u - a), small.frame_image(b), u - a, 0)
+        big = cv2.resize(mix, canvas, interpolation=cv2.INTER_CUBIC)
+        frames.append(np.ascontiguousarray(big[py0:py1, px0:px1]))
+        # outside the patch every frame must equal the base: paste the patch into the base's copy
+    eyes = {k: [v[0] * scale, v[1] * scale] for k, v in small.eyes.items()}
+    return write_pack(out, base=base, frames=frames, patch=(px0, py0, px1 - px0, py1 - py0),
+                      name="bench: test pack scaled to 1080x1920, 33 frames", eyes=eyes,
+                      span_deg=tuple(small.span_deg), generator={"method": "bench-scale", "parameters": {}},
+                      credits=[dict(c) for c in small.manifest.credits])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--camera-size", default="320x240", help="frames are resized to this (the Pi's lores)")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cam_w, cam_h = (int(v) for v in args.camera_size.lower().split("x"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = tmp / "clip.avi"
+        cap = cv2.VideoCapture(str(CLIP))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 15, (cam_w, cam_h))
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            writer.write(cv2.resize(bgr, (cam_w, cam_h), interpolation=cv2.INTER_AREA))
+        writer.release()
+        pack_dir = big_pack(tmp / "pack")
+
+        rss0 = current_rss_mb()
+        display = open_display("file", output=str(tmp / "fb"), size=SCREEN)
+        t = time.perf_counter()
+        pack = load_pack(pack_dir, screen_size=display.size)
+        load_s = time.perf_counter() - t
+        rss_pack = current_rss_mb()
+        service = EdgeService(load_config(None), None, camera=VideoFileSource(clip, realtime=False, loop=True),
+                              display=display, detector=FaceDetector(None, "short", threads=1), pack=pack,
+                              serve_status=False)
+        service.start()
+        for _ in range(20):  # warm-up
+            service.step()
+        for stats in service.timing.values():
+            stats.__init__(max(args.frames, 300))
+        start_frames = service.frames
+        t = time.perf_counter()
+        while service.frames - start_frames < args.frames:
+            service.step()
+        wall = time.perf_counter() - t
+        frames = service.frames - start_frames
+        # Worst-case redraw: every frame's patch, one after another.
+        t = time.perf_counter()
+        for i in range(pack.frame_count):
+            display.update(*pack.patch(i))
+        redraw = (time.perf_counter() - t) / pack.frame_count
+        t = time.perf_counter()
+        display.show_full(pack.frame_image(pack.centre_index))
+        full = time.perf_counter() - t
+        service.shutdown()
+
+    print(f"one core, camera {cam_w}x{cam_h}, bundled int8 short-range detector ({service.detector.runtime_name}), "
+          f"screen {SCREEN[0]}x{SCREEN[1]} XRGB8888 file, pack {pack.frame_count} frames, patch {pack.rect}")
+    print(f"{frames} frames in {wall:.2f} s: {frames / wall:.1f} fps through the whole loop")
+    print("stage          p50 ms   p95 ms  mean ms  share of frame")
+    frame_mean = service.timing["frame"].mean() or 1e-9
+    for name in ("capture", "detect", "gaze", "draw", "frame"):
+        s = service.timing[name]
+        if not s.count:
+            print(f"  {name:<10}      -        -        -")
+            continue
+        p50, p95, mean = s.percentile(50) * 1e3, s.percentile(95) * 1e3, s.mean() * 1e3
+        # draw runs only when the index changes: its share is per frame on average
+        share = (mean * s.count / frames) / (frame_mean * 1e3)
+        print(f"  {name:<10} {p50:8.2f} {p95:8.2f} {mean:8.2f}     {share:6.1%}" + (
+            f"  (drawn on {s.count} of {frames} frames)" if name == "draw" else ""))
+    print(f"worst-case redraw (one patch {pack.rect[2]}x{pack.rect[3]}): {redraw * 1e3:.2f} ms; "
+          f"full screen: {full * 1e3:.1f} ms ({full / max(redraw, 1e-9):.0f}x a patch)")
+    print(f"pack load: {load_s:.2f} s; RSS {rss0:.0f} MB before display+pack, {rss_pack:.0f} MB after "
+          f"(+{rss_pack - rss0:.0f} MB), peak RSS {peak_rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

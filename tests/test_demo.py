@@ -1,0 +1,102 @@
+"""``mona-edge demo`` and the viewer footage it runs on: real detector, real loop, real outputs."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge.demo import CLIP_NAME, DemoTrace, GIF_STEP, clip_frame_count, find_asset, plot_trace, run_demo
+from edge.detector import FaceDetector
+from edge.viewerclip import FRAME_SIZE, Person, demo_walk, eye_height, write_clip
+
+FPS = 15.0
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(None, "short", threads=1)
+
+
+def test_rendered_viewer_is_found_where_the_script_put_her(tmp_path, detector):
+    script = [[Person(w, x, eye_height(w))] for w, x in [(90, 150), (130, 320), (190, 470)]] + [[]]
+    clip = tmp_path / "check.avi"
+    assert write_clip(clip, script, FPS) == 4
+    cap = cv2.VideoCapture(str(clip))
+    for people in script:
+        ok, bgr = cap.read()
+        assert ok and bgr.shape == (FRAME_SIZE[1], FRAME_SIZE[0], 3)
+        faces = detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if not people:
+            assert faces == []  # the drawn room has no face in it
+            continue
+        assert len(faces) == 1
+        person = people[0]
+        assert faces[0].eye_midpoint[0] == pytest.approx(person.eye_x, abs=0.1 * person.face_width)
+        assert faces[0].eye_midpoint[1] == pytest.approx(person.eye_y, abs=0.1 * person.face_width)
+        assert faces[0].width == pytest.approx(person.face_width, rel=0.35)
+
+
+def test_bundled_clip_matches_its_script():
+    clip = find_asset("clips", CLIP_NAME)
+    assert clip.stat().st_size < 2_000_000
+    script = demo_walk(FPS)
+    assert clip_frame_count(clip) == len(script)
+    widths = [p.face_width for people in script for p in people]
+    assert min(widths) <= 62 and max(widths) >= 190  # nearer and farther
+    empty = [not people for people in script]
+    assert empty[0] and any(empty[len(empty) // 2:])  # an empty room, and leaving mid-way
+    assert (clip.parent / "NOTICE").read_text().count("public domain") >= 1
+
+
+def test_demo_runs_the_pipeline_and_writes_its_outputs(tmp_path):
+    pack = find_asset("packs", "test")
+    out = tmp_path / "demo"
+    trace = run_demo(find_asset("clips", CLIP_NAME), pack, out, quiet=True)
+    script = demo_walk(FPS)
+    n = len(script)
+    assert len(trace.times) == n
+    # Video: every frame, camera | portrait side by side.
+    cap = cv2.VideoCapture(str(out / "demo.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+    ok, first = cap.read()
+    assert ok and first.shape[0] == 360 and first.shape[1] > 480 + 100
+    gif = Image.open(out / "demo.gif")
+    assert gif.n_frames == (n + GIF_STEP - 1) // GIF_STEP
+    assert Image.open(out / "plot.png").size == (960, 480)
+    figures = json.loads((out / "latency.json").read_text())
+    assert figures["frames"] == n
+    for stage in ("capture", "detect", "gaze", "frame"):
+        assert figures["latency_ms"][stage]["p50"] > 0
+    assert figures["latency_ms"]["detect"]["p95"] < 100
+
+    # She is seen whenever her face is fully in frame and near enough for the short-range model.
+    seen = np.array([x is not None for x in trace.viewer_x])
+    visible = np.array([bool(people) and people[0].face_width >= 90 and 60 < people[0].eye_x < 580
+                        for people in script])
+    assert seen[visible].mean() > 0.9
+    # The eyes follow her: where she is seen, frame index and her X move together.
+    xs = np.array([x if x is not None else np.nan for x in trace.viewer_x])
+    idx = np.array(trace.index, float)
+    both = ~np.isnan(xs)
+    corr = np.corrcoef(xs[both], idx[both])[0, 1]
+    assert abs(corr) > 0.8, corr
+    assert max(trace.index) - min(trace.index) >= trace.frame_count - 3  # nearly the whole span is used
+
+
+def test_plot_marks_the_viewer_and_the_frame(tmp_path):
+    t = list(np.arange(30) / FPS)
+    trace = DemoTrace(times=t, viewer_x=[None] * 10 + [float(v) for v in np.linspace(100, 500, 20)],
+                      index=[4] * 10 + list(np.linspace(0, 8, 20).round().astype(int)), frame_width=640,
+                      frame_count=9)
+    plot_trace(trace, tmp_path / "p.png")
+    img = np.asarray(Image.open(tmp_path / "p.png").convert("RGB")).astype(int)
+    blue = (img[..., 2] > 150) & (img[..., 0] < 80)
+    red = (img[..., 0] > 150) & (img[..., 1] < 100) & (img[..., 2] < 80)
+    shade = (img[..., 0] == 236) & (img[..., 2] == 244)
+    assert blue[: 240].sum() > 50 and blue[240:].sum() == 0   # dots only in the upper panel
+    assert red[240:].sum() > 50 and red[:240].sum() == 0      # the frame line only in the lower one
+    assert shade[:, :300].sum() > 1000 and shade[:, 500:].sum() == 0  # "nobody" shaded at the start only
