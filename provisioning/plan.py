@@ -1,0 +1,348 @@
+"""What a provisioning run would install, named by content, and what it has to send for a given target.
+
+Everything is identified by hashes so that a second run with nothing changed is recognised from the
+target's answer alone: the software by the *contents* of its wheels (a rebuilt but identical wheel has new
+zip timestamps, not new code), the pack by its file checksums, config and unit by their bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from edge.install import file_sha256, tree_digest, tree_sums
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_DIST = "mona_edge"
+#: The Python the Pi's software needs (pyproject's requires-python).
+MIN_PYTHON = (3, 9)
+
+
+# -------------------------------------------------------------------------------------------- artifacts
+
+@dataclass(frozen=True)
+class Software:
+    """The project wheel and any wheelhouse carried along, as one content-named version."""
+
+    project_wheel: str
+    files: Dict[str, Path]  # wheel file name -> local path
+    sums: Dict[str, str]  # wheel file name -> sha256 of the file
+    hash: str
+    no_deps: bool
+    offline: bool
+    extras: Tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.files.values())
+
+
+@dataclass(frozen=True)
+class Pack:
+    root: Path
+    files: Dict[str, str]  # relative path -> sha256
+    sha: str
+
+    @property
+    def size(self) -> int:
+        return sum((self.root / rel).stat().st_size for rel in self.files)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A small file sent inline with the install command (config, unit)."""
+
+    source: str
+    data: bytes
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def spec(self) -> dict:
+        return {"sha": self.sha, "data": base64.b64encode(self.data).decode()}
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    software: Software
+    unit: Blob
+    pack: Optional[Pack] = None
+    config: Optional[Blob] = None
+
+
+def build_wheel(project_dir: Path, out_dir: Path) -> Path:
+    """``pip wheel --no-deps`` of the project; returns the wheel it wrote."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.glob(f"{PROJECT_DIST}-*.whl"))
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+            "-w", str(out_dir), str(project_dir)]
+    try:
+        import setuptools  # noqa: F401  (present: build offline, without an isolated build env)
+        argv.insert(4, "--no-build-isolation")
+    except ImportError:
+        pass
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"{project_dir}: building the wheel failed: {done.stderr.strip()[-500:]}")
+    wheels = sorted(out_dir.glob(f"{PROJECT_DIST}-*.whl"), key=lambda p: p.stat().st_mtime)
+    fresh = [w for w in wheels if w not in before] or wheels
+    return fresh[-1]
+
+
+def wheel_content_hash(path: Path) -> str:
+    """sha256 over member names and bytes, ignoring zip timestamps."""
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in sorted(zf.namelist()):
+                digest.update(name.encode() + b"\0")
+                digest.update(hashlib.sha256(zf.read(name)).digest())
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path}: not a wheel (bad zip file)") from None
+    return digest.hexdigest()
+
+
+def load_software(project_wheel: Path, wheelhouse: Optional[Path] = None, no_deps: bool = False,
+                  extras: Sequence[str] = ("pi",)) -> Software:
+    """With a wheelhouse the target installs offline (``--no-index``) from it; without one, the
+    dependencies come from the target's package index. ``no_deps`` installs the project wheel alone
+    over what the target's system site-packages already hold."""
+    if not project_wheel.name.startswith(f"{PROJECT_DIST}-") or project_wheel.suffix != ".whl":
+        raise ValueError(f"{project_wheel}: not a {PROJECT_DIST} wheel")
+    files = {project_wheel.name: project_wheel}
+    if wheelhouse is not None:
+        if not wheelhouse.is_dir():
+            raise ValueError(f"--wheelhouse {wheelhouse}: not a folder")
+        for wheel in sorted(wheelhouse.glob("*.whl")):
+            if not wheel.name.startswith(f"{PROJECT_DIST}-"):
+                files[wheel.name] = wheel
+    content = {name: wheel_content_hash(path) for name, path in files.items()}
+    options = {"no_deps": no_deps, "offline": wheelhouse is not None, "extras": sorted(extras)}
+    version = hashlib.sha256(json.dumps({"wheels": content, "options": options}, sort_keys=True).encode())
+    return Software(project_wheel=project_wheel.name, files=files,
+                    sums={name: file_sha256(path) for name, path in files.items()},
+                    hash=version.hexdigest()[:32], no_deps=no_deps, offline=wheelhouse is not None,
+                    extras=tuple(sorted(extras)))
+
+
+def manifest_checksums(manifest: dict) -> Dict[str, str]:
+    """Per-file sha256 a pack's manifest.json declares: ``files`` as {path: sha} or {path: {sha256}}
+    or a list of {path, sha256}."""
+    files = manifest.get("files", {})
+    if isinstance(files, dict):
+        items = [(rel, v.get("sha256") if isinstance(v, dict) else v) for rel, v in files.items()]
+    elif isinstance(files, list):
+        items = [(f.get("path") or f.get("name"), f.get("sha256")) for f in files if isinstance(f, dict)]
+    else:
+        raise ValueError(f"manifest.json: 'files' must be an object or a list, not {type(files).__name__}")
+    return {str(rel): str(sha).lower() for rel, sha in items if rel and sha}
+
+
+def load_pack(root: Path) -> Pack:
+    """Checksum every file; refuse a pack whose files no longer match its own manifest."""
+    manifest_path = root / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--pack {root}: not a gaze pack (no manifest.json)") from None
+    except ValueError as exc:
+        raise ValueError(f"{manifest_path}: not valid JSON ({exc})") from None
+    sums = tree_sums(root)
+    for rel, want in sorted(manifest_checksums(manifest).items()):
+        got = sums.get(rel)
+        if got is None:
+            raise ValueError(f"{root / rel}: listed in manifest.json but missing")
+        if got != want:
+            raise ValueError(f"{root / rel}: checksum mismatch with manifest.json (expected {want[:12]}, "
+                             f"got {got[:12]}); refusing the pack")
+    return Pack(root=root, files=sums, sha=tree_digest(sums))
+
+
+def load_config(path: Path) -> Blob:
+    data = path.read_bytes()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: send it unparsed, the daemon validates it
+        return Blob(str(path), data)
+    try:
+        tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
+    return Blob(str(path), data)
+
+
+def default_unit_file() -> Path:
+    """The repository's unit, or the copy a wheel install puts in share/mona-edge/systemd."""
+    for candidate in (REPO / "systemd/mona-edge.service",
+                      Path(sys.prefix) / "share/mona-edge/systemd/mona-edge.service"):
+        if candidate.is_file():
+            return candidate
+    raise ValueError("mona-edge.service: not found in the repository's systemd/ or share/mona-edge/systemd")
+
+
+def render_unit(text: str, prefix: str) -> bytes:
+    """The unit as installed under ``prefix``: its own paths moved there (a no-op for /)."""
+    root = prefix.rstrip("/")
+    if root:
+        for path in ("/opt/mona-edge", "/etc/mona-edge", "/var/lib/mona-edge"):
+            text = text.replace(path, root + path)
+    return text.encode()
+
+
+def load_unit(path: Optional[Path], prefix: str) -> Blob:
+    path = path or default_unit_file()
+    return Blob(str(path), render_unit(path.read_text(), prefix))
+
+
+# ------------------------------------------------------------------------------------- target checks
+
+def _wheel_fits(name: str, machine: str, python: str) -> bool:
+    parts = name[:-4].split("-")
+    pytag, abi, plat = parts[-3], parts[-2], parts[-1]
+    major, minor = python.split(".")[:2]
+    plat_ok = any(t == "any" or t.endswith(machine) for t in plat.split("."))
+    py_ok = any(not t.startswith("cp") or abi == "abi3" or t == f"cp{major}{minor}" for t in pytag.split("."))
+    return plat_ok and py_ok
+
+
+def check_target(probe: dict, artifacts: Artifacts) -> Tuple[List[str], List[str]]:
+    """Errors stop the run before anything is sent; warnings are printed and the run goes on."""
+    errors, warnings = [], []
+    python = probe["python"]
+    if tuple(int(v) for v in python.split(".")[:2]) < MIN_PYTHON:
+        errors.append(f"target Python {python}: mona-edge needs {'.'.join(map(str, MIN_PYTHON))} or newer")
+    machine = probe["machine"]
+    for name in artifacts.software.files:
+        if not _wheel_fits(name, machine, python):
+            errors.append(f"wheel {name}: not installable on the target ({machine}, Python {python})")
+    osr = probe["os_release"]
+    if "debian" not in (osr.get("ID", ""), *osr.get("ID_LIKE", "").split()):
+        warnings.append(f"target OS {osr.get('PRETTY_NAME', 'unknown')}: not Debian-based; untested")
+    if not probe["pi_model"]:
+        warnings.append(f"target is not a Raspberry Pi ({machine}): the picamera2 import check is skipped")
+    elif not probe["system_picamera2"]:
+        warnings.append("target has no python3-picamera2 (apt install python3-picamera2): "
+                        "the camera falls back to OpenCV")
+    if not probe["camera"]:
+        warnings.append("target has no camera device (/dev/video*): the eyes will rest at centre")
+    if not probe["display"]:
+        warnings.append("target has no display device (/dev/dri/card*, /dev/fb0)")
+    if probe["service_manager"].startswith("unusable"):
+        errors.append(probe["service_manager"][len("unusable: "):])
+    need_opt = 0 if probe["software_installed"] else 3 * artifacts.software.size + (
+        64 << 20 if artifacts.software.no_deps else 512 << 20)
+    need_lib = 0 if (artifacts.pack is None or probe["pack_installed"]) else 2 * artifacts.pack.size + (8 << 20)
+    for where, need in (("opt", need_opt), ("lib", need_lib)):
+        free = probe["free_bytes"][where]
+        if need > free:
+            errors.append(f"target free space under {where}: {free >> 20} MiB, needs about {need >> 20} MiB")
+    return errors, warnings
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+@dataclass
+class Upload:
+    """Files to send into one staging folder on the target (only those not already there intact)."""
+
+    what: str
+    dest: str  # path on the target
+    files: List[Tuple[Path, str]] = field(default_factory=list)  # (local path, relative name)
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p, _ in self.files)
+
+
+@dataclass
+class Plan:
+    uploads: List[Upload]
+    activate: dict
+    changes: List[str]
+    skipped: List[str]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.changes
+
+
+def _missing(want: Dict[str, str], staged: Dict[str, str], local: Dict[str, Path]) -> List[Tuple[Path, str]]:
+    return [(local[rel], rel) for rel, sha in sorted(want.items()) if staged.get(rel) != sha]
+
+
+def make_plan(artifacts: Artifacts, probe: dict, prefix: str, service_manager: str,
+              ready_command: Optional[List[str]] = None, ready_timeout: float = 60.0) -> Plan:
+    from edge.install import Layout
+
+    layout = Layout(prefix)
+    deployed = probe.get("deployed") or {}
+    sw = artifacts.software
+    uploads, changes, skipped = [], [], []
+    activate: dict = {"prefix": prefix, "service_manager": service_manager, "ready_timeout": ready_timeout}
+    if ready_command:
+        activate["ready_command"] = ready_command
+    if deployed.get("software") == sw.hash and probe["software_installed"]:
+        skipped.append(f"software {sw.hash[:12]}: already current")
+    else:
+        activate["software"] = {"hash": sw.hash, "project_wheel": sw.project_wheel, "wheels": sorted(sw.files),
+                                "sums": sw.sums, "no_deps": sw.no_deps, "offline": sw.offline,
+                                "extras": list(sw.extras), "check_imports": ["import edge"],
+                                "check_pi_camera": True}
+        if probe["software_installed"]:
+            changes.append(f"software {sw.hash[:12]}: installed earlier, switch to it")
+        else:
+            up = Upload("software", str(layout.software_staging(sw.hash)),
+                        _missing(sw.sums, probe["staged"]["software"], sw.files))
+            uploads.append(up)
+            changes.append(f"software {sw.hash[:12]}: send {len(up.files)} wheel(s), {up.size} bytes; "
+                           f"build a venv ({'no deps' if sw.no_deps else 'offline' if sw.offline else 'deps from the index'})")
+    pack = artifacts.pack
+    if pack is None:
+        if not deployed.get("pack"):
+            raise ValueError("the target has no gaze pack yet: pass --pack DIR")
+        skipped.append("pack: none given, the target's stays")
+    elif deployed.get("pack") == pack.sha and probe["pack_installed"]:
+        skipped.append(f"pack {pack.sha[:12]}: already current")
+    else:
+        activate["pack"] = {"sha": pack.sha, "files": pack.files}
+        if probe["pack_installed"]:
+            changes.append(f"pack {pack.sha[:12]}: installed earlier, switch to it")
+        else:
+            local = {rel: pack.root / rel for rel in pack.files}
+            up = Upload("pack", str(layout.pack_staging(pack.sha)), _missing(pack.files, probe["staged"]["pack"], local))
+            uploads.append(up)
+            changes.append(f"pack {pack.sha[:12]}: send {len(up.files)} of {len(pack.files)} files, {up.size} bytes")
+    config = artifacts.config
+    if config is None and not deployed.get("config"):
+        config = Blob("(empty: every setting at its default)", b"")
+    for kind, blob in (("config", config), ("unit", artifacts.unit)):
+        if blob is None:
+            skipped.append(f"{kind}: none given, the target's stays")
+        elif deployed.get(kind) == blob.sha:
+            skipped.append(f"{kind} {blob.sha[:12]}: already current")
+        else:
+            activate[kind] = blob.spec()
+            changes.append(f"{kind} {blob.sha[:12]}: from {blob.source}, {len(blob.data)} bytes")
+    if not changes and probe["service_state"] != "active":
+        changes.append(f"service is {probe['service_state']}: restart it")
+    return Plan(uploads=[u for u in uploads if u.files], activate=activate,
+                changes=changes, skipped=skipped)
+
+
+def format_plan(plan: Plan, target: str) -> str:
+    lines = [f"plan for {target}:"]
+    lines += [f"  change: {c}" for c in plan.changes] or ["  nothing to change: nothing sent, nothing restarted"]
+    lines += [f"  keep:   {s}" for s in plan.skipped]
+    if plan.changes:
+        lines.append("  then:   switch the current links, install config and unit, restart, wait for READY; "
+                     "on failure switch back")
+    return "\n".join(lines)
+

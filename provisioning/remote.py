@@ -1,0 +1,264 @@
+"""The SSH transport: the system OpenSSH client, key authentication, strict host-key checking.
+
+Why OpenSSH's binaries and not paramiko: they honour the user's agent, ``~/.ssh/config`` and
+known_hosts exactly as ``ssh`` at a terminal does, they are already on every workstation, and the Pi
+needs nothing but its stock sshd. One master connection (ControlMaster) carries every command of a
+run, so the host key is checked once and each later command costs no new handshake.
+
+Files travel as a tar stream written by Python into ``ssh ... tar -x``: the bytes are counted here (the
+transfer log that proves a second run sends nothing), and a connection dropped mid-stream leaves only a
+partial staging folder that the next run completes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, List, Optional, Sequence, Tuple
+
+import edge.install
+
+
+class HostKeyError(RuntimeError):
+    """The target's host key is unknown or changed; the message carries its fingerprint."""
+
+
+class TransferError(RuntimeError):
+    """The connection failed while files were being sent; the target still runs what it ran before."""
+
+
+class RemoteError(RuntimeError):
+    """A command on the target failed."""
+
+    def __init__(self, message: str, step: str = ""):
+        super().__init__(message)
+        self.step = step
+
+
+@dataclass
+class TransferLog:
+    """Every file sent and its size: what the idempotence guarantee is checked against."""
+
+    files: List[Tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+class _CountingWriter:
+    def __init__(self, raw: IO[bytes]):
+        self.raw, self.count = raw, 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def parse_destination(text: str) -> Tuple[str, str, int]:
+    """``user@host`` or ``user@host:port`` (a bracketed IPv6 host with a port: ``user@[::1]:2222``)."""
+    user, at, hostport = text.rpartition("@")
+    if not at or not user or not hostport:
+        raise ValueError(f"target {text!r}: expected user@host or user@host:port")
+    host, port = hostport, 22
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        if rest:
+            port = int(rest.lstrip(":"))
+    elif hostport.count(":") == 1:
+        host, port_text = hostport.split(":")
+        if not port_text.isdigit():
+            raise ValueError(f"target {text!r}: port {port_text!r} is not a number")
+        port = int(port_text)
+    return user, host, port
+
+
+class SshTarget:
+    """One target reached over SSH; use as a context manager so the master connection is closed."""
+
+    def __init__(self, user: str, host: str, port: int = 22, known_hosts: Optional[Path] = None,
+                 identity: Optional[Path] = None, ssh_program: str = "ssh", connect_timeout: int = 10):
+        self.user, self.host, self.port = user, host, port
+        self.known_hosts = known_hosts or Path.home() / ".ssh/known_hosts"
+        self.identity = identity
+        self.ssh_program = ssh_program
+        self.connect_timeout = connect_timeout
+        self.sudo = False  # set once the target says the login user is not root and the prefix is /
+        self.log = TransferLog()
+        self._control_dir: Optional[tempfile.TemporaryDirectory] = None
+
+    # ------------------------------------------------------------------------------- connection
+    @property
+    def name(self) -> str:
+        return f"{self.user}@{self.host}" + (f":{self.port}" if self.port != 22 else "")
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How known_hosts spells this host: a non-standard port is written ``[host]:port``."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def _options(self) -> List[str]:
+        opts = ["-p", str(self.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", f"ConnectTimeout={self.connect_timeout}",
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+        if self.identity:
+            opts += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+        if self._control_dir:
+            opts += ["-o", f"ControlPath={self._control_dir.name}/%C", "-o", "ControlMaster=no"]
+        return opts
+
+    def __enter__(self) -> "SshTarget":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Start the master connection; this is where an unknown or changed host key stops the run."""
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        self.known_hosts.touch(exist_ok=True)
+        control = tempfile.TemporaryDirectory(prefix="mona-ssh-")
+        argv = [self.ssh_program, *self._options(), "-o", f"ControlPath={control.name}/%C",
+                "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-N", "-f",
+                f"{self.user}@{self.host}"]
+        # -f forks the master into the background after authentication; its stderr goes to a file, so
+        # nothing here waits on a pipe the master keeps open.
+        with tempfile.TemporaryFile() as err:
+            code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err).returncode
+            err.seek(0)
+            message = err.read().decode(errors="replace").strip()
+        if code != 0:
+            control.cleanup()
+            self._raise_connect_error(message)
+        self._control_dir = control
+
+    def close(self) -> None:
+        if self._control_dir is None:
+            return
+        subprocess.run([self.ssh_program, "-o", f"ControlPath={self._control_dir.name}/%C", "-O", "exit",
+                        f"{self.user}@{self.host}"], capture_output=True)
+        self._control_dir.cleanup()
+        self._control_dir = None
+
+    # ----------------------------------------------------------------------------------- host keys
+    def scan_host_keys(self) -> List[Tuple[str, str]]:
+        """(fingerprint, known_hosts line) for every key the server presents right now."""
+        scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), self.host],
+                              capture_output=True, text=True)
+        found = []
+        for line in scan.stdout.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            fp = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=line + "\n", capture_output=True, text=True)
+            parts = fp.stdout.split()
+            if fp.returncode == 0 and len(parts) >= 2:
+                found.append((f"{parts[-1].strip('()')} {parts[1]}", line))
+        return found
+
+    def _raise_connect_error(self, message: str) -> None:
+        changed = "REMOTE HOST IDENTIFICATION HAS CHANGED" in message
+        if changed or "Host key verification failed" in message or "No " in message and "host key is known" in message:
+            presented = ", ".join(fp for fp, _ in self.scan_host_keys()) or "none (ssh-keyscan got no answer)"
+            if changed:
+                head = (f"host key of {self.known_hosts_name} has CHANGED since it was recorded in "
+                        f"{self.known_hosts}: if the Pi was re-flashed that is expected, otherwise someone may "
+                        f"be intercepting the connection.")
+            else:
+                head = f"host key of {self.known_hosts_name} is not in {self.known_hosts}."
+            example = presented.split(", ")[0].split(" ")[-1]
+            raise HostKeyError(f"{head} The server presents {presented}. Compare it with "
+                               f"`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Pi's console, then run "
+                               f"again with --accept-host-key {example}")
+        raise RemoteError(f"ssh {self.name}: {message or 'connection failed'}", step="connect")
+
+    def accept_host_key(self, fingerprint: str) -> None:
+        """Record the key the server presents, but only if it has the fingerprint the user verified."""
+        presented = self.scan_host_keys()
+        matches = [line for fp, line in presented if fp.split(" ")[-1] == fingerprint]
+        if not matches:
+            raise HostKeyError(f"--accept-host-key {fingerprint}: {self.known_hosts_name} does not present that key "
+                               f"(it presents {', '.join(fp for fp, _ in presented) or 'nothing'}); nothing recorded")
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        self.known_hosts.touch(exist_ok=True)
+        subprocess.run(["ssh-keygen", "-R", self.known_hosts_name, "-f", str(self.known_hosts)], capture_output=True)
+        Path(f"{self.known_hosts}.old").unlink(missing_ok=True)
+        with open(self.known_hosts, "a") as fh:
+            fh.write(matches[0] + "\n")
+
+    # ------------------------------------------------------------------------------------ commands
+    def _remote(self, argv: Sequence[str], shell: Optional[str] = None) -> List[str]:
+        command = shell if shell is not None else shlex.join(argv)
+        if self.sudo:
+            command = f"sudo -n sh -c {shlex.quote(command)}"
+        return [self.ssh_program, *self._options(), f"{self.user}@{self.host}", "--", command]
+
+    def run(self, argv: Sequence[str], input: Optional[bytes] = None, timeout: float = 3600) -> subprocess.CompletedProcess:
+        return subprocess.run(self._remote(argv), input=input, capture_output=True, timeout=timeout)
+
+    def helper(self, action: str, args: dict, timeout: float = 3600) -> dict:
+        """Run ``edge/install.py ACTION`` on the target: the script itself travels on stdin."""
+        payload = base64.b64encode(json.dumps(args).encode()).decode()
+        script = Path(edge.install.__file__).read_bytes()
+        done = self.run(["python3", "-", action, payload], input=script, timeout=timeout)
+        out = done.stdout.decode(errors="replace").strip().splitlines()
+        if done.returncode == 127:
+            raise RemoteError(f"{self.name}: no python3 on the target", step=action)
+        try:
+            result = json.loads(out[-1])
+        except (IndexError, ValueError):
+            err = done.stderr.decode(errors="replace").strip()
+            raise RemoteError(f"{self.name}: {action} failed (exit {done.returncode}): {err[-800:]}", step=action) from None
+        if not result.get("ok", True):
+            raise RemoteError(f"{result.get('step', action)} failed: {result.get('error')}", step=result.get("step", action))
+        return result
+
+    def stream_helper(self, action: str, args: dict) -> int:
+        """Run a helper action whose output goes straight to this terminal (``logs -f``)."""
+        payload = base64.b64encode(json.dumps(args).encode()).decode()
+        script = Path(edge.install.__file__).read_bytes()
+        with tempfile.NamedTemporaryFile() as fh:  # stdin carries the script; stdout is the terminal
+            fh.write(script)
+            fh.flush()
+            fh.seek(0)
+            return subprocess.run(self._remote(["python3", "-", action, payload]), stdin=fh).returncode
+
+    def upload(self, files: Sequence[Tuple[Path, str]], dest: str) -> int:
+        """Send ``files`` (local path, name relative to ``dest``) as one tar stream; returns bytes sent."""
+        command = f"mkdir -p {shlex.quote(dest)} && tar -x --no-same-owner -C {shlex.quote(dest)} -f -"
+        proc = subprocess.Popen(self._remote([], shell=command), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        writer = _CountingWriter(proc.stdin)
+        current = ""
+        try:
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for local, rel in files:
+                    current = rel
+                    info = tar.gettarinfo(str(local), arcname=rel)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mode = 0o644
+                    with open(local, "rb") as fh:
+                        tar.addfile(info, fh)
+                    self.log.files.append((f"{dest}/{rel}", info.size))
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        lines = proc.stderr.read().decode(errors="replace").splitlines()
+        err = "; ".join(line for line in dict.fromkeys(lines) if line.strip())  # one line, repeats dropped
+        code = proc.wait()
+        if code != 0:
+            raise TransferError(f"copy to {self.name}:{dest} broke off at {current} after {writer.count} bytes "
+                                f"(exit {code}: {err[-300:] or 'connection lost'}); the target still runs its "
+                                f"previous version; run again to send the rest")
+        return writer.count

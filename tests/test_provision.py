@@ -1,0 +1,325 @@
+"""``mona-edge provision`` against a real OpenSSH server on loopback, into an unprivileged target prefix.
+
+The bench, honestly stated: the target is this machine, so the Pi-side venv is built from this
+machine's ``/usr/bin/python3`` with ``--system-site-packages`` and only the project wheel is installed
+(``--no-deps``); the service runs under the plain-process supervisor (no systemd as PID 1 here), and the
+unit's ExecStart is a small stand-in daemon run by the *installed* venv's Python: it imports the installed
+``edge`` package, loads the pack the ``current`` link points at, refuses a pack marked broken, and writes
+the status JSON (``state``: READY) that the ready command reads, since ``mona-edge run``/``status`` belong
+to the runtime's issue.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edge.install
+from provisioning import flash
+from provisioning.commands import main as cli
+from provisioning.plan import REPO, Artifacts, build_wheel, load_pack, load_software, load_unit
+from provisioning.remote import HostKeyError, RemoteError, SshTarget, TransferError
+from provisioning.sdcard import check_card, write_card
+from sshd_fixture import sshd  # noqa: F401  (the fixture)
+
+DAEMON = r'''
+import json, os, signal, sys, time
+prefix, status_path = sys.argv[1], sys.argv[2]
+
+def write(state, **extra):
+    with open(status_path + ".tmp", "w") as fh:
+        json.dump(dict(state=state, pid=os.getpid(), **extra), fh)
+    os.replace(status_path + ".tmp", status_path)
+
+import edge  # the installed wheel, from the venv this runs in
+pack = os.path.realpath(os.path.join(prefix, "var/lib/mona-edge/packs/current"))
+software = os.path.realpath(os.path.join(prefix, "opt/mona-edge/current"))
+print("daemon starting: pack", os.path.basename(pack)[:12], flush=True)
+with open(os.path.join(pack, "manifest.json")) as fh:
+    manifest = json.load(fh)
+if manifest.get("broken"):
+    print("pack refused: marked broken", flush=True)
+    write("FAILED")
+    sys.exit(1)
+signal.signal(signal.SIGTERM, lambda *a: (write("STOPPED"), sys.exit(0)))
+write("READY", pack=os.path.basename(pack), software=os.path.basename(software), edge=os.path.realpath(edge.__file__))
+while True:
+    time.sleep(1)
+'''
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory):
+    """The project wheel (built once) and the stand-in daemon."""
+    root = tmp_path_factory.mktemp("bench")
+    wheel = build_wheel(REPO, root / "wheels")
+    daemon = root / "daemon.py"
+    daemon.write_text(DAEMON)
+    return {"wheel": wheel, "daemon": daemon, "root": root}
+
+
+def make_pack(folder: Path, seed: str, big: int = 4096, broken: bool = False) -> Path:
+    """A gaze-pack-shaped folder: a base image, frames, a manifest with per-file sha256."""
+    folder.mkdir(parents=True)
+    blobs = {"base.bin": big, "frames/00.bin": 3000, "frames/01.bin": 3000, "frames/02.bin": 3000}
+    files = {}
+    for rel, size in blobs.items():
+        data = b"".join(hashlib.sha256(f"{seed}{rel}{i}".encode()).digest() for i in range(size // 32 + 1))[:size]
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+        files[rel] = hashlib.sha256(data).hexdigest()
+    manifest = {"format": 1, "name": seed, "frames": 3, "files": files}
+    if broken:
+        manifest["broken"] = True
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+class Target:
+    """One unprivileged target prefix on the loopback sshd, and how to provision it."""
+
+    def __init__(self, server, bench, prefix: Path):
+        self.server, self.bench, self.prefix = server, bench, prefix
+        self.status_file = prefix / "status.json"
+        self.unit_file = prefix.parent / f"{prefix.name}-unit.service"
+        real = (REPO / "systemd/mona-edge.service").read_text()
+        exec_start = f"ExecStart=/opt/mona-edge/current/bin/python {bench['daemon']} {prefix} {self.status_file}"
+        self.unit_file.write_text("\n".join(exec_start if line.startswith("ExecStart=") else line
+                                            for line in real.splitlines()) + "\n")
+        self.ready = ["cat", str(self.status_file)]
+
+    def ssh(self, ssh_program: str = "ssh", known_hosts: Path = None) -> SshTarget:
+        return SshTarget(self.server.user, self.server.host, self.server.port,
+                         known_hosts=known_hosts or self.server.known_hosts, identity=self.server.identity,
+                         ssh_program=ssh_program)
+
+    def artifacts(self, pack: Path = None, config: bytes = None) -> Artifacts:
+        from provisioning.plan import Blob
+        return Artifacts(software=load_software(self.bench["wheel"], no_deps=True),
+                         unit=load_unit(self.unit_file, str(self.prefix)),
+                         pack=load_pack(pack) if pack else None,
+                         config=Blob("test", config) if config is not None else None)
+
+    def deploy(self, pack: Path = None, ssh_program: str = "ssh", config: bytes = None, messages=None):
+        options = flash.ProvisionOptions(prefix=str(self.prefix), service_manager="process",
+                                         ready_command=self.ready, ready_timeout=20)
+        with self.ssh(ssh_program) as target:
+            return flash.provision(target, self.artifacts(pack, config), options,
+                                   say=(messages.append if messages is not None else lambda _m: None))
+
+    def status(self) -> dict:
+        return json.loads(self.status_file.read_text())
+
+    def link(self, rel: str) -> str:
+        return Path(os.readlink(self.prefix / rel)).name
+
+    def cli_args(self) -> list:
+        return [self.server.destination, "--known-hosts", str(self.server.known_hosts),
+                "-i", str(self.server.identity), "--prefix", str(self.prefix), "--service-manager", "process"]
+
+
+@pytest.fixture
+def target(sshd, bench, tmp_path):  # noqa: F811
+    t = Target(sshd, bench, tmp_path / "target")
+    t.prefix.mkdir()
+    yield t
+    edge.install.stop({"prefix": str(t.prefix), "service_manager": "process"})
+
+
+def fault_ssh(folder: Path, filter_command: str) -> str:
+    """An ``ssh`` whose file uploads (the ``tar -x`` stream) pass through ``filter_command`` first:
+    ``head -c N`` is a connection dropped after N bytes, a byte flip is a corrupting link."""
+    wrapper = folder / "ssh-fault"
+    wrapper.write_text("#!/bin/sh\n"
+                       'case "$*" in\n'
+                       f'  *"tar -x"*) {filter_command} | exec ssh "$@" ;;\n'
+                       '  *) exec ssh "$@" ;;\n'
+                       "esac\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+def test_fresh_install_then_second_run_sends_and_restarts_nothing(target, tmp_path):
+    pack = make_pack(tmp_path / "pack-a", "a")
+    first = target.deploy(pack, config=b"[display]\nrotate = 90\n")
+    status = target.status()
+    assert status["state"] == "READY"
+    software = target.artifacts(pack).software.hash
+    pack_sha = load_pack(pack).sha
+    assert status["software"] == software and status["pack"] == pack_sha
+    assert status["edge"].startswith(str(target.prefix / "opt/mona-edge/versions" / software))
+    assert target.link("opt/mona-edge/current") == software
+    assert target.link("var/lib/mona-edge/packs/current") == pack_sha
+    assert (target.prefix / "etc/mona-edge/config.toml").read_bytes() == b"[display]\nrotate = 90\n"
+    assert "ExecStart=" + str(target.prefix / "opt/mona-edge/current/bin/python") in \
+        (target.prefix / "etc/systemd/system/mona-edge.service").read_text()
+    assert sorted(first.changed) == ["config", "pack", "software", "unit"] and first.restarted
+    sent = {name for name, _ in first.transfer.files}
+    assert any(name.endswith(".whl") for name in sent) and any(name.endswith("base.bin") for name in sent)
+    assert first.transfer.bytes > 0
+
+    messages = []
+    second = target.deploy(pack, config=b"[display]\nrotate = 90\n", messages=messages)
+    assert second.transfer.files == [] and second.transfer.bytes == 0
+    assert not second.restarted and second.plan.nothing_to_do
+    assert target.status()["pid"] == status["pid"]  # the same process: nothing restarted
+    assert any("nothing sent, nothing restarted" in m for m in messages)
+
+
+def test_pack_update_sends_only_the_pack_then_rollback_restores_it(target, tmp_path, capfd):
+    pack_a, pack_b = make_pack(tmp_path / "a", "a"), make_pack(tmp_path / "b", "b")
+    target.deploy(pack_a)
+    sha_a, sha_b = load_pack(pack_a).sha, load_pack(pack_b).sha
+    update = target.deploy(pack_b)
+    assert update.changed == ["pack"]
+    assert all("/packs/" in name and not name.endswith(".whl") for name, _ in update.transfer.files)
+    assert target.status()["pack"] == sha_b
+    assert (target.prefix / "var/lib/mona-edge/packs" / sha_a).is_dir()  # kept for rollback
+
+    ready = ["--ready-command", f"cat {target.status_file}"]
+    assert cli(["rollback", *target.cli_args(), *ready]) == 0
+    assert "rolled back (pack)" in capfd.readouterr().out
+    assert target.status()["pack"] == sha_a and target.link("var/lib/mona-edge/packs/current") == sha_a
+    deploy = json.loads((target.prefix / "var/lib/mona-edge/deploy.json").read_text())
+    assert deploy["current"]["pack"] == sha_a and deploy["previous"]["pack"] == sha_b
+
+    assert cli(["logs", *target.cli_args(), "-n", "3"]) == 0
+    out = capfd.readouterr().out.splitlines()  # the remote tail writes to this process's stdout
+    assert len(out) == 3 and out[-1] == f"daemon starting: pack {sha_a[:12]}"
+
+
+def test_copy_dropped_half_way_keeps_the_old_version_and_the_next_run_completes(target, tmp_path):
+    pack_a = make_pack(tmp_path / "a", "a")
+    pack_b = make_pack(tmp_path / "b", "b", big=400_000)
+    target.deploy(pack_a)
+    before = target.status()
+    dropped = fault_ssh(tmp_path, "head -c 200000")
+    with pytest.raises(TransferError, match=r"broke off at base\.bin .*still runs its previous version"):
+        target.deploy(pack_b, ssh_program=dropped)
+    assert target.status() == before  # same process, same pack
+    assert target.link("var/lib/mona-edge/packs/current") == load_pack(pack_a).sha
+    staged = target.prefix / "var/lib/mona-edge/packs" / f".staging-{load_pack(pack_b).sha}/base.bin"
+    assert 0 < staged.stat().st_size < 400_000  # really half a file on the target
+
+    resumed = target.deploy(pack_b)
+    assert target.status()["pack"] == load_pack(pack_b).sha
+    assert resumed.transfer.bytes < load_pack(pack_b).size  # only what had not arrived intact
+
+
+def test_corrupted_transfer_is_refused_by_checksum_and_the_old_version_keeps_running(target, tmp_path):
+    pack_a, pack_b = make_pack(tmp_path / "a", "a"), make_pack(tmp_path / "b", "b", big=50_000)
+    target.deploy(pack_a)
+    before = target.status()
+    flip = "python3 -c 'import sys; d = bytearray(sys.stdin.buffer.read()); d[20000] ^= 1; sys.stdout.buffer.write(d)'"
+    with pytest.raises(RemoteError, match=r"verify pack failed: .*base\.bin: checksum mismatch"):
+        target.deploy(pack_b, ssh_program=fault_ssh(tmp_path, flip))
+    assert target.status() == before
+
+
+def test_a_tampered_pack_is_refused_before_anything_is_sent(tmp_path):
+    pack = make_pack(tmp_path / "a", "a")
+    (pack / "frames/01.bin").write_bytes(b"not the frame the manifest describes")
+    with pytest.raises(ValueError, match=r"frames/01\.bin: checksum mismatch with manifest\.json"):
+        load_pack(pack)
+
+
+def test_a_new_version_that_never_gets_ready_is_switched_back(target, tmp_path):
+    pack_a = make_pack(tmp_path / "a", "a")
+    target.deploy(pack_a)
+    with pytest.raises(RemoteError, match=r"wait for READY failed: the service stopped.*pack refused.*"
+                                          r"switched back to the previous deployment; it is READY"):
+        target.deploy(make_pack(tmp_path / "bad", "bad", broken=True))
+    assert target.status()["state"] == "READY" and target.status()["pack"] == load_pack(pack_a).sha
+    assert target.link("var/lib/mona-edge/packs/current") == load_pack(pack_a).sha
+
+
+def test_unknown_and_changed_host_keys_stop_the_run_with_the_fingerprint(target, sshd, tmp_path):  # noqa: F811
+    fingerprint = sshd.fingerprint()
+    unknown = tmp_path / "empty_known_hosts"
+    with pytest.raises(HostKeyError, match=rf"not in .*presents ED25519 {fingerprint}.*--accept-host-key {fingerprint}"):
+        target.ssh(known_hosts=unknown).open()
+
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    changed = tmp_path / "changed_known_hosts"
+    kind, key = (tmp_path / "other.pub").read_text().split()[:2]
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {kind} {key}\n")
+    with pytest.raises(HostKeyError, match=rf"CHANGED.*presents ED25519 {fingerprint}"):
+        target.ssh(known_hosts=changed).open()
+
+    with pytest.raises(HostKeyError, match="does not present that key"):
+        target.ssh(known_hosts=changed).accept_host_key("SHA256:" + "A" * 43)
+    assert key in changed.read_text()  # nothing recorded on a wrong fingerprint
+    accepting = target.ssh(known_hosts=changed)
+    accepting.accept_host_key(fingerprint)
+    with accepting:
+        assert accepting.run(["true"]).returncode == 0
+    assert key not in changed.read_text()
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(target, bench, tmp_path, capsys):
+    pack = make_pack(tmp_path / "a", "a")
+    argv = ["provision", *target.cli_args(), "--wheel", str(bench["wheel"]), "--no-deps", "--pack", str(pack),
+            "--unit", str(target.unit_file), "--ready-command", f"cat {target.status_file}", "--dry-run"]
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "change: software" in out and "change: pack" in out and "sent 0 file(s), 0 bytes" in out
+    assert not (target.prefix / "opt").exists()
+    assert cli(argv[:-1]) == 0
+    assert target.status()["state"] == "READY"
+
+
+def test_sd_card_is_staged_and_first_boot_finishes_the_install(bench, tmp_path):
+    boot, root = tmp_path / "bootfs", tmp_path / "rootfs"
+    boot.mkdir()
+    (boot / "cmdline.txt").write_text("console=serial0,115200 console=tty1 root=PARTUUID=6c586e13-02 "
+                                      "rootfstype=ext4 fsck.repair=yes rootwait\n")
+    (boot / "config.txt").write_text("dtoverlay=vc4-kms-v3d\ncamera_auto_detect=1\n")
+    for folder in ("etc/systemd/system", "usr/bin", "opt"):
+        (root / folder).mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_CODENAME=bookworm\n')
+    with pytest.raises(ValueError, match="no cmdline.txt"):
+        check_card(root, root)  # the root partition is not a boot partition
+    pack = make_pack(tmp_path / "pack", "a")
+    # The unit is rendered for the card's mount point only because this bench boots it from there.
+    bench_target = Target(None, bench, root)
+    artifacts = bench_target.artifacts(pack)
+    for _ in range(2):  # writing twice changes nothing more
+        write_card(boot, root, artifacts)
+    cmdline = (boot / "cmdline.txt").read_text()
+    assert cmdline.count("\n") == 1 and cmdline.split().count("consoleblank=0") == 1
+    assert (boot / "ssh").exists()
+    wants = root / "etc/systemd/system/multi-user.target.wants/mona-edge-firstboot.service"
+    assert os.readlink(wants) == "/etc/systemd/system/mona-edge-firstboot.service"
+    assert (root / "etc/systemd/system/mona-edge-firstboot.service").read_bytes() == \
+        (REPO / "systemd/mona-edge-firstboot.service").read_bytes()
+    plan_file = root / "opt/mona-edge/firstboot/plan.json"
+    assert json.loads(plan_file.read_text())["software"]["offline"] is False
+
+    # First power-up, as the first-boot unit runs it (here under the mount point, with the supervisor).
+    args = {"prefix": str(root), "service_manager": "process", "ready_command": bench_target.ready}
+    try:
+        done = subprocess.run(["/usr/bin/python3", str(root / "opt/mona-edge/firstboot/install.py"), "firstboot",
+                               base64.b64encode(json.dumps(args).encode()).decode()],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["status"]["state"] == "READY"
+        assert bench_target.status()["pack"] == load_pack(pack).sha
+        assert not plan_file.exists() and (root / "opt/mona-edge/firstboot/plan.done.json").exists()
+    finally:
+        edge.install.stop({"prefix": str(root), "service_manager": "process"})
+
+
+def test_python_m_entry_point_shows_the_three_commands():
+    done = subprocess.run([sys.executable, "-m", "provisioning.commands", "--help"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0 and all(c in done.stdout for c in ("provision", "rollback", "logs"))
