@@ -175,13 +175,13 @@ class EdgeService:
         self._status("starting: detector")
         if self.detector is None:
             self.detector = self._make_detector(self.config)
-        self._status("starting: camera")
-        self.camera = self._make_camera(self.config, self._camera_override)
-        self.camera.open()
-        if self._serve_status:
+        if self._serve_status:  # before the camera: a camera that hangs on open can still be asked about
             path = self._status_socket or Path(self.config.service.status_socket)
             self.status_server = StatusServer(path, self.handle_request, mode=int(self.config.service.socket_mode))
             self.status_server.start()
+        self._status("starting: camera")
+        self.camera = self._make_camera(self.config, self._camera_override)
+        self.camera.open()
         if self.notifier is not None:
             from edge.sdnotify import watchdog_interval
 
