@@ -1,0 +1,744 @@
+"""The one config file, ``/etc/mona-edge/config.toml``, validated into frozen dataclasses.
+
+Why so strict: the frame hangs on a wall and is configured over SSH by someone who will not read a
+traceback. Every key has a default, so a missing or empty file runs the portrait; every mistake is refused
+at load with ONE line naming the file, the section, the key, the value and what is allowed; an unknown key
+is a mistake too, because a typo that silently does nothing is the hardest bug to find on a wall.
+
+The key reference is the field metadata below; :func:`dump_default_config` prints it as a commented TOML
+file (``mona-edge config --default``), which is also the documentation of every key. In brief:
+
+=============  ==============================================================================================
+section        keys
+=============  ==============================================================================================
+``[camera]``   source, device, path, width, height, fps, loop, realtime, hflip, vflip, retry_initial_s,
+               retry_max_s
+``[detector]`` range, model, threads, min_score
+``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
+               one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, idle_seconds, static_seconds,
+               static_px, sticky_margin, sticky_seconds, calibration_left_x, calibration_centre_x,
+               calibration_right_x
+``[display]``  sink, device, drm_card, rotation, width, height, output
+``[pack]``     path
+``[service]``  status_socket, socket_mode, log_level, watchdog, ready_timeout
+=============  ==============================================================================================
+
+Geometry conventions (shared with :mod:`edge.gaze`): "left" and "right" are always as seen by a viewer
+standing in front of the picture and facing it. ``camera_offset_mm.x`` is the camera's position relative
+to the portrait's eyes, positive when the camera is to the viewer's right of the eyes; ``.y`` is positive
+when the camera is above the eyes.
+
+Names that other modules use: :class:`CameraConfig` keeps ``source`` as the camera module names it
+(``"file"``; ``"video"`` is accepted as the same thing) and offers ``size``/``retry_initial``/``retry_max``;
+:class:`DisplayConfig` keeps ``sink`` as the display module names it (``"fbdev"``; ``"framebuffer"`` is
+accepted as the same thing) and offers ``kind``/``size``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tempfile
+import textwrap
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ImportError:  # Python 3.9/3.10 on older Raspberry Pi OS images
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:
+        _toml = None  # type: ignore[assignment]
+
+DEFAULT_CONFIG_PATH = Path("/etc/mona-edge/config.toml")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message is one line naming file, key and allowed values."""
+
+
+def _require_toml():
+    if _toml is None:
+        raise ConfigError("reading config.toml needs Python 3.11+ (tomllib) or the 'tomli' package: "
+                          "pip install tomli")
+    return _toml
+
+
+# --- TOML values: written by write_config_values, and quoted the same way in error messages -------
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_value(value: Any) -> str:
+    """TOML for the value types a config holds (also how values are quoted in error messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (str, Path)):
+        out = []
+        for ch in str(value):
+            if ch in _ESCAPES:
+                out.append(_ESCAPES[ch])
+            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                out.append(f"\\u{ord(ch):04x}")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a config value")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return key
+    return _toml_value(key)
+
+
+
+# --- rules: how one key's value is checked --------------------------------------------------------------
+class _Invalid(Exception):
+    """Raised by a rule; the builder turns it into the one-line :class:`ConfigError`."""
+
+
+class _Rule:
+    #: The phrase after "expected" in an error message, also printed in the default config.
+    expected = ""
+
+    def parse(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class _Choice(_Rule):
+    """One of a few strings (or ints). ``store`` maps another accepted spelling to the value kept, so the
+    documented name and the name the consuming module uses can differ without either side guessing."""
+
+    def __init__(self, *accepted: Any, store: Optional[Mapping[Any, Any]] = None) -> None:
+        self.accepted = accepted
+        self.store = dict(store or {})
+        self.expected = "one of " + ", ".join(_toml_value(v) for v in accepted)
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, bool) or value not in self.accepted:
+            raise _Invalid
+        return self.store.get(value, value)
+
+
+class _Number(_Rule):
+    """A finite number in ``lo..hi`` (inclusive); ``integer`` refuses fractions."""
+
+    def __init__(self, lo: float, hi: float, integer: bool = False) -> None:
+        self.lo, self.hi, self.integer = lo, hi, integer
+        self.expected = f"{'an integer' if integer else 'a number'} in {_num(lo)}..{_num(hi)}"
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid
+        if self.integer and not isinstance(value, int):
+            raise _Invalid
+        if not math.isfinite(value) or not self.lo <= value <= self.hi:
+            raise _Invalid
+        return int(value) if self.integer else float(value)
+
+
+class _Flag(_Rule):
+    expected = "true or false"
+
+    def parse(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise _Invalid
+        return value
+
+
+class _PathRule(_Rule):
+    expected = "a file path (a non-empty string)"
+
+    def parse(self, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise _Invalid
+        return Path(value)
+
+
+class _CameraDevice(_Rule):
+    expected = 'a camera number (integer >= 0) or a device path such as "/dev/video0"'
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 63:
+            return value
+        if isinstance(value, str) and value.startswith("/dev/") and len(value) > 5:
+            return value
+        raise _Invalid
+
+
+class _DevicePath(_Rule):
+    expected = 'a device path such as "/dev/fb0"'
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("/") and len(value) > 1:
+            return value
+        raise _Invalid
+
+
+class _FileMode(_Rule):
+    expected = 'a permission mode such as 0o660 (TOML octal integer) or "0660"'
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, str) and value and all(c in "01234567" for c in value) and len(value) <= 4:
+            return int(value, 8)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+            return value
+        raise _Invalid
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _key(rule: _Rule, default: Any, doc: str, example: Any = None) -> Any:
+    """A dataclass field carrying its rule and its documentation (``example`` shown for optional keys)."""
+    return field(default=default, metadata={"rule": rule, "doc": doc, "example": example})
+
+
+# --- the schema ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CameraConfig:
+    """Where frames come from. The detector letterboxes every frame to 128 (short) or 192 (full range)
+    px, so capture size changes neither range nor keypoint precision much; 640x480 is a lores stream every
+    camera offers cheaply."""
+
+    source: str = _key(_Choice("picamera2", "opencv", "video", "file", store={"video": "file"}), "picamera2",
+                       'picamera2 (Pi camera module, lores stream), opencv (USB camera), or "video" / "file" '
+                       '(a video file played as a camera: demos, tests)')
+    device: Union[int, str, None] = _key(_CameraDevice(), None,
+                                         'camera number, or for opencv also a node such as "/dev/video0" '
+                                         '(default: the first camera)', 0)
+    path: Optional[Path] = _key(_PathRule(), None, 'the video file, required when source = "video"',
+                                "/var/lib/mona-edge/viewer.mp4")
+    width: int = _key(_Number(64, 4096, integer=True), 640, "capture width in pixels")
+    height: int = _key(_Number(48, 4096, integer=True), 480, "capture height in pixels")
+    fps: float = _key(_Number(1, 120), 30.0, "frames per second asked of the camera (video: override the file's)")
+    loop: bool = _key(_Flag(), True, "video: start again at the end instead of failing")
+    realtime: bool = _key(_Flag(), True, "video: pace frames at the file's fps instead of as fast as they decode")
+    hflip: bool = _key(_Flag(), False, "flip camera images left-right (if you do, set [gaze] mirror = true)")
+    vflip: bool = _key(_Flag(), False, "flip camera images upside down (a camera mounted upside down)")
+    retry_initial_s: float = _key(_Number(0.05, 600), 1.0, "first wait before reopening a failed camera, seconds")
+    retry_max_s: float = _key(_Number(0.05, 3600), 30.0, "longest wait between reopen attempts (doubles up to it)")
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return (self.width, self.height)
+
+    @property
+    def retry_initial(self) -> float:
+        return self.retry_initial_s
+
+    @property
+    def retry_max(self) -> float:
+        return self.retry_max_s
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The BlazeFace model. "full" range: a living room sees viewers 1-5 m away, beyond short range's ~2 m."""
+
+    range: str = _key(_Choice("short", "full"), "full", "BlazeFace model: short (within ~2 m) or full (to ~5 m)")
+    model: Optional[Path] = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
+                                 "/var/lib/mona-edge/models/face_detection_full_range_int8.tflite")
+    threads: int = _key(_Number(1, 4, integer=True), 2,
+                        "interpreter threads (the Pi 4/5 has 4 cores; leave some to the display)")
+    min_score: Optional[float] = _key(_Number(0.01, 0.99), None,
+                                      "face confidence threshold (default: the model's own, about 0.5)", 0.6)
+
+
+@dataclass(frozen=True)
+class Offset:
+    """The camera's position relative to the portrait's eyes, millimetres (see module docstring)."""
+
+    x: float = _key(_Number(-5000, 5000), 0.0, "mm, positive: camera to the viewer's right of the eyes")
+    y: float = _key(_Number(-5000, 5000), 0.0, "mm, positive: camera above the eyes")
+
+
+@dataclass(frozen=True)
+class GazeConfig:
+    """From faces to a frame index: mapping, smoothing, and the rules that keep the eyes calm."""
+
+    mapping: str = _key(_Choice("geometry", "linear"), "geometry",
+                        "geometry: true angle from the portrait's eyes (fov, ipd, camera offset); "
+                        "linear: camera X straight to frames (uses calibration_* if set)")
+    fov_deg: float = _key(_Number(20, 170), 62.2,
+                          "camera's horizontal field of view in degrees (Pi camera v2 62.2, v3 66, v3 wide 102)")
+    camera_offset_mm: Offset = _key(None, Offset(),  # type: ignore[arg-type]
+                                    "where the camera is relative to the portrait's eyes, mm: "
+                                    "x > 0 = to the viewer's right, y > 0 = above")
+    ipd_mm: float = _key(_Number(40, 90), 63.0, "viewer's inter-pupil distance in mm (adult average 63)")
+    mirror: bool = _key(_Flag(), False,
+                        "true when camera images are already mirrored (camera hflip, or a selfie-style webcam)")
+    one_euro_min_cutoff: float = _key(_Number(0.01, 30), 0.8,
+                                      "One Euro filter: cutoff (Hz) when the viewer is still; lower = calmer")
+    one_euro_beta: float = _key(_Number(0, 10), 0.05,
+                                "One Euro filter: how fast the cutoff rises with speed (per deg/s); higher = less lag")
+    one_euro_d_cutoff: float = _key(_Number(0.01, 30), 1.0, "One Euro filter: cutoff (Hz) of the speed estimate")
+    hysteresis: float = _key(_Number(0, 1), 0.3,
+                             "the filtered angle must pass the shown frame's bin edge by this fraction of a "
+                             "frame step before the frame changes")
+    max_speed_fps: float = _key(_Number(1, 1000), 24.0, "eyes move at most this many frames per second")
+    idle_seconds: float = _key(_Number(0, 3600), 4.0,
+                               "after this long with nobody seen, the eyes drift back to the centre frame")
+    static_seconds: float = _key(_Number(1, 86400), 15.0,
+                                 "a face that stays still this long is a picture, not a viewer, and is ignored")
+    static_px: float = _key(_Number(0, 100), 4.0,
+                            "'still' means its (smoothed) eye midpoint stays within +-static_px camera pixels")
+    sticky_margin: float = _key(_Number(0, 10), 0.3,
+                                "another face must be this fraction wider than the viewer to take over")
+    sticky_seconds: float = _key(_Number(0, 60), 1.0, "... and stay that much wider this many seconds")
+    calibration_left_x: Optional[float] = _key(_Number(0, 1), None,
+                                               "linear mapping: camera X (0..1 of frame width, as the camera "
+                                               "delivers it) of a viewer the portrait should look fully left at; "
+                                               "written by mona-edge calibrate", 0.82)
+    calibration_centre_x: Optional[float] = _key(_Number(0, 1), None,
+                                                 "linear mapping: camera X of a viewer straight in front", 0.5)
+    calibration_right_x: Optional[float] = _key(_Number(0, 1), None,
+                                                "linear mapping: camera X of a viewer to look fully right at", 0.18)
+
+    @property
+    def calibration(self) -> Optional[Tuple[float, float, float]]:
+        """``(left_x, centre_x, right_x)`` or None; load_config guarantees all three or none, in order."""
+        if self.calibration_left_x is None:
+            return None
+        return (self.calibration_left_x, self.calibration_centre_x, self.calibration_right_x)  # type: ignore
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """Where the portrait is drawn."""
+
+    sink: str = _key(_Choice("pygame", "framebuffer", "fbdev", "file", "headless", store={"framebuffer": "fbdev"}), "pygame",
+                     "pygame (KMS/DRM full screen), framebuffer (/dev/fb0), file (a raw framebuffer-layout "
+                     "file: tests), headless (memory only)")
+    device: Optional[str] = _key(_DevicePath(), None, "framebuffer: the device (default /dev/fb0)", "/dev/fb1")
+    drm_card: Optional[int] = _key(_Number(0, 15, integer=True), None,
+                                   "pygame: /dev/dri/cardN to use (a Pi 5's display is not always card0)", 1)
+    rotation: int = _key(_Choice(0, 90, 180, 270), 0, "degrees clockwise the picture is turned on screen")
+    width: Optional[int] = _key(_Number(16, 8192, integer=True), None,
+                                "screen width in pixels (required for file and headless)", 1080)
+    height: Optional[int] = _key(_Number(16, 8192, integer=True), None,
+                                 "screen height in pixels (required for file and headless)", 1920)
+    output: Optional[Path] = _key(_PathRule(), None, "file: the file to write frames into", "/tmp/mona-edge.fb")
+
+    @property
+    def kind(self) -> str:
+        return self.sink
+
+    @property
+    def size(self) -> Optional[Tuple[int, int]]:
+        return None if self.width is None else (self.width, self.height)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """The gaze pack shown; provisioning switches the ``current`` symlink atomically."""
+
+    path: Path = _key(_PathRule(), Path("/var/lib/mona-edge/packs/current"), "the gaze pack folder or archive")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The daemon's own settings."""
+
+    status_socket: Path = _key(_PathRule(), Path("/run/mona-edge/status.sock"),
+                               "Unix socket answering mona-edge status (no network listener)")
+    socket_mode: int = _key(_FileMode(), 0o660, "permissions of the status socket (group: the service's group)")
+    log_level: str = _key(_Choice("debug", "info", "warning", "error"), "info", "journal verbosity")
+    watchdog: bool = _key(_Flag(), True, "feed systemd's watchdog (WatchdogSec) while the loop really runs")
+    ready_timeout: float = _key(_Number(1, 3600), 30.0,
+                                "seconds to wait for the camera before reporting ready anyway (degraded)")
+
+
+SECTIONS: Dict[str, type] = {
+    "camera": CameraConfig,
+    "detector": DetectorConfig,
+    "gaze": GazeConfig,
+    "display": DisplayConfig,
+    "pack": PackConfig,
+    "service": ServiceConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``path`` is the file it came from (None: built-in defaults)."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    gaze: GazeConfig = field(default_factory=GazeConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    path: Optional[Path] = field(default=None, compare=False)
+
+
+# --- building and checking ----------------------------------------------------------------------------
+def _unknown(where: str, key: str, allowed: Sequence[str]) -> ConfigError:
+    guess = difflib.get_close_matches(key, allowed, n=1)
+    hint = f' (did you mean "{guess[0]}"?)' if guess else ""
+    return ConfigError(f'{where} unknown key "{key}"{hint}: expected one of {", ".join(allowed)}')
+
+
+def _build(cls: type, table: Any, where: str, prefix: str = "") -> Any:
+    """One section (or nested table) from its TOML table; ``where`` is ``"file: [section]"``."""
+    known = {f.name: f for f in fields(cls)}
+    for key in table:
+        if key not in known:
+            raise _unknown(where, prefix + key, [prefix + k for k in known])
+    values = {}
+    for name, f in known.items():
+        if name not in table:
+            continue
+        value = table[name]
+        rule = f.metadata["rule"]
+        if rule is None:  # a nested table with its own fields
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where} {prefix}{name} = {_toml_value(value)}: expected a table such as "
+                                  f"{_toml_value(_dataclass_dict(f.default))}")
+            values[name] = _build(type(f.default), value, where, prefix=f"{prefix}{name}.")
+            continue
+        try:
+            values[name] = rule.parse(value)
+        except _Invalid:
+            raise ConfigError(f"{where} {prefix}{name} = {_toml_value(value)}: expected {rule.expected}") from None
+    return cls(**values)
+
+
+def _fail(where: str, key: str, value: Any, message: str) -> ConfigError:
+    return ConfigError(f"{where} {key} = {_toml_value(value)}: {message}")
+
+
+def _cross_check(cfg: Config, name: str) -> None:
+    """Rules between keys: each names the key that is wrong and the one it depends on."""
+    cam = cfg.camera
+    at = f"{name}: [camera]"
+    if cam.source == "file" and cam.path is None:
+        raise ConfigError(f'{at} path: required when source = "video" (the video file to play)')
+    if cam.source != "file" and cam.path is not None:
+        raise _fail(at, "path", str(cam.path), f'only used when source = "video" (source is "{cam.source}")')
+    if cam.source == "file" and cam.device is not None:
+        raise _fail(at, "device", cam.device, 'not used when source = "video"; use path')
+    if cam.source == "picamera2" and isinstance(cam.device, str):
+        raise _fail(at, "device", cam.device, 'expected a camera number (integer >= 0) for source = "picamera2"')
+    if cam.retry_max_s < cam.retry_initial_s:
+        raise _fail(at, "retry_max_s", cam.retry_max_s, f"expected a number >= retry_initial_s ({cam.retry_initial_s})")
+
+    d = cfg.display
+    at = f"{name}: [display]"
+    shown = "framebuffer" if d.sink == "fbdev" else d.sink
+    if (d.width is None) != (d.height is None):
+        missing = "height" if d.height is None else "width"
+        raise ConfigError(f"{at} {missing}: required when {'width' if missing == 'height' else 'height'} is set")
+    if d.sink in ("file", "headless") and d.width is None:
+        raise ConfigError(f'{at} width: required (with height) when sink = "{shown}"')
+    if d.sink == "file" and d.output is None:
+        raise ConfigError(f'{at} output: required when sink = "file" (the file to write frames into)')
+    for key, value, wanted in (("output", d.output, "file"), ("device", d.device, "fbdev"),
+                               ("drm_card", d.drm_card, "pygame")):
+        if value is not None and d.sink != wanted:
+            want = "framebuffer" if wanted == "fbdev" else wanted
+            raise _fail(at, key, value if not isinstance(value, Path) else str(value),
+                        f'only used when sink = "{want}" (sink is "{shown}")')
+
+    g = cfg.gaze
+    at = f"{name}: [gaze]"
+    cal = {k: getattr(g, f"calibration_{k}") for k in ("left_x", "centre_x", "right_x")}
+    given = [k for k, v in cal.items() if v is not None]
+    if given and len(given) != 3:
+        missing = next(k for k, v in cal.items() if v is None)
+        raise ConfigError(f"{at} calibration_{missing}: required with calibration_{given[0]} "
+                          "(left_x, centre_x and right_x go together)")
+    if given:
+        l, c, r = cal["left_x"], cal["centre_x"], cal["right_x"]
+        if not (l < c < r or l > c > r):
+            raise _fail(at, "calibration_centre_x", c, f"expected a value strictly between calibration_left_x ({l}) "
+                        f"and calibration_right_x ({r})")
+
+
+def _from_data(data: Mapping[str, Any], name: str, path: Optional[Path]) -> Config:
+    for key, value in data.items():
+        if key not in SECTIONS:
+            guess = difflib.get_close_matches(key, list(SECTIONS), n=1)
+            hint = f" (did you mean [{guess[0]}]?)" if guess else ""
+            what = f"unknown section [{key}]" if isinstance(value, dict) else f'key "{key}" outside any section'
+            raise ConfigError(f"{name}: {what}{hint}: expected sections "
+                              + ", ".join(f"[{s}]" for s in SECTIONS))
+    built = {}
+    for section, cls in SECTIONS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: {section} = {_toml_value(table)}: expected a [{section}] table")
+        built[section] = _build(cls, table, f"{name}: [{section}]")
+    cfg = Config(**built, path=path)
+    _cross_check(cfg, name)
+    return cfg
+
+
+def _read_data(path: Path) -> Dict[str, Any]:
+    toml = _require_toml()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return toml.loads(text)
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: Optional[Union[str, Path]] = None) -> Config:
+    """Read and validate a config file.
+
+    ``None`` means :data:`DEFAULT_CONFIG_PATH`. A missing or empty file gives the defaults when it is the
+    default location (a fresh install has none); a path named explicitly must exist, because a mistyped
+    ``--config`` silently running on defaults would look like the config being ignored.
+    """
+    explicit = path is not None
+    p = Path(path) if explicit else DEFAULT_CONFIG_PATH
+    if not p.exists():
+        if explicit and p != DEFAULT_CONFIG_PATH:
+            raise ConfigError(f"{p}: no such config file")
+        return Config()
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file")
+    return _from_data(_read_data(p), str(p), p)
+
+
+def config_from_dict(data: Mapping[str, Any], name: str = "<config>") -> Config:
+    """Validate already-parsed TOML data (tests, tools that build a config in memory)."""
+    return _from_data(data, name, None)
+
+
+def calibration_keys(left_x: float, centre_x: float, right_x: float,
+                     frame_width: Optional[float] = None) -> Dict[str, Any]:
+    """The ``[gaze]`` values ``mona-edge calibrate`` writes for three measured eye-midpoint positions.
+
+    Positions are normalised camera X (0..1); pass ``frame_width`` to give them in camera pixels instead.
+    Calibrating also selects ``mapping = "linear"``: calibration numbers that the default geometry mapping
+    ignored would be exactly the kind of setting that silently does nothing.
+    """
+    xs = [float(v) for v in (left_x, centre_x, right_x)]
+    if frame_width is not None:
+        if not frame_width > 0:
+            raise ValueError(f"calibration: frame width {frame_width!r} must be positive")
+        xs = [x / float(frame_width) for x in xs]
+    return {"mapping": "linear", "calibration_left_x": round(xs[0], 4), "calibration_centre_x": round(xs[1], 4),
+            "calibration_right_x": round(xs[2], 4)}
+
+
+# --- writing TOML -------------------------------------------------------------------------------------
+def _emit(data: Mapping[str, Any]) -> str:
+    """A whole document: plain keys first, then one ``[section]`` per table (nested tables inline)."""
+    lines: List[str] = []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if lines:
+                lines.append("")
+            lines.append(f"[{_toml_key(key)}]")
+            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+    return "\n".join(lines) + "\n"
+
+
+def _dataclass_dict(obj: Any) -> Dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _header_name(line: str) -> Optional[str]:
+    """The table name of a ``[a.b]`` header line (bare keys only), else None."""
+    s = line.strip()
+    if not s.startswith("[") or s.startswith("[["):
+        return None
+    end = s.find("]")
+    if end < 0 or s[end + 1:].strip()[:1] not in ("", "#"):
+        return None
+    parts = [p.strip() for p in s[1:end].split(".")]
+    if not all(p and all(c.isascii() and (c.isalnum() or c in "_-") for c in p) for p in parts):
+        return None
+    return ".".join(parts)
+
+
+def _is_header(line: str) -> bool:
+    return line.lstrip().startswith("[")
+
+
+def _line_key(line: str) -> Optional[str]:
+    s = line.strip()
+    if not s or s.startswith("#") or "=" not in s:
+        return None
+    key = s.split("=", 1)[0].strip()
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else None
+
+
+def _edit_text(text: str, section: str, values: Mapping[str, Any]) -> str:
+    """Set ``values`` in ``[section]`` by editing lines, so the user's comments and layout survive.
+
+    Handles the plain layout people write; anything cleverer (multi-line values, dotted keys, inline
+    tables for the section) is caught by the caller, which re-parses the result and falls back to
+    re-emitting the whole file.
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _header_name(line) == section), None)
+    pending = dict(values)
+    if start is None:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines.append(f"[{section}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in pending.items())
+        return "\n".join(lines) + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if _is_header(lines[i])), len(lines))
+    last_key_line = start
+    for i in range(start + 1, end):
+        key = _line_key(lines[i])
+        if key is None:
+            continue
+        last_key_line = i
+        if key in pending:
+            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+            lines[i] = f"{indent}{_toml_key(key)} = {_toml_value(pending.pop(key))}"
+    new = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in pending.items()]
+    lines[last_key_line + 1:last_key_line + 1] = new
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, data: bytes, mode: Optional[int]) -> None:
+    """Write next to ``path`` then rename over it: a power cut leaves the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(str(path.parent), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def write_config_values(path: Union[str, Path], section: str, values: Mapping[str, Any]) -> Config:
+    """Set ``values`` in ``[section]`` of the config at ``path``, keeping everything else; returns the result.
+
+    The merged config is validated first, so a bad value never reaches the file. Lines are edited in
+    place (comments survive); if the file's layout defeats that, the document is re-emitted from its parsed
+    data (values survive, comments do not). The previous file is kept as ``<path>.bak`` and the new one
+    replaces it atomically.
+    """
+    p = Path(path)
+    if section not in SECTIONS:
+        raise ConfigError(f"{p}: unknown section [{section}]: expected one of "
+                          + ", ".join(f"[{s}]" for s in SECTIONS))
+    toml = _require_toml()
+    exists = p.exists()
+    old_text = ""
+    old_bytes = b""
+    if exists:
+        old_bytes = p.read_bytes()
+        data = _read_data(p)
+        old_text = old_bytes.decode("utf-8")
+    else:
+        data = {}
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    table = merged.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{p}: {section} = {_toml_value(table)}: expected a [{section}] table")
+    table.update(values)
+    config = _from_data(merged, str(p), p)
+
+    text = _edit_text(old_text, section, values)
+    try:
+        faithful = toml.loads(text) == merged
+    except toml.TOMLDecodeError:
+        faithful = False
+    if not faithful:
+        text = _emit(merged)
+    mode = None
+    if exists:
+        mode = p.stat().st_mode & 0o7777
+        _atomic_write(p.with_name(p.name + ".bak"), old_bytes, mode)
+    else:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        mode = 0o644
+    _atomic_write(p, text.encode("utf-8"), mode)
+    return config
+
+
+def dump_default_config() -> str:
+    """The default config as commented TOML: every key, its default, and what it does.
+
+    Optional keys without a default are shown commented out with an example value. Loading the text
+    gives exactly the defaults (a test checks).
+    """
+    out = ["# mona-edge configuration: /etc/mona-edge/config.toml",
+           "# Every key is optional; these are the defaults. Left/right are as seen by a viewer facing the",
+           "# picture. Unknown keys are refused. Reload with: sudo systemctl reload mona-edge", ""]
+    for section, cls in SECTIONS.items():
+        doc = " ".join((cls.__doc__ or "").replace("``", "").split())
+        out.extend(_comment(doc))
+        out.append(f"[{section}]")
+        for f in fields(cls):
+            rule, text, example = f.metadata["rule"], f.metadata["doc"], f.metadata["example"]
+            allowed = f" [{rule.expected}]" if rule is not None else ""
+            out.extend(_comment(text + allowed))
+            if rule is None:
+                out.append(f"{f.name} = {_toml_value(_dataclass_dict(f.default))}")
+            elif f.default is None:
+                out.append(f"# {f.name} = {_toml_value(example)}")
+            else:
+                out.append(f"{f.name} = {_display_value(f.name, f.default, rule)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _comment(text: str) -> List[str]:
+    return ["# " + line for line in textwrap.wrap(text, 104)]
+
+
+def _display_value(name: str, value: Any, rule: _Rule) -> str:
+    """Defaults written the way a person would type them (a file mode in octal)."""
+    if isinstance(rule, _FileMode):
+        return f"0o{value:o}"
+    return _toml_value(value)
+
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "ConfigError", "Config", "CameraConfig", "DetectorConfig", "GazeConfig", "Offset",
+    "DisplayConfig", "PackConfig", "ServiceConfig", "SECTIONS", "load_config", "config_from_dict",
+    "write_config_values", "dump_default_config", "calibration_keys",
+]

@@ -1,0 +1,282 @@
+"""Config: defaults, one-line errors that name the key and what is allowed, and faithful writes."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edge.config import (DEFAULT_CONFIG_PATH, Config, ConfigError, Offset, calibration_keys, config_from_dict,
+                         dump_default_config, load_config, write_config_values)
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{p}: "), message
+    return message
+
+
+# --- defaults -----------------------------------------------------------------------------------------
+def test_empty_file_gives_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    assert cfg == Config()
+    assert cfg.path == tmp_path / "config.toml"
+    assert cfg.camera.source == "picamera2" and cfg.camera.size == (640, 480)
+    assert cfg.camera.retry_initial == 1.0 and cfg.camera.retry_max == 30.0
+    assert cfg.detector.range == "full" and cfg.detector.model is None and cfg.detector.min_score is None
+    assert cfg.gaze.mapping == "geometry" and cfg.gaze.fov_deg == pytest.approx(62.2)
+    assert cfg.gaze.camera_offset_mm == Offset(0.0, 0.0) and cfg.gaze.ipd_mm == 63.0
+    assert cfg.gaze.calibration is None
+    assert cfg.display.kind == "pygame" and cfg.display.size is None and cfg.display.device is None
+    assert cfg.pack.path == Path("/var/lib/mona-edge/packs/current")
+    assert cfg.service.status_socket == Path("/run/mona-edge/status.sock")
+    assert cfg.service.socket_mode == 0o660 and cfg.service.log_level == "info"
+
+
+def test_missing_default_file_gives_defaults_but_a_named_file_must_exist(tmp_path, monkeypatch):
+    import edge.config as config
+
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    assert config.load_config(None) == Config()
+    assert config.load_config(tmp_path / "absent.toml") == Config()
+    with pytest.raises(ConfigError, match=r"typo\.toml: no such config file"):
+        config.load_config(tmp_path / "typo.toml")
+    assert DEFAULT_CONFIG_PATH == Path("/etc/mona-edge/config.toml")
+
+
+def test_values_are_read_and_typed(tmp_path):
+    cfg = load_config(write(tmp_path, """
+[camera]
+source = "video"
+path = "/srv/clip.mp4"
+width = 320
+height = 240
+fps = 15
+realtime = false
+
+[detector]
+range = "short"
+threads = 4
+min_score = 0.6
+
+[gaze]
+mapping = "linear"
+fov_deg = 66
+camera_offset_mm = { x = 200, y = -150.5 }
+mirror = true
+
+[display]
+sink = "framebuffer"
+device = "/dev/fb1"
+rotation = 270
+
+[service]
+socket_mode = "0640"
+log_level = "debug"
+"""))
+    assert cfg.camera.source == "file" and cfg.camera.path == Path("/srv/clip.mp4")
+    assert cfg.camera.size == (320, 240) and cfg.camera.fps == 15.0 and isinstance(cfg.camera.fps, float)
+    assert cfg.camera.realtime is False
+    assert (cfg.detector.range, cfg.detector.threads, cfg.detector.min_score) == ("short", 4, 0.6)
+    assert cfg.gaze.camera_offset_mm == Offset(200.0, -150.5) and cfg.gaze.mirror is True
+    assert cfg.display.kind == "fbdev" and cfg.display.device == "/dev/fb1" and cfg.display.rotation == 270
+    assert cfg.service.socket_mode == 0o640 and cfg.service.log_level == "debug"
+
+
+def test_dump_default_config_is_commented_and_loads_as_the_defaults(tmp_path):
+    text = dump_default_config()
+    assert load_config(write(tmp_path, text)) == Config()
+    data = tomllib.loads(text)
+    assert set(data) == {"camera", "detector", "gaze", "display", "pack", "service"}
+    # every key is documented: a comment line right above each key line
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith(("#", "[")):
+            assert lines[i - 1].startswith("#"), line
+    # optional keys appear as commented examples that are themselves valid
+    examples = "\n".join(l[2:] for l in lines if l.startswith("# ") and " = " in l and "[" not in l.split("=")[0])
+    assert "# min_score = 0.6" in text and "# calibration_left_x = 0.82" in text
+    assert "calibration_right_x = 0.18" in examples
+
+
+# --- errors: one line, key, value and what is allowed -------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ('[camera]\nsource = "webcam"',
+     '[camera] source = "webcam": expected one of "picamera2", "opencv", "video", "file"'),
+    ("[camera]\nwidth = 320.5", "[camera] width = 320.5: expected an integer in 64..4096"),
+    ('[camera]\ndevice = "video0"',
+     '[camera] device = "video0": expected a camera number (integer >= 0) or a device path such as "/dev/video0"'),
+    ('[camera]\nloop = "yes"', '[camera] loop = "yes": expected true or false'),
+    ("[camera]\nretry_initial_s = 0", "[camera] retry_initial_s = 0: expected a number in 0.05..600"),
+    ('[detector]\nrange = "long"', '[detector] range = "long": expected one of "short", "full"'),
+    ("[detector]\nthreads = 8", "[detector] threads = 8: expected an integer in 1..4"),
+    ("[detector]\nmin_score = 1.5", "[detector] min_score = 1.5: expected a number in 0.01..0.99"),
+    ('[detector]\nmodel = ""', '[detector] model = "": expected a file path (a non-empty string)'),
+    ('[gaze]\nfov_deg = "wide"', '[gaze] fov_deg = "wide": expected a number in 20..170'),
+    ("[gaze]\nfov_deg = true", "[gaze] fov_deg = true: expected a number in 20..170"),
+    ('[gaze]\nmapping = "cubic"', '[gaze] mapping = "cubic": expected one of "geometry", "linear"'),
+    ("[gaze]\nhysteresis = 1.5", "[gaze] hysteresis = 1.5: expected a number in 0..1"),
+    ("[gaze]\ncamera_offset_mm = 200", "[gaze] camera_offset_mm = 200: expected a table such as { x = 0.0, y = 0.0 }"),
+    ('[gaze]\ncamera_offset_mm = { x = "left" }', '[gaze] camera_offset_mm.x = "left": expected a number in -5000..5000'),
+    ("[gaze]\ncalibration_left_x = 2", "[gaze] calibration_left_x = 2: expected a number in 0..1"),
+    ("[gaze]\nmax_speed_fps = inf", "[gaze] max_speed_fps = inf: expected a number in 1..1000"),
+    ('[display]\nsink = "x11"',
+     '[display] sink = "x11": expected one of "pygame", "framebuffer", "fbdev", "file", "headless"'),
+    ("[display]\nrotation = 45", "[display] rotation = 45: expected one of 0, 90, 180, 270"),
+    ('[display]\ndevice = "fb0"', '[display] device = "fb0": expected a device path such as "/dev/fb0"'),
+    ("[display]\ndrm_card = -1", "[display] drm_card = -1: expected an integer in 0..15"),
+    ("[pack]\npath = 3", "[pack] path = 3: expected a file path (a non-empty string)"),
+    ('[service]\nlog_level = "loud"', '[service] log_level = "loud": expected one of "debug", "info", "warning", "error"'),
+    ("[service]\nsocket_mode = 0o1777",
+     '[service] socket_mode = 1023: expected a permission mode such as 0o660 (TOML octal integer) or "0660"'),
+    ("[service]\nwatchdog = 1", "[service] watchdog = 1: expected true or false"),
+])
+def test_bad_value_is_one_line_naming_key_and_allowed_values(tmp_path, text, expected):
+    message = error_of(tmp_path, text)
+    assert message == f"{tmp_path / 'config.toml'}: {expected}"
+
+
+def test_unknown_keys_and_sections_are_refused(tmp_path):
+    message = error_of(tmp_path, "[gaze]\nfov = 62")
+    assert '[gaze] unknown key "fov" (did you mean "fov_deg"?)' in message
+    assert "expected one of mapping, fov_deg, camera_offset_mm," in message
+    message = error_of(tmp_path, "[gaze]\ncamera_offset_mm = { x = 1, z = 2 }")
+    assert '[gaze] unknown key "camera_offset_mm.z"' in message and "camera_offset_mm.x, camera_offset_mm.y" in message
+    message = error_of(tmp_path, "[gazes]\nmirror = true")
+    assert "unknown section [gazes] (did you mean [gaze]?)" in message and "[camera], [detector]" in message
+    message = error_of(tmp_path, "mirror = true")
+    assert 'key "mirror" outside any section' in message
+    message = error_of(tmp_path, "camera = 3")
+    assert message.endswith("camera = 3: expected a [camera] table")
+
+
+def test_syntax_and_encoding_errors_are_one_line(tmp_path):
+    message = error_of(tmp_path, "[gaze\nfov_deg = 1")
+    assert "not valid TOML" in message and "line 1" in message
+    p = tmp_path / "config.toml"
+    p.write_bytes(b"[gaze]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[camera]\nsource = "video"', '[camera] path: required when source = "video"'),
+    ('[camera]\npath = "/x.mp4"', '[camera] path = "/x.mp4": only used when source = "video" (source is "picamera2")'),
+    ('[camera]\nsource = "picamera2"\ndevice = "/dev/video0"',
+     '[camera] device = "/dev/video0": expected a camera number (integer >= 0) for source = "picamera2"'),
+    ("[camera]\nretry_initial_s = 10\nretry_max_s = 5", "[camera] retry_max_s = 5.0: expected a number >= retry_initial_s"),
+    ('[display]\nsink = "headless"', '[display] width: required (with height) when sink = "headless"'),
+    ('[display]\nsink = "file"\nwidth = 64\nheight = 48', '[display] output: required when sink = "file"'),
+    ("[display]\nwidth = 64", "[display] height: required when width is set"),
+    ('[display]\ndevice = "/dev/fb0"', '[display] device = "/dev/fb0": only used when sink = "framebuffer" (sink is "pygame")'),
+    ('[display]\nsink = "framebuffer"\ndrm_card = 1', '[display] drm_card = 1: only used when sink = "pygame"'),
+    ("[gaze]\ncalibration_left_x = 0.8", "[gaze] calibration_centre_x: required with calibration_left_x"),
+    ("[gaze]\ncalibration_left_x = 0.8\ncalibration_centre_x = 0.9\ncalibration_right_x = 0.1",
+     "[gaze] calibration_centre_x = 0.9: expected a value strictly between calibration_left_x (0.8)"),
+])
+def test_rules_between_keys_name_the_key(tmp_path, text, expected):
+    assert expected in error_of(tmp_path, text)
+
+
+def test_config_from_dict_and_equality_drives_reload():
+    a = config_from_dict({"detector": {"threads": 1}})
+    b = config_from_dict({"detector": {"threads": 1}, "gaze": {"mirror": True}})
+    assert a.detector == b.detector and a.gaze != b.gaze
+    with pytest.raises(ConfigError, match=r"^<config>: \[detector\] threads = 0"):
+        config_from_dict({"detector": {"threads": 0}})
+
+
+# --- writing --------------------------------------------------------------------------------------------
+USER_FILE = """\
+# my frame in the hall
+[camera]
+source = "opencv"   # the USB one
+device = 1
+
+[gaze]
+# the camera sits 12 cm right of her eyes
+camera_offset_mm = { x = 120, y = 0 }
+mapping = "geometry"
+idle_seconds = 6
+
+# display below
+[display]
+rotation = 90
+"""
+
+
+def test_write_config_values_keeps_comments_and_other_content_and_makes_a_backup(tmp_path):
+    p = write(tmp_path, USER_FILE)
+    os.chmod(p, 0o640)
+    values = calibration_keys(0.8, 0.5, 0.2)
+    cfg = write_config_values(p, "gaze", values)
+    text = p.read_text()
+    assert cfg.gaze.calibration == (0.8, 0.5, 0.2) and cfg.gaze.mapping == "linear"
+    assert load_config(p) == cfg
+    # the user's comments and unrelated lines are untouched; only mapping's line changed
+    for line in USER_FILE.splitlines():
+        if line != 'mapping = "geometry"':
+            assert line in text.splitlines(), line
+    assert 'mapping = "linear"' in text
+    assert text.index("calibration_left_x") < text.index("# display below")
+    assert cfg.camera.source == "opencv" and cfg.camera.device == 1 and cfg.display.rotation == 90
+    assert cfg.gaze.camera_offset_mm == Offset(120.0, 0.0) and cfg.gaze.idle_seconds == 6.0
+    # the previous file is kept, byte for byte; permissions carried over; no temp files left
+    assert (tmp_path / "config.toml.bak").read_text() == USER_FILE
+    assert p.stat().st_mode & 0o777 == 0o640
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["config.toml", "config.toml.bak"]
+    # writing again updates in place rather than adding duplicates
+    write_config_values(p, "gaze", calibration_keys(0.7, 0.45, 0.3))
+    again = p.read_text()
+    assert again.count("calibration_left_x") == 1 and load_config(p).gaze.calibration == (0.7, 0.45, 0.3)
+    assert (tmp_path / "config.toml.bak").read_text() == text
+
+
+def test_write_config_values_adds_a_missing_section_and_creates_a_missing_file(tmp_path):
+    p = write(tmp_path, '[camera]\nsource = "opencv"\n')
+    write_config_values(p, "service", {"log_level": "debug"})
+    assert p.read_text() == '[camera]\nsource = "opencv"\n\n[service]\nlog_level = "debug"\n'
+    fresh = tmp_path / "sub" / "config.toml"
+    cfg = write_config_values(fresh, "gaze", {"mirror": True, "camera_offset_mm": {"x": -50.0, "y": 10.0}})
+    assert cfg.gaze.mirror is True and cfg.gaze.camera_offset_mm == Offset(-50.0, 10.0)
+    assert load_config(fresh) == cfg and not (tmp_path / "sub" / "config.toml.bak").exists()
+
+
+def test_write_config_values_falls_back_to_reemitting_when_lines_cannot_be_edited(tmp_path):
+    # the offset lives in its own [gaze.camera_offset_mm] table, which the line editor cannot merge a new
+    # camera_offset_mm line into: the result must still be exact
+    p = write(tmp_path, '[gaze]\nmapping = """linear"""\n[gaze.camera_offset_mm]\nx = 5\ny = 6\n')
+    write_config_values(p, "gaze", {"fov_deg": 66.0, "camera_offset_mm": {"x": 7.0, "y": 8.0}})
+    cfg = load_config(p)
+    assert cfg.gaze.mapping == "linear" and cfg.gaze.fov_deg == 66.0
+    assert cfg.gaze.camera_offset_mm == Offset(7.0, 8.0)
+
+
+def test_write_config_values_refuses_bad_values_and_leaves_the_file_alone(tmp_path):
+    p = write(tmp_path, USER_FILE)
+    with pytest.raises(ConfigError, match=r"\[gaze\] calibration_left_x = 1.7: expected a number in 0..1"):
+        write_config_values(p, "gaze", calibration_keys(1.7, 0.5, 0.2))
+    with pytest.raises(ConfigError, match=r'unknown key "fov"'):
+        write_config_values(p, "gaze", {"fov": 60})
+    with pytest.raises(ConfigError, match=r"unknown section \[gazes\]"):
+        write_config_values(p, "gazes", {"mirror": True})
+    assert p.read_text() == USER_FILE and not (tmp_path / "config.toml.bak").exists()
+
+
+def test_calibration_keys_from_pixels():
+    assert calibration_keys(512, 320, 128, frame_width=640) == {
+        "mapping": "linear", "calibration_left_x": 0.8, "calibration_centre_x": 0.5, "calibration_right_x": 0.2}
+    with pytest.raises(ValueError, match="frame width"):
+        calibration_keys(1, 2, 3, frame_width=0)
