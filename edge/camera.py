@@ -49,11 +49,24 @@ class CameraSource(Protocol):
     def close(self) -> None: ...
 
 
-def _bgr_to_rgb_into(bgr: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
-    """Convert into a reused buffer: one allocation per stream, not per frame."""
+def flip_code(hflip: bool, vflip: bool) -> Optional[int]:
+    """OpenCV's flip code for a mounting (None: no flip)."""
+    if hflip and vflip:
+        return -1
+    if hflip:
+        return 1
+    if vflip:
+        return 0
+    return None
+
+
+def _bgr_to_rgb_into(bgr: np.ndarray, out: Optional[np.ndarray], flip: Optional[int] = None) -> np.ndarray:
+    """Convert (and flip, in place) into a reused buffer: one allocation per stream, not per frame."""
     if out is None or out.shape != bgr.shape:
         out = np.empty_like(bgr)
     cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out)
+    if flip is not None:
+        cv2.flip(out, flip, dst=out)
     return out
 
 
@@ -65,9 +78,11 @@ class VideoFileSource:
     """
 
     def __init__(self, path: Union[str, Path], realtime: bool = True, loop: bool = True,
-                 fps: Optional[float] = None, clock: Callable[[], float] = time.monotonic,
+                 fps: Optional[float] = None, hflip: bool = False, vflip: bool = False,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = Path(path)
+        self._flip = flip_code(hflip, vflip)
         self.name = f"file:{self.path.name}"
         self.realtime = realtime
         self.loop = loop
@@ -83,7 +98,7 @@ class VideoFileSource:
         return self._state
 
     def open(self) -> None:
-        if not self.path.is_file():
+        if not self.path.exists() or self.path.is_dir():  # a named pipe (a live stream) is fine
             raise CameraError(f"{self.path}: no such video file")
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
@@ -144,7 +159,7 @@ class VideoFileSource:
             bgr = self._decode()
             if bgr is None:
                 raise CameraError(f"{self.path}: no frame after rewinding")
-        self._rgb = _bgr_to_rgb_into(bgr, self._rgb)
+        self._rgb = _bgr_to_rgb_into(bgr, self._rgb, self._flip)
         t = self._media_time(self._next - 1)
         return self._rgb, (self._start + t) if self.realtime else t
 
@@ -163,7 +178,9 @@ class OpenCVSource:
     """
 
     def __init__(self, device: Union[str, int], size: Optional[Tuple[int, int]] = None,
-                 fps: Optional[float] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 fps: Optional[float] = None, hflip: bool = False, vflip: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._flip = flip_code(hflip, vflip)
         if isinstance(device, str) and device.isdigit():
             device = int(device)
         self.device = device
@@ -211,7 +228,7 @@ class OpenCVSource:
         if not ok or bgr is None:
             raise CameraError(f"{self.device}: the camera stopped delivering frames")
         self._last_read = self._clock()
-        self._rgb = _bgr_to_rgb_into(bgr, self._rgb)
+        self._rgb = _bgr_to_rgb_into(bgr, self._rgb, self._flip)
         return self._rgb, self._last_read
 
     def close(self) -> None:
@@ -232,8 +249,9 @@ class Picamera2Source:
     """
 
     def __init__(self, size: Tuple[int, int] = (320, 240), main_size: Tuple[int, int] = (640, 480),
-                 fps: Optional[float] = 30.0, camera_num: int = 0,
+                 fps: Optional[float] = 30.0, camera_num: int = 0, hflip: bool = False, vflip: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self.hflip, self.vflip = hflip, vflip
         self.size = (int(size[0]) & ~1, int(size[1]) & ~1)  # YUV420 needs even dimensions
         self.main_size = (max(main_size[0], self.size[0]), max(main_size[1], self.size[1]))
         self.fps = fps
@@ -260,13 +278,18 @@ class Picamera2Source:
         except Exception as exc:  # picamera2 raises IndexError/RuntimeError when no camera is attached
             raise CameraError(f"{self.name}: cannot open the camera ({exc})") from None
         controls = {"FrameRate": float(self.fps)} if self.fps else {}
+        extra = {}
+        if self.hflip or self.vflip:  # flipped by the ISP, for free
+            from libcamera import Transform  # type: ignore[import-not-found]
+
+            extra["transform"] = Transform(hflip=int(self.hflip), vflip=int(self.vflip))
         last_exc: Optional[Exception] = None
         for fmt in ("BGR888", "YUV420"):
             try:
                 config = cam.create_video_configuration(
                     main={"size": self.main_size, "format": "YUV420"},
                     lores={"size": self.size, "format": fmt},
-                    buffer_count=2, queue=False, controls=controls)
+                    buffer_count=2, queue=False, controls=controls, **extra)
                 cam.configure(config)
                 self._yuv = fmt == "YUV420"
                 break
@@ -423,14 +446,15 @@ class RetryingCamera:
 
 def open_source(kind: str, *, device: Union[str, int, None] = None, path: Union[str, Path, None] = None,
                 size: Tuple[int, int] = (320, 240), fps: Optional[float] = None,
-                realtime: bool = True, loop: bool = True) -> CameraSource:
-    """A source by config name: ``picamera2``, ``opencv`` or ``file``."""
+                realtime: bool = True, loop: bool = True, hflip: bool = False, vflip: bool = False) -> CameraSource:
+    """A source by config name: ``picamera2``, ``opencv`` or ``file``. A file plays at ``fps`` if given,
+    else at its own rate."""
     if kind == "picamera2":
-        return Picamera2Source(size=size, fps=fps or 30.0, camera_num=int(device or 0))
+        return Picamera2Source(size=size, fps=fps or 30.0, camera_num=int(device or 0), hflip=hflip, vflip=vflip)
     if kind == "opencv":
-        return OpenCVSource(device if device is not None else 0, size=size, fps=fps)
+        return OpenCVSource(device if device is not None else 0, size=size, fps=fps, hflip=hflip, vflip=vflip)
     if kind == "file":
         if path is None:
             raise ValueError("camera.path: a video file is required when camera.source is 'file'")
-        return VideoFileSource(path, realtime=realtime, loop=loop, fps=fps)
+        return VideoFileSource(path, realtime=realtime, loop=loop, fps=fps, hflip=hflip, vflip=vflip)
     raise ValueError(f"camera.source {kind!r}: expected one of 'picamera2', 'opencv', 'file'")

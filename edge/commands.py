@@ -160,18 +160,24 @@ def sample_viewer_x(path: Path, seconds: float = 1.5, interval: float = 0.1,
     return xs[len(xs) // 2], width
 
 
-def calibration_values(left: float, centre: float, right: float) -> dict:
-    """The ``[gaze]`` keys written for three measured viewer positions (camera px, eye midpoint X)."""
+def calibration_values(left: float, centre: float, right: float, frame_width: Optional[float] = None) -> dict:
+    """The ``[gaze]`` keys written for three measured viewer positions (eye-midpoint X, camera px when
+    ``frame_width`` is given, else 0..1 of the frame width)."""
     from edge.config import calibration_keys
 
     values = (float(left), float(centre), float(right))
     if not (values[0] < values[1] < values[2] or values[0] > values[1] > values[2]):
-        raise ValueError(f"calibration: left {values[0]:.0f}, centre {values[1]:.0f}, right {values[2]:.0f} px "
+        raise ValueError(f"calibration: left {values[0]:g}, centre {values[1]:g}, right {values[2]:g} "
                          "are not in order; stand clearly apart at each position")
-    if abs(values[2] - values[0]) < 20:
-        raise ValueError(f"calibration: left and right are only {abs(values[2] - values[0]):.0f} px apart; "
-                         "stand farther apart")
-    return calibration_keys(*values)
+    spread = abs(values[2] - values[0]) / (frame_width or 1.0)
+    if spread < 0.05:
+        raise ValueError(f"calibration: left and right are only {spread:.0%} of the frame apart; stand farther apart")
+    return calibration_keys(*values, frame_width=frame_width)
+
+
+def read_calibration(config) -> Optional[Tuple[float, float, float]]:
+    """The calibration in a loaded config, ``(left, centre, right)`` as fractions of the frame width."""
+    return config.gaze.calibration
 
 
 def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
@@ -184,6 +190,7 @@ def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
         config = Path(DEFAULT_CONFIG_PATH)
     if args.non_interactive:
         left, centre, right = args.non_interactive
+        width = args.frame_width
     else:
         path = _socket_path(args)
         try:
@@ -202,9 +209,9 @@ def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
                 return 1
             x, width = sample_viewer_x(path, seconds=args.seconds)
             measured[position] = x
-            print(f"  {position}: eyes at x={x:.0f} px of {width}")
+            print(f"  {position}: eyes at x={x:.0f} px of {width}", flush=True)
         left, centre, right = measured["left"], measured["centre"], measured["right"]
-    values = calibration_values(left, centre, right)
+    values = calibration_values(left, centre, right, frame_width=width)
     write_config_values(config, "gaze", values)
     print(f"{config}: [gaze] " + ", ".join(f"{k} = {v}" for k, v in values.items()))
     print("Apply it with: sudo systemctl reload mona-edge")
@@ -450,7 +457,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--seconds", type=float, default=1.5, help="how long to watch each position")
     p.add_argument("--non-interactive", nargs=3, type=float, metavar=("LEFT", "CENTRE", "RIGHT"),
-                   help="write these eye-midpoint X values (camera px) without asking")
+                   help="write these eye-midpoint X values without asking (0..1 of the frame width, or "
+                   "camera px with --frame-width)")
+    p.add_argument("--frame-width", type=float, help="with --non-interactive: the values are pixels of this width")
     p.set_defaults(handler=cmd_calibrate)
 
     p = subparsers.add_parser("doctor", help="check camera, display, model, pack, permissions",

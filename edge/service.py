@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -150,8 +151,11 @@ class EdgeService:
     @staticmethod
     def _make_camera(config: Any, source: Optional[CameraSource] = None) -> RetryingCamera:
         c = config.camera
-        src = source or open_source(c.source, device=c.device, path=c.path, size=tuple(c.size), fps=c.fps,
-                                    realtime=c.realtime, loop=c.loop)
+        # A video file plays at its own frame rate: [camera] fps has a default, so it cannot tell us the
+        # user meant to override the file's.
+        src = source or open_source(c.source, device=c.device, path=c.path, size=tuple(c.size),
+                                    fps=None if c.source == "file" else c.fps, realtime=c.realtime, loop=c.loop,
+                                    hflip=c.hflip, vflip=c.vflip)
         return RetryingCamera(src, initial=c.retry_initial, maximum=c.retry_max)
 
     def _make_tracker(self, frame_size: tuple):
@@ -185,7 +189,7 @@ class EdgeService:
         if self.notifier is not None:
             from edge.sdnotify import watchdog_interval
 
-            interval = watchdog_interval()
+            interval = watchdog_interval() if self.config.service.watchdog else None
             self._watchdog_every = interval / 2.0 if interval else None
         self.started_at = self.clock()
         log.info("mona-edge %s: pack %s (%d frames), display %s, camera %s", __version__, self.pack_name,
@@ -483,14 +487,17 @@ class EdgeService:
 
 
 class SignalThread:
-    """Takes SIGTERM/SIGINT/SIGHUP on a thread of its own with ``sigwait``.
+    """Takes SIGTERM/SIGINT/SIGHUP on a thread of its own, so a loop stuck in a driver call cannot delay them.
 
-    The signals are blocked in every other thread (set before any is started), so a loop stuck inside a
-    driver call cannot delay them. After a stop request the loop has :data:`STOP_GRACE` seconds to wind
-    down; if it is still stuck, the process exits anyway (the screen keeps its last image).
+    Python runs signal handlers only in the main thread, and only between bytecodes: a main thread blocked
+    inside a C call (a wedged camera driver) would never see SIGTERM. So the handlers themselves do
+    nothing; Python's C-level handler also writes the signal number to a wakeup socket, whichever thread
+    the kernel delivered it to, and this thread reads that socket and acts. After a stop request the loop
+    has :data:`STOP_GRACE` seconds to wind down; if it is still stuck, the process exits anyway (the
+    screen keeps its last image).
     """
 
-    SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self, service: EdgeService, grace: float = STOP_GRACE,
                  hard_exit: Callable[[int], None] = os._exit) -> None:
@@ -499,30 +506,47 @@ class SignalThread:
         self.hard_exit = hard_exit
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signals", daemon=True)
+        self._reader, self._writer = socket.socketpair()
 
     def start(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        """Call from the main thread, before anything slow starts."""
+        self._writer.setblocking(False)
+        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._ignore)
         self._thread.start()
+
+    @staticmethod
+    def _ignore(signum, frame) -> None:
+        """The main thread's handler: the signal thread has already acted on it."""
 
     def _run(self) -> None:
         while True:
-            signum = signal.sigwait(self.SIGNALS)
-            if signum == signal.SIGHUP:
-                log.info("SIGHUP: reloading config and pack")
-                self.service.request_reload()
-                continue
-            log.info("%s: stopping", signal.Signals(signum).name)
-            self.service.stop()
-            if not self.done.wait(self.grace):
-                log.error("the loop did not stop within %.1f s (a blocked driver call?): exiting now", self.grace)
-                try:
-                    if self.service.status_server is not None:
-                        self.service.status_server.path.unlink(missing_ok=True)
-                    if self.service.notifier is not None:
-                        self.service.notifier.stopping()
-                finally:
-                    self.hard_exit(0)
+            data = self._reader.recv(64)
+            if not data:
+                return
+            for signum in data:
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: reloading config and pack")
+                    self.service.request_reload()
+                elif signum in (signal.SIGTERM, signal.SIGINT):
+                    self._stop(signum)
+                    return
+
+    def _stop(self, signum: int) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        self.service.stop()
+        if self.done.wait(self.grace):
             return
+        log.error("the loop did not stop within %.1f s (a blocked driver call?): exiting now", self.grace)
+        try:
+            if self.service.status_server is not None:
+                self.service.status_server.path.unlink(missing_ok=True)
+            if self.service.notifier is not None:
+                self.service.notifier.stopping()
+            logging.shutdown()
+        finally:
+            self.hard_exit(0)
 
 
 def run_daemon(config_path: Optional[Path]) -> int:
