@@ -370,6 +370,35 @@ class Layout:
             return uh - uy, ux
         return ux, uy
 
+    def upright_rect_to_screen(self, rect: Rect) -> Rect:
+        """An upright-picture rectangle to the framebuffer rectangle it lands on (exact integers)."""
+        x, y, w, h = rect
+        uw, uh = self.upright
+        if self.rotation == 90:
+            return y, uw - x - w, h, w
+        if self.rotation == 180:
+            return uw - x - w, uh - y - h, w, h
+        if self.rotation == 270:
+            return uh - y - h, x, h, w
+        return rect
+
+    def screen_rect_to_upright(self, rect: Rect) -> Rect:
+        """Inverse of :meth:`upright_rect_to_screen`."""
+        x, y, w, h = rect
+        uw, uh = self.upright
+        if self.rotation == 90:
+            return uw - y - h, x, h, w
+        if self.rotation == 180:
+            return uw - x - w, uh - y - h, w, h
+        if self.rotation == 270:
+            return y, uh - x - w, h, w
+        return rect
+
+    @property
+    def canvas_rect(self) -> Rect:
+        """Where the scaled canvas lies on the framebuffer (the rest is black)."""
+        return self.upright_rect_to_screen(self.offset + self.scaled)
+
     def to_screen(self, upright: np.ndarray) -> np.ndarray:
         """Rotate an upright picture into framebuffer orientation (a view; copy before keeping)."""
         return np.rot90(upright, k=self.rotation // 90)
@@ -394,13 +423,26 @@ def make_layout(canvas: Tuple[int, int], screen_size: Optional[Tuple[int, int]],
                   offset=((uw - sw) // 2, (uh - sh) // 2))
 
 
+def _scale(image: np.ndarray, layout: Layout) -> np.ndarray:
+    """Canvas-sized image -> scaled canvas (area averaging to shrink, bicubic to enlarge)."""
+    if (image.shape[1], image.shape[0]) == layout.scaled:
+        return image
+    shrinking = layout.scaled[0] < image.shape[1]
+    return cv2.resize(image, layout.scaled, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def _fit_window(image: np.ndarray, layout: Layout, window: Rect) -> np.ndarray:
+    """The framebuffer ``window`` (inside :attr:`Layout.canvas_rect`) of a canvas-sized image, as
+    :func:`_fit` would show it, without building the whole screen."""
+    ux, uy, uw, uh = layout.screen_rect_to_upright(window)
+    ox, oy = layout.offset
+    scaled = _scale(image, layout)
+    return np.ascontiguousarray(layout.to_screen(scaled[uy - oy:uy - oy + uh, ux - ox:ux - ox + uw]))
+
+
 def _fit(image: np.ndarray, layout: Layout) -> np.ndarray:
     """Canvas-sized image -> screen-sized, rotated, C-contiguous image (black outside the canvas)."""
-    if (image.shape[1], image.shape[0]) == layout.scaled:
-        scaled = image
-    else:
-        shrinking = layout.scaled[0] < image.shape[1]
-        scaled = cv2.resize(image, layout.scaled, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    scaled = _scale(image, layout)
     uw, uh = layout.upright
     if (uw, uh) == layout.scaled and layout.rotation == 0:
         return np.ascontiguousarray(scaled)
@@ -410,12 +452,21 @@ def _fit(image: np.ndarray, layout: Layout) -> np.ndarray:
     return np.ascontiguousarray(layout.to_screen(upright))
 
 
-def _bbox(mask: np.ndarray) -> Optional[Rect]:
-    rows = np.flatnonzero(mask.any(axis=1))
+def _diff_bbox(a: np.ndarray, b: np.ndarray) -> Optional[Rect]:
+    """Bounding box of the pixels where two same-shaped RGB images differ (None if identical)."""
+    h, w = a.shape[:2]
+    diff = cv2.absdiff(a, b).reshape(h, w * 3)
+    rows = np.flatnonzero(cv2.reduce(diff, 1, cv2.REDUCE_MAX).ravel())
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
+    cols = np.flatnonzero(cv2.reduce(diff, 0, cv2.REDUCE_MAX).reshape(w, 3).max(axis=1))
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def _intersect(a: Rect, b: Rect) -> Optional[Rect]:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
 
 
 def _union(a: Optional[Rect], b: Optional[Rect]) -> Optional[Rect]:
@@ -426,16 +477,27 @@ def _union(a: Optional[Rect], b: Optional[Rect]) -> Optional[Rect]:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _screen_rect_of(layout: Layout, rect: Rect) -> Rect:
-    """The framebuffer rectangle covering a canvas rectangle (used only when no frame differs at all)."""
+def _screen_rect_of(layout: Layout, rect: Rect, margin: int = 0) -> Rect:
+    """The framebuffer rectangle covering a canvas rectangle, widened by ``margin`` and clipped."""
     x, y, w, h = rect
     corners = [layout.canvas_to_screen(cx, cy) for cx, cy in ((x, y), (x + w, y + h))]
     xs = sorted(c[0] for c in corners)
     ys = sorted(c[1] for c in corners)
     sw, sh = layout.screen
-    x0, y0 = max(0, int(math.floor(xs[0]))), max(0, int(math.floor(ys[0])))
-    x1, y1 = min(sw, max(x0 + 1, int(math.ceil(xs[1])))), min(sh, max(y0 + 1, int(math.ceil(ys[1]))))
+    x0, y0 = max(0, int(math.floor(xs[0])) - margin), max(0, int(math.floor(ys[0])) - margin)
+    x1 = min(sw, max(x0 + 1, int(math.ceil(xs[1])) + margin))
+    y1 = min(sh, max(y0 + 1, int(math.ceil(ys[1])) + margin))
     return x0, y0, x1 - x0, y1 - y0
+
+
+def _resample_margin(layout: Layout) -> int:
+    """Screen pixels beyond a changed canvas region that resampling can still change.
+
+    Area averaging (shrinking) reaches one output pixel past the region's scaled edge; bicubic
+    (enlarging) reads two source pixels either side, i.e. ``2 * scale`` output pixels. One more for
+    rounding. Tests compare against a full-frame resize to hold this to account.
+    """
+    return int(math.ceil(2 * max(layout.scale, 1.0))) + 2
 
 
 # --- the loaded pack ------------------------------------------------------------------------------------
@@ -544,34 +606,45 @@ def _load_folder(folder: Path, screen_size: Optional[Tuple[int, int]], rotation:
 
     base_canvas = image(BASE)
     base_screen = _fit(base_canvas, layout)
-    # Pass 1: every frame, composed at canvas size and laid out exactly as the base was, compared with
-    # the base on screen: the union of the differences is the one rectangle the display redraws.
-    # Only each frame's crop of the candidate region is kept, so memory stays at one screen image.
-    crops: List[Tuple[Rect, np.ndarray]] = []
+    # Where frames can differ from the base on screen: around the scaled patch (the whole canvas for
+    # packs of full frames), never in the black bars. Only this window is computed and compared.
+    window: Optional[Rect] = layout.canvas_rect
+    if manifest.patch is not None:
+        window = _intersect(window, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
+    assert window is not None  # the patch lies inside the canvas, which lies inside the screen
+    wx, wy, ww, wh = window
+    base_window = base_screen[wy:wy + wh, wx:wx + ww]
+    # Pass 1: each frame composed at canvas size, laid out exactly as the base was (same resize, same
+    # rotation), compared with the base: the union of the differences is the one rectangle the display
+    # redraws. Only each frame's differing crop is kept, so memory stays near one screen image.
+    composed = base_canvas.copy()
+    crops: List[Tuple[Optional[Rect], np.ndarray]] = []
     rect: Optional[Rect] = None
     for i in range(manifest.frame_count):
         frame = image(frame_name(i, manifest.frame_count))
-        if manifest.patch is not None:
-            px, py, pw, ph = manifest.patch
-            composed = base_canvas.copy()
-            composed[py:py + ph, px:px + pw] = frame
-            frame = composed
-        screen = _fit(frame, layout)
-        diff = _bbox(np.any(screen != base_screen, axis=2))
-        rect = _union(rect, diff)
-        if diff is None:
-            crops.append(((0, 0, 0, 0), np.empty((0, 0, 3), np.uint8)))
+        if manifest.patch is None:
+            composed = frame
         else:
-            x, y, w, h = diff
-            crops.append((diff, screen[y:y + h, x:x + w].copy()))
+            px, py, pw, ph = manifest.patch
+            composed[py:py + ph, px:px + pw] = frame
+        shown = _fit_window(composed, layout, window)
+        diff = _diff_bbox(shown, base_window)
+        if diff is None:
+            crops.append((None, shown[:0, :0]))
+            continue
+        dx, dy, dw, dh = diff
+        diff = (dx + wx, dy + wy, dw, dh)
+        rect = _union(rect, diff)
+        crops.append((diff, shown[dy:dy + dh, dx:dx + dw].copy()))
     if rect is None:  # no frame differs from the base: a still picture, still a valid pack
         rect = _screen_rect_of(layout, manifest.patch or (0, 0) + manifest.canvas)
     # Pass 2: widen every crop to the common rectangle (outside its own difference it equals the base).
     x, y, w, h = rect
     patches = []
-    for (dx, dy, dw, dh), crop in crops:
+    for diff, crop in crops:
         patch = base_screen[y:y + h, x:x + w].copy()
-        if dw:
+        if diff is not None:
+            dx, dy, dw, dh = diff
             patch[dy - y:dy - y + dh, dx - x:dx - x + dw] = crop
         patches.append(patch)
     return GazePack(manifest, layout, base_screen, rect, patches, source)

@@ -54,14 +54,17 @@ def _tp_eyes() -> dict:
 
 def _disc(image: np.ndarray, centre, radius: float, colour) -> None:
     """Paint an anti-aliased disc (4x4 supersampled coverage), in place; plain arithmetic, so exact."""
-    h, w = image.shape[:2]
+    x0, y0 = max(0, int(centre[0] - radius) - 1), max(0, int(centre[1] - radius) - 1)
+    x1 = min(image.shape[1], int(centre[0] + radius) + 2)
+    y1 = min(image.shape[0], int(centre[1] + radius) + 2)
+    h, w = y1 - y0, x1 - x0
     offsets = (np.arange(4) + 0.5) / 4.0
-    ys = (np.arange(h)[:, None] + offsets[None, :]).reshape(-1)
-    xs = (np.arange(w)[:, None] + offsets[None, :]).reshape(-1)
+    ys = (np.arange(y0, y1)[:, None] + offsets[None, :]).reshape(-1)
+    xs = (np.arange(x0, x1)[:, None] + offsets[None, :]).reshape(-1)
     inside = ((xs[None, :] - centre[0]) ** 2 + (ys[:, None] - centre[1]) ** 2) <= radius * radius
-    cover = inside.reshape(h, 4, w, 4).sum(axis=(1, 3)).astype(np.int32)  # 0..16
-    out = (image.astype(np.int32) * (16 - cover[..., None]) + np.array(colour, np.int32) * cover[..., None] + 8) // 16
-    image[...] = out.astype(np.uint8)
+    cover = inside.reshape(h, 4, w, 4).sum(axis=(1, 3)).astype(np.int32)[..., None]  # 0..16
+    box = image[y0:y1, x0:x1]
+    box[...] = ((box.astype(np.int32) * (16 - cover) + np.array(colour, np.int32) * cover + 8) // 16).astype(np.uint8)
 
 
 def tp_arrays(astronaut: np.ndarray):
@@ -101,9 +104,15 @@ def tp(astronaut):
     return tp_arrays(astronaut)
 
 
+@pytest.fixture(scope="module")
+def written_pack(tmp_path_factory, astronaut) -> Path:
+    return make_test_pack(tmp_path_factory.mktemp("written") / "pack", astronaut)
+
+
 @pytest.fixture
-def pack_dir(tmp_path, astronaut) -> Path:
-    return make_test_pack(tmp_path / "pack", astronaut)
+def pack_dir(tmp_path, written_pack) -> Path:
+    """A fresh copy of the test pack that a test may damage."""
+    return Path(shutil.copytree(written_pack, tmp_path / "pack"))
 
 
 def test_committed_test_pack_verifies_and_matches_its_generator(tp):
@@ -350,6 +359,34 @@ def test_fit_letterboxes_and_frames_match_an_independent_resize(pack_dir, tp):
     # Eye points follow the same mapping: scaled by 1.875 and shifted by the bar.
     ex, ey = pack.eyes["right"]
     assert pack.eyes_screen["right"] == pytest.approx((ex * 1.875 + 220, ey * 1.875))
+
+
+@pytest.mark.parametrize("screen, rotation", [((800, 480), 0), ((100, 100), 90), ((1000, 700), 180),
+                                              ((240, 320), 270), ((37, 53), 0)])
+def test_patch_rectangle_holds_everything_a_full_frame_resize_changes(tmp_path, screen, rotation):
+    """The loader computes only a window round the patch; a whole-frame resize must agree exactly."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    patch = (13, 21, 17, 11)
+    frames = [rng.integers(0, 256, (11, 17, 3), dtype=np.uint8) for _ in range(3)]
+    out = write_pack(tmp_path / "noise", base=base, frames=frames, patch=patch, name="noise",
+                     eyes={"right": [20, 25], "left": [28, 25]}, generator={"method": "test"},
+                     credits=[{"work": "w", "author": "a", "source": "s", "licence": "l"}])
+    pack = load_pack(out, screen_size=screen, rotation=rotation)
+    uw, uh = (screen[1], screen[0]) if rotation in (90, 270) else screen
+    scale = min(uw / 48, uh / 64)
+    sw, sh = round(48 * scale), round(64 * scale)
+    assert pack.layout.scaled == (sw, sh)
+    for i, frame in enumerate(frames):
+        composed = base.copy()
+        composed[21:32, 13:30] = frame
+        interp = cv2.INTER_AREA if sw < 48 else cv2.INTER_CUBIC
+        upright = np.zeros((uh, uw, 3), np.uint8)
+        ox, oy = (uw - sw) // 2, (uh - sh) // 2
+        upright[oy:oy + sh, ox:ox + sw] = cv2.resize(composed, (sw, sh), interpolation=interp)
+        np.testing.assert_array_equal(pack.frame_image(i), np.rot90(upright, rotation // 90))
 
 
 def test_downscale_keeps_aspect(pack_dir):
