@@ -298,3 +298,32 @@ def test_open_source_names_the_allowed_kinds():
     with pytest.raises(ValueError, match="camera.path"):
         open_source("file")
     assert isinstance(open_source("opencv", device="/dev/video0"), OpenCVSource)
+
+
+def test_flips_for_a_camera_mounted_mirrored_or_upside_down(tmp_path):
+    bgr = np.zeros((48, 64, 3), np.uint8)
+    bgr[:24, :32] = (0, 0, 250)  # red block top-left
+    path = tmp_path / "corner.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (64, 48))
+    writer.write(bgr)
+    writer.release()
+    for hflip, vflip, corner in [(False, False, (slice(0, 24), slice(0, 32))),
+                                 (True, False, (slice(0, 24), slice(32, 64))),
+                                 (False, True, (slice(24, 48), slice(0, 32))),
+                                 (True, True, (slice(24, 48), slice(32, 64)))]:
+        src = VideoFileSource(path, realtime=False, hflip=hflip, vflip=vflip)
+        src.open()
+        rgb = src.read()[0]
+        src.close()
+        assert rgb[corner][..., 0].mean() > 200, (hflip, vflip)
+        assert rgb[..., 0].mean() == pytest.approx(250 / 4, abs=8)  # only that quarter is red
+
+
+def test_a_named_pipe_is_a_video_stream(tmp_path):
+    import os
+
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    assert VideoFileSource(fifo).path == fifo  # accepted (opening it waits for a writer, like a live feed)
+    with pytest.raises(CameraError, match="no such video file"):
+        VideoFileSource(tmp_path).open()  # a folder is not
