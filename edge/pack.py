@@ -6,6 +6,17 @@ A pack is a folder (or a ``.tar`` / ``.tar.gz`` of one)::
     base.png            the whole painting, canvas-sized, RGB
     frames/00.png ...   the head patch of each frame (all patch-sized), or whole frames when patch is null
 
+``manifest.json`` (written with sorted keys; every key required, unknown keys refused)::
+
+    format "mona-edge-gaze-pack", format_version 1, name, frame_count (2..255),
+    canvas {width, height}, patch {x, y, width, height} or null,
+    eyes {right: [x, y], left: [x, y]}      the portrait's eye centres, canvas coordinates
+    gaze {span_deg: [low, high], measured: [one value per frame, -1 left .. +1 right] or null}
+    files {"base.png": {sha256, bytes}, "frames/00.png": {...}, ...}   exactly the pack's images
+    generator {method, tool, parameters {...}}, credits [{work, author, source, licence}, ...] (>= 1)
+
+Frame names have two digits (``frames/07.png``), three when there are more than 100 frames.
+
 Frame 0 looks to the viewer's left, the last frame to the right. Every file is listed in the manifest with
 its size and sha256, and :func:`load_pack` checks all of them (and every image's size) before it returns,
 so a damaged or half-copied pack raises :class:`PackError` while the caller's previous pack keeps running.

@@ -27,6 +27,7 @@ from edge.pack import (  # noqa: E402
 )
 
 TEST_PACK = REPO / "assets" / "packs" / "test"
+CREDITS = [{"work": "w", "author": "a", "source": "s", "licence": "l"}]
 
 # --- the committed test pack --------------------------------------------------------------------------------
 #: The test pack's canvas is scikit-image's astronaut, columns 32..415 (a 3:4 portrait crop round her
@@ -175,7 +176,7 @@ def test_writer_replaces_a_pack_refuses_anything_else_and_leaves_no_temporaries(
     out = make_test_pack(tmp_path / "p", astronaut)
     base, patches, _ = tp
     write_pack(out, base=base, frames=patches[:3], patch=TP_PATCH, name="three", eyes=_tp_eyes(),
-               generator={"method": "test-shift"}, credits=[{"work": "w", "author": "a", "source": "s", "licence": "l"}])
+               generator={"method": "test-shift"}, credits=CREDITS)
     assert verify_pack(out).frame_count == 3
     assert not (out / "frames" / "08.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
@@ -233,6 +234,17 @@ def test_round_trip_full_frames_finds_the_changed_rectangle(tmp_path, tp):
     assert pack.rect == (cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
     for i, f in enumerate(frames):
         np.testing.assert_array_equal(pack.frame_image(i), f)
+
+
+def test_frames_identical_to_the_base_still_get_the_patch_rectangle(tmp_path, tp):
+    base, _, _ = tp
+    x, y, w, h = TP_PATCH
+    still = [base[y:y + h, x:x + w].copy()] * 2
+    out = write_pack(tmp_path / "still", base=base, frames=still, patch=TP_PATCH, name="still", eyes=_tp_eyes(),
+                     generator={"method": "test"}, credits=CREDITS)
+    pack = load_pack(out, screen_size=(384, 512))
+    assert pack.rect == (2 * x, 2 * y, 2 * w, 2 * h)
+    np.testing.assert_array_equal(pack.frame_image(1), pack.base)
 
 
 def test_many_frames_get_wider_names(tmp_path):
