@@ -23,6 +23,7 @@ an unprivileged test target or a mounted SD card work the same way)::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -339,7 +340,9 @@ def _pi_model() -> Optional[str]:
     return model if "Raspberry Pi" in model else None
 
 
+@functools.lru_cache(maxsize=None)
 def _system_version(dist: str) -> Optional[str]:
+    """The version the target's own Python sees (the OS's packages, when run by the system python3)."""
     from importlib import metadata
     try:
         return metadata.version(dist)
@@ -549,7 +552,7 @@ def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], time
             raise StepError("wait for READY", f"the service stopped before it was READY ({last}); log:\n{log}")
         if time.monotonic() >= deadline:
             raise StepError("wait for READY", f"not READY within {timeout:.0f} s ({last})")
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def _garbage_collect(layout: Layout, keep: List[dict]) -> None:
