@@ -120,7 +120,7 @@ class EdgeService:
         self.timing = {name: RollingStats() for name in ("capture", "detect", "gaze", "draw", "frame")}
         self._frame_times = RollingStats(60)   # timestamps of processed frames, for fps
         self._stop = threading.Event()
-        self._reload = threading.Event()
+        self._reload_requested = threading.Event()
         self._requests: "queue.Queue[tuple[dict, Future]]" = queue.Queue()
         self._last_watchdog = 0.0
         self._watchdog_every: Optional[float] = None
@@ -206,7 +206,7 @@ class EdgeService:
         self._stop.set()
 
     def request_reload(self) -> None:
-        self._reload.set()
+        self._reload_requested.set()
 
     @property
     def stopping(self) -> bool:
@@ -239,8 +239,8 @@ class EdgeService:
     def step(self) -> None:
         self.iterations += 1
         self._serve_requests()
-        if self._reload.is_set():
-            self._reload.clear()
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
             self.reload()
         t0 = time.perf_counter()
         frame = self.camera.read()

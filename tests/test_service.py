@@ -117,3 +117,369 @@ def test_a_slow_client_does_not_block_the_next(sock_path):
         idle.close()
     finally:
         server.stop()
+
+
+# --- the whole loop -------------------------------------------------------------------------------------
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from edge.camera import VideoFileSource  # noqa: E402
+from edge.viewerclip import Person, eye_height, write_clip  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_PACK = REPO / "assets" / "packs" / "test"
+FPS = 15.0
+
+
+def walk(seconds, w0, w1, x0, x1, sway=0.0):
+    n = int(round(seconds * FPS))
+    out = []
+    for i in range(n):
+        u = i / max(1, n - 1)
+        w = w0 + (w1 - w0) * u
+        t = i / FPS
+        out.append([Person(w, x0 + (x1 - x0) * u + sway * np.sin(2 * np.pi * 0.5 * t),
+                           eye_height(w) + 2 * np.sin(2 * np.pi * 1.7 * t))])
+    return out
+
+
+def empty(seconds):
+    return [[] for _ in range(int(round(seconds * FPS)))]
+
+
+def config_toml(*, clip, pack=TEST_PACK, socket_path=None, display="file", fb=None, size=(192, 256),
+                rotation=0, realtime=False, loop=False, extra: str = "") -> str:
+    """A real config file for a video-file camera, the short-range model and a framebuffer file."""
+    lines = ["[camera]", 'source = "video"', f'path = "{clip}"', f"realtime = {str(realtime).lower()}",
+             f"loop = {str(loop).lower()}", "retry_initial_s = 0.05", "retry_max_s = 0.2", "",
+             "[detector]", 'range = "short"', "threads = 1", "",
+             "[display]", f'sink = "{display}"', f"width = {size[0]}", f"height = {size[1]}",
+             f"rotation = {rotation}"]
+    if fb is not None:
+        lines.append(f'output = "{fb}"')
+    lines += ["", "[pack]", f'path = "{pack}"', "", "[service]"]
+    if socket_path is not None:
+        lines.append(f'status_socket = "{socket_path}"')
+    lines.append("ready_timeout = 5")
+    return "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from edge.viewerclip import astronaut_photo
+
+    return astronaut_photo()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from edge.detector import FaceDetector
+
+    return FaceDetector(None, "short", threads=1)
+
+
+def make_service(tmp_path, clip, *, rotation=0, size=(192, 256), extra="", detector=None, socket_path=None,
+                 notifier=None):
+    from edge.config import load_config
+    from edge.service import EdgeService
+
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(config_toml(clip=clip, fb=tmp_path / "fb", size=size, rotation=rotation,
+                                    socket_path=socket_path, extra=extra))
+    config = load_config(cfg_path)
+    return EdgeService(config, cfg_path, detector=detector, serve_status=socket_path is not None,
+                       notifier=notifier)
+
+
+def run_clip(service, frames):
+    """Step until ``frames`` camera frames went through; the on-screen index after each."""
+    indices, present = [], []
+    while service.frames_read < frames:
+        before = service.frames_read
+        service.step()
+        if service.frames_read != before:
+            indices.append(service.index)
+            present.append(service.viewer_x is not None)
+    return indices, present
+
+
+def read_fb_xrgb(path, size):
+    raw = np.fromfile(path, np.uint8)[: size[0] * size[1] * 4].reshape(size[1], size[0], 4)
+    return raw[..., 2::-1]
+
+
+def test_eyes_follow_the_viewer_across_the_room_into_the_framebuffer(tmp_path, photo, detector):
+    script = empty(0.5) + walk(6.0, 120, 120, 40, 600)
+    clip = tmp_path / "walk.avi"
+    write_clip(clip, script, FPS, photo=photo)
+    service = make_service(tmp_path, clip, rotation=90, size=(256, 192), detector=detector)
+    service.start()
+    try:
+        indices, present = run_clip(service, len(script))
+        seen = [i for i, p in zip(indices, present) if p]
+        assert len(seen) > 0.8 * len(script[8:])
+        steps = np.diff(seen)
+        # monotonic: every change goes the same way, and the walk sweeps most of the pack
+        assert (steps >= 0).all() or (steps <= 0).all(), seen
+        assert abs(seen[-1] - seen[0]) >= service.pack.frame_count - 3
+        # What the framebuffer file holds is the pack's frame, turned for a screen mounted at 90 degrees.
+        from edge.pack import load_pack
+
+        upright = load_pack(TEST_PACK).frame_image(service.index)
+        expected = np.rot90(upright, 1)
+        assert expected.shape == (192, 256, 3)
+        np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (256, 192)), expected)
+    finally:
+        service.shutdown()
+
+
+def test_with_nobody_in_view_the_eyes_return_to_centre(tmp_path, photo, detector):
+    script = walk(2.0, 130, 130, 80, 110, sway=10) + empty(6.0)
+    clip = tmp_path / "leave.avi"
+    write_clip(clip, script, FPS, photo=photo)
+    service = make_service(tmp_path, clip, detector=detector)
+    service.start()
+    try:
+        indices, present = run_clip(service, len(script))
+        centre = service.pack.centre_index
+        assert any(i != centre for i in indices[: int(2 * FPS)])  # she pulled the eyes away from centre
+        assert not any(present[-int(4 * FPS):])
+        assert indices[-1] == centre
+        np.testing.assert_array_equal(service.display.snapshot(), service.pack.frame_image(centre))
+    finally:
+        service.shutdown()
+
+
+def test_two_viewers_do_not_make_the_eyes_flicker(tmp_path, photo, detector):
+    n = int(6 * FPS)
+    script = [[Person(140, 150 + 8 * np.sin(i / 5), eye_height(140) + 2 * np.sin(i / 3)),
+               Person(125, 480 + 8 * np.sin(i / 4 + 1), eye_height(125) + 2 * np.sin(i / 3 + 2), mirror=True)]
+              for i in range(n)]
+    clip = tmp_path / "two.avi"
+    write_clip(clip, script, FPS, photo=photo)
+    service = make_service(tmp_path, clip, detector=detector)
+    service.start()
+    try:
+        indices, _ = run_clip(service, n)
+        settled = indices[int(1.5 * FPS):]
+        changes = int(np.count_nonzero(np.diff(settled)))
+        assert changes <= 2, settled
+        assert max(settled) - min(settled) <= 1
+    finally:
+        service.shutdown()
+
+
+def _is_pack_frame(image, pack):
+    return any(np.array_equal(image, pack.frame_image(i)) for i in range(pack.frame_count))
+
+
+def test_camera_dies_mid_run_and_comes_back_while_the_portrait_stays(tmp_path, photo, detector):
+    script = walk(1.5, 130, 130, 70, 90, sway=8)
+    clip = tmp_path / "cam.avi"
+    write_clip(clip, script, FPS, photo=photo)
+    service = make_service(tmp_path, clip, detector=detector)
+    service.start()
+    try:
+        run_clip(service, len(script))
+        away = service.index
+        assert away != service.pack.centre_index
+        clip.rename(tmp_path / "unplugged.avi")  # the device vanishes: the file ends and cannot reopen
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            service.step()
+            assert _is_pack_frame(service.display.snapshot(), service.pack)  # never black, never torn
+        status = service.status()
+        assert status["camera"]["state"] == "retrying" and status["state"] != "READY"
+        assert status["camera"]["failures"] >= 2 and "unplugged" not in str(status["camera"]["last_error"])
+        assert status["index"] == service.pack.centre_index  # eyes at centre while the camera is away
+        (tmp_path / "unplugged.avi").rename(clip)  # plugged back in
+        frames = service.frames_read
+        deadline = time.monotonic() + 2.0
+        while service.frames_read < frames + 10 and time.monotonic() < deadline:
+            service.step()
+        status = service.status()
+        assert status["camera"]["state"] == "ok" and status["state"] == "READY"
+        assert status["camera"]["recoveries"] >= 1 and service.frames_read >= frames + 10
+    finally:
+        service.shutdown()
+
+
+def test_a_corrupt_pack_or_a_bad_config_on_reload_changes_nothing(tmp_path, photo, detector):
+    import shutil
+
+    pack_dir = tmp_path / "pack"
+    shutil.copytree(TEST_PACK, pack_dir)
+    clip = tmp_path / "c.avi"
+    write_clip(clip, walk(1.0, 130, 130, 300, 320), FPS, photo=photo)
+    cfg = tmp_path / "config.toml"
+    good = config_toml(clip=clip, pack=pack_dir, fb=tmp_path / "fb").replace("[service]", "[service]")
+    cfg.write_text(good)
+    from edge.config import load_config
+    from edge.service import EdgeService
+
+    service = EdgeService(load_config(cfg), cfg, detector=detector, serve_status=False)
+    service.start()
+    try:
+        run_clip(service, 5)
+        old_pack, screen = service.pack, service.display.snapshot()
+        frame = pack_dir / "frames" / "03.png"
+        data = bytearray(frame.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        frame.write_bytes(bytes(data))
+        assert service.reload() is False
+        assert service.pack is old_pack and "03.png" in service.last_error
+        np.testing.assert_array_equal(service.display.snapshot(), screen)
+        cfg.write_text(good.replace("[service]", "[service]\nno_such_key = 1"))
+        assert service.reload() is False and "no_such_key" in service.last_error
+        assert service.errors["reload"] == 2 and service.pack is old_pack
+        # A good pack at a new path: switched in one full draw, the loop keeps going.
+        fresh = tmp_path / "fresh"
+        shutil.copytree(TEST_PACK, fresh)
+        cfg.write_text(config_toml(clip=clip, pack=fresh, fb=tmp_path / "fb"))
+        assert service.reload() is True and service.pack is not old_pack and service.reloads == 1
+        np.testing.assert_array_equal(service.display.snapshot(), service.pack.frame_image(service.index))
+        service.step()
+    finally:
+        service.shutdown()
+
+
+def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
+    from edge.config import ConfigError, load_config
+    from edge.service import EdgeService
+
+    clip = tmp_path / "c.avi"
+    write_clip(clip, empty(0.2), FPS, photo=np.zeros((512, 512, 3), np.uint8))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_toml(clip=clip, fb=tmp_path / "fb").replace("[camera]", "[camera]\nspeed = 3"))
+    with pytest.raises(ConfigError, match="speed"):
+        load_config(cfg)
+    cfg.write_text(config_toml(clip=clip, fb=tmp_path / "fb").replace(
+        'range = "short"', f'range = "short"\nmodel = "{tmp_path / "gone.tflite"}"'))
+    service = EdgeService(load_config(cfg), cfg, serve_status=False)
+    with pytest.raises((OSError, ValueError), match="gone.tflite"):
+        service.start()
+    # The portrait went up before the model was looked for: the screen is not black.
+    screen = read_fb_xrgb(tmp_path / "fb", (192, 256))
+    np.testing.assert_array_equal(screen, service.pack.frame_image(service.pack.centre_index))
+    service.shutdown()
+
+
+# --- the daemon as systemd runs it ---------------------------------------------------------------------
+DAEMON = [sys.executable, "-m", "edge.commands", "run", "--config"]
+
+
+def _short_dir():
+    return tempfile.mkdtemp(prefix="me-", dir="/tmp")  # AF_UNIX paths must stay short
+
+
+def test_daemon_notifies_systemd_answers_status_reloads_and_stops_within_a_second(tmp_path, photo):
+    import shutil
+
+    folder = Path(_short_dir())
+    try:
+        clip = folder / "loop.avi"
+        write_clip(clip, walk(2.0, 130, 130, 100, 540, sway=5), FPS, photo=photo)
+        sock_path = folder / "status.sock"
+        cfg = folder / "config.toml"
+        cfg.write_text(config_toml(clip=clip, fb=folder / "fb", socket_path=sock_path, realtime=True, loop=True))
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(folder / "notify"))
+        notify.settimeout(10)
+        env = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify"), WATCHDOG_USEC="400000",
+                   PYTHONPATH=str(REPO))
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen(DAEMON + [str(cfg)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            messages = []
+
+            def until(key, timeout=15.0):
+                end = time.monotonic() + timeout
+                while time.monotonic() < end:
+                    msg = notify.recv(4096).decode()
+                    messages.append(msg)
+                    if key in msg.split("\n"):
+                        return msg
+                raise AssertionError(f"no {key} in {messages}")
+
+            until("READY=1")
+            assert any(m.startswith("STATUS=") for m in messages)
+            until("WATCHDOG=1", timeout=2.0)
+            watchdogs = 0
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                watchdogs += "WATCHDOG=1" in notify.recv(4096).decode()
+            assert watchdogs >= 3  # every 0.2 s while the loop runs
+            first = query_status(sock_path)
+            time.sleep(0.5)
+            second = query_status(sock_path)
+            assert second["state"] == "READY" and second["frames"] > first["frames"]
+            assert second["fps"] > 5 and second["camera"]["state"] == "ok"
+            assert second["detect_ms"]["p50"] > 0 and second["pack"]
+            assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o660
+            # SIGHUP: reloads in place (RELOADING=1 then READY=1), same process, still serving.
+            proc.send_signal(signal.SIGHUP)
+            until("RELOADING=1", timeout=5.0)
+            until("READY=1", timeout=5.0)
+            assert query_status(sock_path)["reloads"] == 1 and proc.poll() is None
+            # SIGTERM: STOPPING=1 and gone within a second.
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=5)
+            took = time.monotonic() - started
+            assert code == 0 and took < 1.0, (code, took)
+            until("STOPPING=1", timeout=1.0)
+            assert not sock_path.exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out = proc.stdout.read().decode(errors="replace")
+            notify.close()
+        assert "Traceback" not in out, out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_sigterm_ends_the_daemon_within_a_second_even_when_the_camera_hangs(photo):
+    import shutil
+
+    folder = Path(_short_dir())
+    try:
+        fifo = folder / "camera"
+        os.mkfifo(fifo)  # opening it for reading blocks inside OpenCV, like a wedged driver
+        cfg = folder / "config.toml"
+        text = config_toml(clip=fifo, fb=folder / "fb", socket_path=folder / "status.sock")
+        cfg.write_text(text)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(folder / "notify"))
+        notify.settimeout(10)
+        env = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify"), PYTHONPATH=str(REPO))
+        proc = subprocess.Popen(DAEMON + [str(cfg)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            while "starting: camera" not in notify.recv(4096).decode():
+                pass
+            time.sleep(0.3)
+            assert proc.poll() is None  # stuck opening the camera, portrait already on screen
+            assert query_status(folder / "status.sock")["state"] == "STARTING"
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=5)
+            took = time.monotonic() - started
+            assert code == 0 and took < 1.0, (code, took)
+            assert "STOPPING=1" in notify.recv(4096).decode()
+            assert not (folder / "status.sock").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            notify.close()
+        out = proc.stdout.read().decode(errors="replace")
+        assert "did not stop within" in out and "Traceback" not in out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,224 @@
+"""Operating over SSH: status, snapshot, calibrate and doctor against a real running loop."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge import commands
+from edge.viewerclip import Person, eye_height, write_clip
+from test_service import FPS, TEST_PACK, config_toml, walk
+
+NOT_RUNNING = commands.NOT_RUNNING
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from edge.viewerclip import astronaut_photo
+
+    return astronaut_photo()
+
+
+@pytest.fixture
+def folder():
+    path = Path(tempfile.mkdtemp(prefix="me-", dir="/tmp"))  # short: AF_UNIX paths are limited
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class RunningDaemon:
+    """The real loop on a thread, as ``mona-edge run`` would run it (minus signals)."""
+
+    def __init__(self, folder: Path, clip: Path, camera=None) -> None:
+        from edge.config import load_config
+        from edge.service import EdgeService
+
+        self.socket = folder / "status.sock"
+        self.config_path = folder / "config.toml"
+        self.config_path.write_text(config_toml(clip=clip, fb=folder / "fb", socket_path=self.socket,
+                                                realtime=True, loop=True))
+        self.service = EdgeService(load_config(self.config_path), self.config_path, camera=camera)
+        self.thread = threading.Thread(target=self.service.run, daemon=True)
+
+    def __enter__(self) -> "RunningDaemon":
+        self.thread.start()
+        import time
+
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not (self.socket.exists() and self.service.frames > 3):
+            time.sleep(0.05)
+        assert self.service.frames > 3, "the loop did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.service.stop()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def clip(folder, photo):
+    path = folder / "viewer.avi"
+    write_clip(path, walk(2.0, 130, 130, 150, 500, sway=5), FPS, photo=photo)
+    return path
+
+
+def run(argv, capsys):
+    code = commands.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_status_when_not_running_exits_3(folder, capsys):
+    code, out, err = run(["status", "--socket", str(folder / "none.sock")], capsys)
+    assert code == NOT_RUNNING and "not running" in err
+    code, out, _ = run(["status", "--json", "--socket", str(folder / "none.sock")], capsys)
+    assert code == NOT_RUNNING and json.loads(out)["state"] == "NOT_RUNNING"
+
+
+def test_status_snapshot_against_the_running_loop(folder, clip, capsys):
+    with RunningDaemon(folder, clip) as daemon:
+        code, out, _ = run(["status", "--socket", str(daemon.socket)], capsys)
+        assert code == 0
+        assert "READY" in out and "camera    file:viewer.avi ok" in out and "fps" in out and "pack" in out
+        code, out, _ = run(["status", "--json", "--config", str(daemon.config_path)], capsys)  # socket from config
+        status = json.loads(out)
+        assert code == 0 and status["state"] == "READY" and status["frames"] > 0
+        assert set(status) >= {"fps", "detect_ms", "viewer_present", "index", "camera", "pack", "uptime_s",
+                                "errors", "last_error"}
+
+        shot = folder / "screen.png"
+        code, out, _ = run(["snapshot", str(shot), "--socket", str(daemon.socket)], capsys)
+        assert code == 0 and "screen (frame" in out
+        image = np.asarray(Image.open(shot).convert("RGB"))
+        pack = daemon.service.pack
+        assert any(np.array_equal(image, pack.frame_image(i)) for i in range(pack.frame_count))
+
+        cam = folder / "camera.png"
+        code, out, _ = run(["snapshot", "--camera", str(cam), "--socket", str(daemon.socket)], capsys)
+        assert code == 0 and "debug capture" in out
+        frame = np.asarray(Image.open(cam))
+        assert frame.shape == (480, 640, 3) and frame.std() > 10
+    # Only the file asked for was written: the daemon keeps no camera frames on disk.
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".png") == ["camera.png", "screen.png"]
+
+
+class PositionCamera:
+    """A test camera showing the visitor wherever the test says she stands (real rendered frames)."""
+
+    name = "position"
+    state = "ok"
+
+    def __init__(self, photo, positions):
+        from edge.viewerclip import compose, cutout, room
+
+        bg, sprite = room(), cutout(photo)
+        self.frames = {}
+        for name, x in positions.items():
+            self.frames[name] = [compose(bg, sprite, [Person(130, x + dx, eye_height(130))]) for dx in (-3, 0, 3)]
+        self.where = next(iter(positions))
+        self.n = 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        import time
+
+        time.sleep(1 / 30)
+        self.n += 1
+        return self.frames[self.where][self.n % 3], time.monotonic()
+
+    def close(self):
+        pass
+
+
+def test_calibrate_guides_left_centre_right_and_writes_config(folder, clip, photo, capsys, monkeypatch):
+    from edge.config import load_config
+
+    positions = {"left": 120, "centre": 330, "right": 530}
+    camera = PositionCamera(photo, positions)
+    with RunningDaemon(folder, clip, camera=camera) as daemon:
+        answers = iter(positions)
+
+        class Stdin:
+            def readline(self):
+                camera.where = next(answers)  # the visitor walks there, then presses Enter
+                import time
+
+                time.sleep(0.6)
+                return "\n"
+
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        commands.register(parser.add_subparsers())
+        ns = parser.parse_args(["calibrate", "--config", str(daemon.config_path), "--socket", str(daemon.socket),
+                                "--seconds", "0.5"])
+        code = commands.cmd_calibrate(ns, stdin=Stdin())
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert out.count("Stand") == 3 and "systemctl reload" in out
+    config = load_config(daemon.config_path)
+    measured = commands.read_calibration(config)
+    for got, want in zip(measured, positions.values()):
+        assert got * 640 == pytest.approx(want, abs=10)
+    assert config.gaze.mapping == "linear"
+
+
+def test_calibrate_non_interactive_and_refusals(folder, clip, capsys):
+    from edge.config import load_config
+
+    cfg = folder / "config.toml"
+    cfg.write_text(config_toml(clip=clip, fb=folder / "fb"))
+    code, out, _ = run(["calibrate", "--config", str(cfg), "--non-interactive", "100", "320", "540",
+                        "--frame-width", "640"], capsys)
+    assert code == 0 and "calibration_left_x = 0.1562" in out
+    expected = (100 / 640, 320 / 640, 540 / 640)
+    assert commands.read_calibration(load_config(cfg)) == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="not in order"):
+        commands.main(["calibrate", "--config", str(cfg), "--non-interactive", "0.1", "0.9", "0.8"])
+    assert commands.read_calibration(load_config(cfg)) == pytest.approx(expected, abs=1e-4)  # unchanged
+
+
+def test_doctor_reports_each_check_with_a_fix(folder, clip, capsys):
+    cfg = folder / "config.toml"
+    cfg.write_text(config_toml(clip=clip, fb=folder / "fb", socket_path=folder / "status.sock"))
+    code, out, _ = run(["doctor", "--config", str(cfg)], capsys)
+    assert code == 1  # the daemon is not running
+    lines = {line.split()[1]: line.split()[0] for line in out.splitlines() if line[:4] in ("OK  ", "FAIL")}
+    assert lines["daemon"] == "FAIL" and "fix: sudo systemctl enable --now mona-edge" in out
+    for name in ("config", "model", "pack", "camera", "display", "socket"):
+        assert lines[name] == "OK", out
+    # A broken pack and a missing camera file are named, with fixes.
+    cfg.write_text(config_toml(clip=folder / "gone.avi", pack=folder / "nopack", fb=folder / "fb"))
+    code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+    checks = {c["check"]: c for c in json.loads(out)}
+    assert code == 1
+    assert not checks["pack"]["ok"] and "nopack" in checks["pack"]["detail"] and checks["pack"]["fix"]
+    assert not checks["camera"]["ok"] and "gone.avi" in checks["camera"]["detail"]
+    # With the daemon up, the camera check asks it instead of opening the device.
+    cfg.write_text(config_toml(clip=clip, fb=folder / "fb", socket_path=folder / "status.sock"))
+    with RunningDaemon(folder, clip):
+        code, out, _ = run(["doctor", "--config", str(folder / "config.toml")], capsys)
+        assert "in use by the daemon" in out and out.splitlines()[1].startswith("OK")
+
+
+def test_format_status_reads_like_a_dashboard():
+    text = commands.format_status({
+        "version": "0.1.0", "state": "DEGRADED", "uptime_s": 3725, "pid": 42, "fps": 14.9,
+        "detect_ms": {"p50": 4.1, "p95": 6.3}, "stage_ms": {"capture": 1.0, "detect": 4.2, "gaze": 0.1, "draw": None},
+        "viewer_present": False, "index": 16, "frame_count": 33, "pack": "mona",
+        "camera": {"name": "picamera2:0", "state": "retrying", "failures": 3, "recoveries": 1, "retry_in_s": 4.0},
+        "errors": {"detector": 0, "camera": 3}, "last_error": "picamera2:0: capture failed"})
+    assert "DEGRADED, up 1h 2m" in text and "retrying (next try in 4 s)" in text
+    assert "detection p50 4.1 ms p95 6.3 ms" in text and "draw -" in text
+    assert "frame 16 of 0..32, pack mona" in text and "last      picamera2:0: capture failed" in text
