@@ -621,7 +621,7 @@ def activate(args: dict) -> dict:
     missing = [c for c in COMPONENTS if not new.get(c)]
     if missing:
         raise StepError("plan", f"the target has no {', '.join(missing)} yet and none was given")
-    if new == old and not args.get("force_restart") and manager.state() == "active":
+    if new == old and manager.state() == "active":
         return {"ok": True, "changed": [], "restarted": False, "log": log + ["nothing changed"]}
     changed = [c for c in COMPONENTS if not old or old.get(c) != new[c]]
     status = _switch(layout, manager, old, new, args, log)
