@@ -19,6 +19,7 @@ on the order of the calibration frames.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,7 +28,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from edge.blazeface import SPECS
-from edge.detector import FaceDetector, input_levels
+from edge.detector import FaceDetector, input_levels, iou
+from provisioning import equalize
 from provisioning.tflite_graph import (ACT_NONE, ACT_RELU, ACT_RELU6, OP_CODES, FloatGraph, Node, load_float_graph,
                                        reference_interpreter, serialize)
 
@@ -40,12 +42,11 @@ COMPUTE = {"CONV_2D", "DEPTHWISE_CONV_2D"}
 #: Op versions that cover int8 (and float for the tail) in both tflite-runtime 2.14 and ai-edge-litert.
 INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "ADD": 2, "PAD": 2, "MAX_POOL_2D": 2, "RESHAPE": 1,
                  "DEPTH_TO_SPACE": 2, "RESIZE_BILINEAR": 3, "DEQUANTIZE": 2, "MUL": 1, "CONCATENATION": 1}
-RANGE_PERCENTILE = 90.0  # of per-frame extremes; measured best for int8/float agreement
+#: Range percentiles (of per-frame extremes) and equalization exponents tried; the quantizer keeps the
+#: pair whose int8 model agrees best with the float model on the calibration frames themselves.
+PERCENTILES = (90.0, 97.0, 99.5)
+EXPONENTS = (0.5, 1.0)
 MAX_EQUALIZATION = 64.0
-#: Gains are (largest channel peak / channel peak) ** this: 1 equalizes the channels fully (the pointwise
-#: weights shrink by the same gain). Measured on 150 astronaut scenes against 0 and 0.5, with percentiles
-#: 80..99.5: 90 and 1.0 gave the lowest 95th-percentile and worst eye offsets (3.4 / 4.6 px at 640x480).
-EQUALIZATION_EXPONENT = 1.0
 POSITIVE_SCORE = 0.05
 HEAD_MARGIN = 0.15  # widen face-anchor channel ranges by this fraction of their span on each side
 LOGIT_FLOOR = -12.0  # classifier logits below this are a score of 6e-6: clip them
@@ -87,56 +88,16 @@ def qparams(lo: float, hi: float) -> Tuple[float, int]:
 class Calibration:
     activations: Dict[int, TensorStats]
     channel_ranges: Dict[int, Tuple[np.ndarray, np.ndarray]]  # head tensor -> per-channel (lo, hi)
-    equalization: Dict[int, np.ndarray]  # producer output tensor -> per-channel gain applied
+    equalization: Dict[int, np.ndarray]  # tensor -> per-channel gain its values are multiplied by
+    groups: List[equalize.Group]
+    gains: List[np.ndarray]
     frames: int
     percentile: float
 
 
-def equalizable_pairs(graph: FloatGraph) -> List[Tuple[Node, Node]]:
-    """(producer, consumer) convolutions with nothing between them that a positive per-channel gain
-    would not pass through unchanged: no op, or spatial PADs; the producer has no activation or a ReLU.
-
-    Scaling the producer's output channel c by g_c (weights and bias) and the consumer's input channel c
-    by 1/g_c leaves the float model's output unchanged (ReLU and zero padding commute with a positive gain),
-    so a tensor whose channels span very different ranges can share one int8 scale without drowning its
-    small channels (cross-layer equalization). A depthwise consumer is quantized per channel, so dividing
-    its weights costs it nothing.
-    """
-    pairs = []
-    heads = {n.outputs[0] for n in head_nodes(graph)}
-    for node in graph.nodes:
-        if node.op not in COMPUTE or node.activation not in (ACT_NONE, ACT_RELU) or node.outputs[0] in heads:
-            continue
-        tensor = node.outputs[0]
-        while tensor not in graph.outputs:
-            consumers = graph.consumers(tensor)
-            if len(consumers) != 1:
-                break
-            nxt = consumers[0]
-            if nxt.op == "PAD" and not graph.constants[nxt.inputs[1]][-1].any():
-                tensor = nxt.outputs[0]
-                continue
-            depthwise_ok = nxt.op != "DEPTHWISE_CONV_2D" or graph.constants[nxt.inputs[1]].shape[3] == graph.shapes[tensor][-1]
-            if nxt.op in COMPUTE and nxt.inputs[0] == tensor and depthwise_ok:
-                pairs.append((node, nxt))
-            break
-    return pairs
-
-
 def apply_equalization(graph: FloatGraph, calib: "Calibration") -> None:
     """Fold the calibrated per-channel gains into the weights (exact in float)."""
-    for producer, consumer in equalizable_pairs(graph):
-        gain = calib.equalization.get(producer.outputs[0])
-        if gain is None:
-            continue
-        out_axis = 0 if producer.op == "CONV_2D" else 3
-        shape = [1, 1, 1, 1]
-        shape[out_axis] = -1
-        graph.constants[producer.inputs[1]] = graph.constants[producer.inputs[1]] * gain.reshape(shape)
-        if len(producer.inputs) > 2 and producer.inputs[2] >= 0:
-            graph.constants[producer.inputs[2]] = graph.constants[producer.inputs[2]] * gain
-        # Input channels are the last axis for both CONV_2D (O,H,W,I) and DEPTHWISE_CONV_2D (1,H,W,C).
-        graph.constants[consumer.inputs[1]] = graph.constants[consumer.inputs[1]] / gain.reshape(1, 1, 1, -1)
+    equalize.apply(graph, calib.groups, calib.gains)
 
 
 def head_nodes(graph: FloatGraph) -> List[Node]:
@@ -195,7 +156,7 @@ def trace_head_elements(graph: FloatGraph, heads: Sequence[Node]) -> Dict[int, n
 
 
 def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Sequence[np.ndarray],
-              float_model: Path, percentile: float = RANGE_PERCENTILE) -> Calibration:
+              float_model: Path, percentile: float, exponent: float) -> Calibration:
     """Run the float model on every frame and gather what the int8 graph needs to know."""
     letterboxer = FaceDetector(float_model, spec_name)
     interpreter = reference_interpreter(model_bytes)
@@ -207,8 +168,8 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
     regress_out = next(t for t in graph.outputs if graph.shapes[t][-1] == spec.num_coords)
     class_out = next(t for t in graph.outputs if graph.shapes[t][-1] == 1)
     head_values: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {n.outputs[0]: [] for n in heads}
-    equalized = [producer.outputs[0] for producer, _ in equalizable_pairs(graph)]
-    channel_peaks: Dict[int, List[np.ndarray]] = {t: [] for t in equalized}
+    groups = equalize.find_groups(graph, excluded=[n.outputs[0] for n in heads])
+    group_peaks: List[List[np.ndarray]] = [[] for _ in groups]
     positive_logit = np.log(POSITIVE_SCORE / (1 - POSITIVE_SCORE))
 
     def run(frame: np.ndarray) -> None:
@@ -218,9 +179,13 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
 
     for frame in frames:  # pass 1: per-channel peaks for equalization, head values at face anchors
         run(frame)
-        for t in equalized:
-            values = interpreter.get_tensor(t)
-            channel_peaks[t].append(np.abs(values).reshape(-1, values.shape[-1]).max(axis=0))
+        for group, peaks in zip(groups, group_peaks):
+            peak = np.zeros(group.channels)
+            for t in group.tensors:
+                values = interpreter.get_tensor(t)
+                channel_max = np.abs(values).reshape(-1, values.shape[-1]).max(axis=0)
+                peak[:channel_max.size] = np.maximum(peak[:channel_max.size], channel_max)
+            peaks.append(peak)
         positive = interpreter.get_tensor(class_out).reshape(-1) > positive_logit
         for out in (regress_out, class_out):
             ids = element_ids[out].reshape(element_ids[out].shape[1], -1)
@@ -232,10 +197,9 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
                 if mine.any():
                     head_values[tensor].append((chosen_ids[mine] & 0xFFFFFFFF, chosen_values[mine]))
 
-    equalization = {}
-    for t, peaks in channel_peaks.items():
-        peak = np.maximum(np.percentile(np.stack(peaks), percentile, axis=0), 1e-6)
-        equalization[t] = np.clip((peak.max() / peak) ** EQUALIZATION_EXPONENT, 1.0, MAX_EQUALIZATION)
+    gains = [equalize.gains_from_peaks(np.percentile(np.stack(peaks), percentile, axis=0),
+                                       exponent, MAX_EQUALIZATION) for peaks in group_peaks]
+    equalization = equalize.tensor_gains(groups, gains, graph.shapes)
 
     for frame in frames:  # pass 2: per-frame extremes of every activation, as the int8 graph will see them
         run(frame)
@@ -263,7 +227,7 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
         span = np.maximum(hi - lo, 1e-3)
         channel_ranges[t] = (lo - HEAD_MARGIN * span, hi + HEAD_MARGIN * span)
     return Calibration(activations=activations, channel_ranges=channel_ranges, equalization=equalization,
-                       frames=len(frames), percentile=percentile)
+                       groups=groups, gains=gains, frames=len(frames), percentile=percentile)
 
 
 def _activation_tensors(graph: FloatGraph) -> List[int]:
@@ -489,10 +453,71 @@ def _float_tail(b: _Builder, name: str, shape: Sequence[int], q_out: int, gain: 
     return restored
 
 
+#: Faces within this much of the score threshold flip in and out with any perturbation (the float model's
+#: own included); agreement counts a miss or an extra face only beyond it.
+SCORE_MARGIN = 0.1
+
+
+def agreement(float_faces: Sequence[list], int8_model: bytes, spec_name: str, frames: Sequence[np.ndarray]) -> Dict:
+    """How well an int8 model reproduces the float model's faces: confident faces missed or invented, and
+    eye offsets as a fraction of the face's width (so a 300 px face does not outweigh twenty 30 px ones).
+
+    ``float_faces`` come from the float model run with its threshold lowered by :data:`SCORE_MARGIN`.
+    """
+    threshold = SPECS[spec_name].min_score
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candidate.tflite"
+        path.write_bytes(int8_model)
+        detector = FaceDetector(path, spec_name, min_score=threshold - SCORE_MARGIN)
+        misses = extras = 0
+        offsets = []
+        for frame, expected in zip(frames, float_faces):
+            got = detector.detect(frame)
+            matched = set()
+            for face in expected:
+                overlaps = [iou(face.box, g.box[None])[0] for g in got]
+                best = int(np.argmax(overlaps)) if got else -1
+                if best < 0 or overlaps[best] < 0.5:
+                    misses += face.score >= threshold + SCORE_MARGIN
+                    continue
+                matched.add(best)
+                offset = float(np.abs(face.keypoints[:2] - got[best].keypoints[:2]).max())
+                offsets.append(offset / max(face.width, 1.0))
+            extras += sum(1 for i, g in enumerate(got) if i not in matched and g.score >= threshold + SCORE_MARGIN)
+    offsets_arr = np.array(offsets or [0.0])
+    return {"misses": int(misses), "extras": int(extras), "faces": len(offsets),
+            "eye_p50_of_width": round(float(np.median(offsets_arr)), 4),
+            "eye_p95_of_width": round(float(np.percentile(offsets_arr, 95)), 4)}
+
+
 def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarray], provenance: Dict,
-                   percentile: float = RANGE_PERCENTILE) -> bytes:
-    """Float BlazeFace file -> int8 model bytes."""
+                   percentiles: Sequence[float] = PERCENTILES, exponents: Sequence[float] = EXPONENTS,
+                   log=lambda message: None) -> Tuple[bytes, Dict]:
+    """Float BlazeFace file -> (int8 model bytes, the search record).
+
+    Each (percentile, exponent) pair is calibrated and built; the kept model is the one with the fewest
+    missed or extra faces, then the smallest 95th-percentile eye offset, against the float model on the
+    calibration frames. The search is recorded in the model's metadata and JSON record.
+    """
+    model_bytes = Path(float_model).read_bytes()
+    reference = FaceDetector(float_model, spec_name, min_score=SPECS[spec_name].min_score - SCORE_MARGIN)
+    float_faces = [reference.detect(frame) for frame in frames]
+    best, trials = None, []
+    for percentile in percentiles:
+        for exponent in exponents:
+            graph = load_float_graph(float_model)
+            calib = calibrate(graph, model_bytes, spec_name, frames, float_model, percentile, exponent)
+            apply_equalization(graph, calib)
+            candidate = build_int8_model(graph, calib, provenance)
+            score = agreement(float_faces, candidate, spec_name, frames)
+            trials.append({"percentile": percentile, "exponent": exponent, **score})
+            log(f"  percentile {percentile:g}, exponent {exponent:g}: {score}")
+            key = (score["misses"] + score["extras"], score["eye_p95_of_width"])
+            if best is None or key < best[0]:
+                best = (key, percentile, exponent)
+    _, percentile, exponent = best
+    chosen = {"percentile": percentile, "exponent": exponent, "trials": trials}
     graph = load_float_graph(float_model)
-    calib = calibrate(graph, Path(float_model).read_bytes(), spec_name, frames, float_model, percentile)
+    calib = calibrate(graph, model_bytes, spec_name, frames, float_model, percentile, exponent)
     apply_equalization(graph, calib)
-    return build_int8_model(graph, calib, provenance)
+    return build_int8_model(graph, calib, dict(provenance, search=chosen)), chosen

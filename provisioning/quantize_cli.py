@@ -16,7 +16,7 @@ from typing import Dict, Optional
 from edge.detector import MODEL_FILES
 from provisioning import mediapipe_wheel as wheel
 from provisioning.calibration import DEFAULT_COUNT, DEFAULT_SEED, calibration_frames
-from provisioning.quantize import RANGE_PERCENTILE, TOOL_VERSION, quantize_model
+from provisioning.quantize import TOOL_VERSION, quantize_model
 
 MEMBERS = {"short": wheel.SHORT_RANGE_MEMBER, "full": wheel.FULL_RANGE_MEMBER}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -37,10 +37,10 @@ def quantize_range(detector_range: str, out_dir: Path, float_model: Optional[Pat
         raise FileNotFoundError(f"{float_model}: float model not found")
     source["sha256"] = wheel.sha256_of(float_model)
     calib_frames, calib_record = calibration_frames(frames, seed)
-    provenance = {"source": source, "calibration": calib_record, "tool": TOOL_VERSION,
-                  "range_percentile": RANGE_PERCENTILE}
+    provenance = {"source": source, "calibration": calib_record, "tool": TOOL_VERSION}
     started = time.perf_counter()
-    data = quantize_model(float_model, detector_range, calib_frames, provenance)
+    data, search = quantize_model(float_model, detector_range, calib_frames, provenance, log=print)
+    provenance["search"] = search
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILES[detector_range]
     tmp = target.with_suffix(".tflite.part")
@@ -66,9 +66,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("quantize", help="make the int8 BlazeFace models (workstation)",
                                    description=__doc__.split("\n\n")[0])
-    # The full-range int8 model does not yet agree with its float model well enough to ship (issue 2),
-    # so only the short-range one is made by default and bundled.
-    parser.add_argument("--range", choices=["short", "full", "both"], default="short")
+    parser.add_argument("--range", choices=["short", "full", "both"], default="both")
     parser.add_argument("--float-model", type=Path, help="use this float .tflite instead of the mediapipe wheel's")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: assets/models)")
     parser.add_argument("--frames", type=int, default=DEFAULT_COUNT, help="calibration frames")

@@ -11,7 +11,7 @@ from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
 
 #: Scenes per range: face widths the model is made for, three positions across the room, two heights,
 #: and mirrored. Short range sees faces from about 60 px up in a 640x480 frame; full range smaller ones.
-WIDTHS = {"short": (90, 130, 180), "full": (110, 160)}
+WIDTHS = {"short": (90, 130, 180), "full": (60, 90, 130, 180)}
 POSITIONS = [(x, y) for x in (160, 320, 480) for y in (180, 260)]
 
 
@@ -94,12 +94,28 @@ def test_int8_short_range_agrees_with_float(float_models, astronaut):
     assert worst_eye < 4.5
 
 
+def test_int8_full_range_agrees_with_float(float_models, astronaut):
+    """Faces 60-180 px: found every time, on her real eyes, close to the float model's eyes."""
+    reference = FaceDetector(float_models["full"], "full")
+    int8 = FaceDetector(None, "full")
+    assert int8.is_quantized
+    offsets = []
+    for key, frame, eyes in scenes(astronaut, "full"):
+        expected = reference.detect(frame)
+        got = int8.detect(frame)
+        assert len(got) == 1, f"int8 missed the face in scene {key}"
+        assert iou(expected[0].box, got[0].box[None])[0] >= 0.75, key
+        assert np.abs(eyes_in_image_order(got[0]) - eyes).max() < ON_EYE * key[0], key
+        offsets.append(float(np.abs(expected[0].keypoints[:2] - got[0].keypoints[:2]).max()))
+    # Measured p50 1.8 / max 7.5 px at 640x480 with the committed model; the goal (issue 2) is 2 px.
+    assert np.median(offsets) < 2.5 and max(offsets) < 8.0
+
+
 @pytest.mark.parametrize("detector_range", ["short", "full"])
-def test_no_face_gives_no_detection(float_models, detector_range):
+def test_no_face_gives_no_detection(detector_range):
     import skimage.data
 
-    model = None if detector_range == "short" else float_models["full"]
-    detector = FaceDetector(model, detector_range)
+    detector = FaceDetector(None, detector_range)
     for name in ("coffee", "rocket", "brick"):
         image = getattr(skimage.data, name)()
         if image.ndim == 2:
@@ -145,7 +161,8 @@ def test_missing_or_corrupt_model_is_a_one_line_error(tmp_path, float_models):
         FaceDetector(float_models["full"], "short")
 
 
-def test_bundled_model_is_found_and_int8(tmp_path):
-    path = default_model_path("short")
-    assert path.parent == MODELS and path.name == "face_detection_short_range_int8.tflite"
-    assert FaceDetector(path, "short").is_quantized
+@pytest.mark.parametrize("detector_range", ["short", "full"])
+def test_bundled_models_are_found_and_int8(detector_range):
+    path = default_model_path(detector_range)
+    assert path.parent == MODELS and path.name == f"face_detection_{detector_range}_range_int8.tflite"
+    assert FaceDetector(path, detector_range).is_quantized

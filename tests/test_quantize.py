@@ -18,6 +18,7 @@ from provisioning.quantize import TensorStats, head_nodes, qparams, trace_head_e
 from provisioning.tflite_graph import load_float_graph, op_name
 
 SHORT_INT8 = MODELS / "face_detection_short_range_int8.tflite"
+FULL_INT8 = MODELS / "face_detection_full_range_int8.tflite"
 
 
 def conv_tensor_types(path: Path):
@@ -29,20 +30,25 @@ def conv_tensor_types(path: Path):
             yield name, [graph.tensors[i].type for i in list(op.inputs[:2]) + list(op.outputs)]
 
 
-def test_committed_model_runs_every_convolution_on_int8():
-    convs = list(conv_tensor_types(SHORT_INT8))
-    assert len(convs) == 37  # 21 CONV_2D + 16 DEPTHWISE_CONV_2D in MediaPipe's short-range graph
-    for name, types in convs:
+@pytest.mark.parametrize("model, convs", [(SHORT_INT8, 37), (FULL_INT8, 91)])
+def test_committed_models_run_every_convolution_on_int8(model, convs):
+    # MediaPipe's graphs: short range 21 CONV_2D + 16 DEPTHWISE_CONV_2D; full range 49 + 42.
+    found = list(conv_tensor_types(model))
+    assert len(found) == convs
+    for name, types in found:
         assert types == [schema.TensorType.INT8] * 3, name
 
 
-def test_committed_model_record_matches_the_file():
-    record = json.loads(SHORT_INT8.with_suffix(".json").read_text())
+@pytest.mark.parametrize("model", [SHORT_INT8, FULL_INT8])
+def test_committed_model_records_match_the_files(model):
+    record = json.loads(model.with_suffix(".json").read_text())
     from provisioning.mediapipe_wheel import sha256_of
 
-    assert record["sha256"] == sha256_of(SHORT_INT8)
+    assert record["sha256"] == sha256_of(model)
     assert record["source"]["wheel"] == "mediapipe==0.10.14"
     assert record["calibration"]["frames"] >= 100
+    chosen = record["search"]
+    assert len(chosen["trials"]) >= 2 and {"percentile", "exponent"} <= set(chosen)
 
 
 def test_quantize_command_end_to_end(tmp_path, float_models, astronaut):
