@@ -123,7 +123,8 @@ def _lerp(a: float, b: float, u: float) -> float:
 def demo_walk(fps: float = 15.0) -> List[List[Person]]:
     """The bundled clip's script: empty room; a walk across at mid distance, leaving right; back from the
     right coming nearer (face 100 -> 200 px), lingering; walking away farther to the left (200 -> 60 px)
-    and out; a last peek in from the right. About 24 s."""
+    and out; an empty room long enough for the eyes to return to centre; a last peek in from the right.
+    About 27 s."""
     shots: List[List[Person]] = []
 
     def seg(seconds: float, fn) -> None:
@@ -152,7 +153,7 @@ def demo_walk(fps: float = 15.0) -> List[List[Person]]:
     seg(4.0, walker(110, 195, 710, 330))
     seg(2.0, linger(195, 330, 18))
     seg(5.0, walker(195, 60, 330, -50))
-    seg(2.0, lambda u, t: None)
+    seg(5.0, lambda u, t: None)  # longer than [gaze] idle_seconds: the eyes go back to centre
     seg(2.0, walker(120, 120, 700, 500))
     return shots
 

@@ -65,7 +65,12 @@ def test_demo_runs_the_pipeline_and_writes_its_outputs(tmp_path):
     ok, first = cap.read()
     assert ok and first.shape[0] == 360 and first.shape[1] > 480 + 100
     gif = Image.open(out / "demo.gif")
-    assert gif.n_frames == (n + GIF_STEP - 1) // GIF_STEP
+    duration = 0
+    for k in range(gif.n_frames):  # identical neighbours are merged into one longer frame
+        gif.seek(k)
+        duration += gif.info["duration"]
+    assert duration == pytest.approx((n + GIF_STEP - 1) // GIF_STEP * int(1000 * GIF_STEP / FPS), rel=0.01)
+    assert (out / "demo.gif").stat().st_size < 3_000_000
     assert Image.open(out / "plot.png").size == (960, 480)
     figures = json.loads((out / "latency.json").read_text())
     assert figures["frames"] == n
@@ -85,6 +90,9 @@ def test_demo_runs_the_pipeline_and_writes_its_outputs(tmp_path):
     corr = np.corrcoef(xs[both], idx[both])[0, 1]
     assert abs(corr) > 0.8, corr
     assert max(trace.index) - min(trace.index) >= trace.frame_count - 3  # nearly the whole span is used
+    # After the long empty stretch the eyes are back at the centre frame.
+    last_gap_end = max(i for i, people in enumerate(script) if not people)
+    assert trace.index[last_gap_end] == (trace.frame_count - 1) // 2
 
 
 def test_plot_marks_the_viewer_and_the_frame(tmp_path):
