@@ -555,6 +555,7 @@ def run_daemon(config_path: Optional[Path]) -> int:
     from edge.sdnotify import Notifier
 
     config = load_config(config_path)
+    logging.getLogger().setLevel(config.service.log_level.upper())
     service = EdgeService(config, config_path, notifier=Notifier())
     signals = SignalThread(service)
     signals.start()
