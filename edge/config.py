@@ -325,7 +325,8 @@ class GazeConfig:
 class DisplayConfig:
     """Where the portrait is drawn."""
 
-    sink: str = _key(_Choice("pygame", "framebuffer", "fbdev", "file", "headless", store={"framebuffer": "fbdev"}), "pygame",
+    sink: str = _key(_Choice("pygame", "framebuffer", "fbdev", "file", "headless", store={"framebuffer": "fbdev"}),
+                     "pygame",
                      "pygame (KMS/DRM full screen), framebuffer (/dev/fb0), file (a raw framebuffer-layout "
                      "file: tests), headless (memory only)")
     device: Optional[str] = _key(_DevicePath(), None, "framebuffer: the device (default /dev/fb0)", "/dev/fb1")
@@ -623,16 +624,24 @@ def _edit_text(text: str, section: str, values: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes, mode: Optional[int]) -> None:
-    """Write next to ``path`` then rename over it: a power cut leaves the old file or the new, never half."""
+def _atomic_write(path: Path, data: bytes, like: Optional[os.stat_result]) -> None:
+    """Write next to ``path`` then rename over it: a power cut leaves the old file or the new, never half.
+
+    The new file takes the mode, owner and group of ``like`` (the file it replaces): ``sudo mona-edge
+    calibrate`` must not leave a root-only config the service user can no longer read.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, (like.st_mode & 0o7777) if like is not None else 0o644)
+        if like is not None and hasattr(os, "chown"):
+            try:
+                os.chown(tmp, like.st_uid, like.st_gid)
+            except PermissionError:  # not root: the file stays ours, which it already was
+                pass
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -688,14 +697,12 @@ def write_config_values(path: Union[str, Path], section: str, values: Mapping[st
         faithful = False
     if not faithful:
         text = _emit(merged)
-    mode = None
+    like = p.stat() if exists else None
     if exists:
-        mode = p.stat().st_mode & 0o7777
-        _atomic_write(p.with_name(p.name + ".bak"), old_bytes, mode)
+        _atomic_write(p.with_name(p.name + ".bak"), old_bytes, like)
     else:
         p.parent.mkdir(parents=True, exist_ok=True)
-        mode = 0o644
-    _atomic_write(p, text.encode("utf-8"), mode)
+    _atomic_write(p, text.encode("utf-8"), like)
     return config
 
 

@@ -6,15 +6,17 @@ eyes from the wall's normal: negative toward the viewer's left. Frame 0 looks to
 painted eyes point at the left side of the room), frame N-1 to the right; the pack says which angles its
 first and last frames look at (``span_deg``, default -30..+30).
 
-The room from above; the picture hangs on the top wall, people stand below it::
+The room from above; the picture hangs on the top wall, people stand below it, facing it::
 
-        wall ══════════════════[ eyes ]═══════[ cam ]══════   camera_offset_mm.x > 0: camera to the
-                                  |  .           \\              viewer's right of the painted eyes
-                                  |     .  angle  \\
-                                  |        .       \\           the camera looks out of the wall, so its
-                                  |           .     \\          image's RIGHT is the room's LEFT
-          viewer's LEFT  <------- 0 ----------------- X ------->  viewer's RIGHT
-          (angle < 0, frame 0)          A                          (angle > 0, frame N-1)
+      wall ═══════════════════[ eyes ]══════════[ cam ]═══════    camera_offset_mm.x > 0 here: the camera
+                                 |                  |              is to the viewer's right of the eyes
+                                 |                  |
+                 angle < 0       |    angle > 0     | camera's optical axis
+      viewer's LEFT  <───────────┼──────────────────┼───────────>  viewer's RIGHT
+      (frame 0)                  |                  |              (frame N-1)
+                  A              |                  |         B
+          A: seen on the camera image's RIGHT side; the portrait must look at frame ~0
+          B: seen on the camera image's LEFT side;  the portrait must look at frame ~N-1
 
 The camera is a person standing in the wall looking out: its right hand is on the room's left. So in an
 unmirrored camera image a viewer standing at the room's left appears on the image's RIGHT, and the eye
@@ -24,7 +26,7 @@ webcam that mirrors itself like a selfie preview).
 The pipeline, one small piece each, in the order a frame goes through them:
 
 1. :class:`FaceTracks` gives faces an identity from frame to frame (nearest centre, similar size) and
-   marks *static* ones: a painting or poster in view is a face to BlazeFace (the Mona Lisa scores 0.96), but
+   marks *static* ones: a painting or poster in view is a face to BlazeFace, often a confident one, but
    it never moves, while a real viewer always moves a little. A face whose smoothed eye midpoint stays
    within ``static_px`` for ``static_seconds`` is ignored until it moves again.
 2. :class:`ViewerSelector` picks the viewer: the widest (closest) moving face, kept while present; another

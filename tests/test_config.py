@@ -280,3 +280,15 @@ def test_calibration_keys_from_pixels():
         "mapping": "linear", "calibration_left_x": 0.8, "calibration_centre_x": 0.5, "calibration_right_x": 0.2}
     with pytest.raises(ValueError, match="frame width"):
         calibration_keys(1, 2, 3, frame_width=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_write_config_values_keeps_owner_and_group_when_run_as_root(tmp_path):
+    # sudo mona-edge calibrate must leave a config the service user can still read
+    p = write(tmp_path, USER_FILE)
+    os.chown(p, 4321, 4322)
+    os.chmod(p, 0o640)
+    write_config_values(p, "gaze", {"mirror": True})
+    for f in (p, tmp_path / "config.toml.bak"):
+        st = f.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4321, 4322, 0o640)
