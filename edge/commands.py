@@ -86,8 +86,10 @@ def format_status(s: dict) -> str:
     lines.append(f"  speed     {_num(s.get('fps'), ' fps')}, detection p50 {_num(detect.get('p50'), ' ms')} "
                  f"p95 {_num(detect.get('p95'), ' ms')}")
     stages = s.get("stage_ms") or {}
+    # capture includes waiting for the camera's next frame: at 15 fps it is mostly that wait
     lines.append("  stages    " + ", ".join(f"{k} {_num(stages.get(k), ' ms', 2)}"
-                                           for k in ("capture", "detect", "gaze", "draw")))
+                                           for k in ("capture", "detect", "gaze", "draw"))
+                 + " (capture includes waiting for the next frame)")
     if s.get("viewer_present"):
         viewer = f"present, eyes at x={_num(s.get('viewer_x'), ' px', 0)}"
         if s.get("angle_deg") is not None:
