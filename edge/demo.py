@@ -268,7 +268,7 @@ def report(trace: DemoTrace, out_dir: Path) -> str:
 
 
 def default_pack() -> Path:
-    """The configured pack if it is installed, else the bundled test pack."""
+    """The configured pack if it is installed, else the bundled default pack, else the small test pack."""
     try:
         from edge.config import load_config
 
@@ -277,7 +277,10 @@ def default_pack() -> Path:
             return path
     except (ValueError, OSError):
         pass
-    return find_asset("packs", "test")
+    try:
+        return find_asset("packs", "default")
+    except FileNotFoundError:
+        return find_asset("packs", "test")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -293,7 +296,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("mona-edge-demo"), help="output folder (default: ./mona-edge-demo)")
     p.add_argument("--clip", type=Path, help=f"a video of viewers (default: the bundled {CLIP_NAME})")
-    p.add_argument("--pack", type=Path, help="a gaze pack (default: the configured one, else the bundled test pack)")
+    p.add_argument("--pack", type=Path, help="a gaze pack (default: the configured one, else the bundled one)")
     p.add_argument("--frames", type=int, help="stop after this many frames")
     p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
     p.add_argument("--no-gif", action="store_true", help="skip demo.gif")
