@@ -66,9 +66,14 @@ def _num(value, unit: str = "", digits: int = 1) -> str:
 
 # --- run -----------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from edge.display import DisplayError
     from edge.service import run_daemon
 
-    return run_daemon(_config_path(args.config))
+    try:
+        return run_daemon(_config_path(args.config))
+    except DisplayError as exc:  # a RuntimeError: still one clear line for the journal, not a traceback
+        print(f"mona-edge run: error: {exc}", file=sys.stderr)
+        return 1
 
 
 # --- status --------------------------------------------------------------------------------------------
