@@ -16,16 +16,7 @@ from PIL import Image, ImageDraw
 
 from edge.detector import FaceDetector
 from edge.faces import Face
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
+from edge.images import read_rgb
 
 
 def annotate(rgb: np.ndarray, faces: List[Face]) -> Image.Image:

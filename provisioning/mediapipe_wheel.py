@@ -7,13 +7,14 @@ hub; a user without registry access passes the file itself (``--float-model PATH
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from typing import Optional
+
+from edge.install import file_sha256 as sha256_of  # one file hash for the whole project
 
 MEDIAPIPE_VERSION = "0.10.14"
 FACE_DETECTION_DIR = "mediapipe/modules/face_detection"
@@ -65,11 +66,3 @@ def extract_member(member: str, wheel: Optional[Path] = None) -> Path:
     tmp.write_bytes(data)
     tmp.replace(target)
     return target
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

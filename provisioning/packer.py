@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from edge.images import read_rgb
 from provisioning.blend import AlphaParams, blend_head, head_patch_rect
 from provisioning.eyes import EyeGeometry, locate_eyes
 from provisioning.eyewarp import DEFAULT_MAX_SHIFT, eyes_ellipse, generate_heads, head_ellipse
@@ -59,16 +60,6 @@ class PackPlan:
             params.update(driver=Path(self.driver).name if self.driver else None,
                           checkpoint=Path(self.checkpoint).name if self.checkpoint else None)
         return params
-
-
-def read_portrait(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: portrait not found") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
 
 
 def fit_canvas(rgb: np.ndarray, screen: Tuple[int, int]) -> np.ndarray:
@@ -160,7 +151,7 @@ def build_pack(plan: PackPlan, log: Callable[[str], None] = print) -> Dict:
         raise ValueError(f"--frames {plan.frames}: expected 2..255")
     timings = {}
     started = time.perf_counter()
-    canvas = fit_canvas(read_portrait(plan.portrait), plan.screen)
+    canvas = fit_canvas(read_rgb(plan.portrait, "portrait"), plan.screen)
     timings["load"] = time.perf_counter() - started
     t = time.perf_counter()
     heads, geometry, alpha = (eyewarp_heads if plan.method == "eyewarp" else fomm_heads)(canvas, plan)
