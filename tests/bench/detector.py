@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import place_astronaut  # noqa: E402
 from edge.detector import FaceDetector  # noqa: E402
-from provisioning.mediapipe_wheel import SHORT_RANGE_MEMBER, extract_member  # noqa: E402
+from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 
 
 def make_frames(count: int) -> List[np.ndarray]:
@@ -83,7 +83,10 @@ def main() -> int:
     with_face = sum(1 for i in range(args.frames) if i % 5 != 4)
     int8 = FaceDetector(None, "short", threads=1)
     fp32 = FaceDetector(extract_member(SHORT_RANGE_MEMBER), "short", threads=1)
+    full_int8 = FaceDetector(None, "full", threads=1)
+    full_fp32 = FaceDetector(extract_member(FULL_RANGE_MEMBER), "full", threads=1)
     rows = [("BlazeFace short int8 (ours)", int8.detect), ("BlazeFace short float32", fp32.detect),
+            ("BlazeFace full int8 (ours)", full_int8.detect), ("BlazeFace full float32", full_fp32.detect),
             ("OpenCV Haar frontal face", haar_detector())]
     print(f"runtime: {int8.runtime_name}, OpenCV {cv2.__version__}, one thread, {args.frames} frames of 640x480 "
           f"({with_face} with a face) x {args.repeat}")
@@ -93,9 +96,10 @@ def main() -> int:
         p50, p95, found = time_it(fn, frames, args.repeat)
         results[name] = p50
         print(f"{name:32s} {p50:8.2f} {p95:8.2f} {found:20.0f}/{with_face}")
-    ours = results[rows[0][0]]
-    for name, _ in rows[1:]:
-        print(f"p50 ratio {name} / ours: {results[name] / ours:.2f}x")
+    haar = results["OpenCV Haar frontal face"]
+    for rng in ("short", "full"):
+        ours, peer = results[f"BlazeFace {rng} int8 (ours)"], results[f"BlazeFace {rng} float32"]
+        print(f"{rng} range: float32 / int8 p50 = {peer / ours:.2f}x, Haar / int8 p50 = {haar / ours:.2f}x")
     # Pre-processing alone (letterbox + int8 lookup), the part that dominates if done with PIL per frame.
     start = time.perf_counter()
     for frame in frames:
