@@ -406,9 +406,9 @@ def probe(args: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------- install
 
-def _run_step(step: str, argv: List[str], timeout: float = 1800) -> str:
+def _run_step(step: str, argv: List[str], timeout: float = 1800, env: Optional[Dict[str, str]] = None) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
         raise StepError(step, f"{argv[0]}: not found on the target") from None
     except subprocess.TimeoutExpired:
@@ -419,11 +419,26 @@ def _run_step(step: str, argv: List[str], timeout: float = 1800) -> str:
     return done.stdout
 
 
+def _offline_pip_env() -> Dict[str, str]:
+    """The environment for an offline install: the carried wheelhouse and nothing else.
+
+    ``--no-index`` alone still honours the target's pip.conf and ``PIP_*`` variables (a ``find-links``,
+    a global ``constraint``), so what got installed could quietly come from elsewhere, or be refused by a
+    constraint nobody carried. pip loads no configuration file at all when PIP_CONFIG_FILE is os.devnull.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
 def install_software(layout: Layout, spec: dict, log: List[str]) -> None:
     """Build ``versions/<hash>`` as a venv that sees the OS's packages (picamera2, its numpy).
 
     pip runs with a constraints file pinning numpy to the OS's version, so nothing compiled against
-    the OS's numpy (picamera2, simplejpeg) is broken by a different numpy pulled in over it.
+    the OS's numpy (picamera2, simplejpeg) is broken by a different numpy pulled in over it. The venv's
+    base is the interpreter running this script: the workstation and the first-boot unit both start it
+    with ``/usr/bin/python3`` (the OS's) when the target has one, so "system site-packages" and "the OS's
+    numpy" mean the OS's, not those of a pyenv or conda on the login PATH.
     """
     software = spec["hash"]
     target = layout.version_dir(software)
@@ -461,7 +476,7 @@ def install_software(layout: Layout, spec: dict, log: List[str]) -> None:
         log.append(f"numpy pinned to the OS's {numpy}")
     extras = spec.get("extras") or []
     pip.append(str(staging / spec["project_wheel"]) + (f"[{','.join(extras)}]" if extras else ""))
-    _run_step("pip install", pip)
+    _run_step("pip install", pip, env=_offline_pip_env() if spec.get("offline") else None)
     imports = list(spec.get("check_imports", ["import edge"]))
     if spec.get("check_pi_camera") and _pi_model():  # picamera2 and numpy must import together on a Pi
         imports.append("import picamera2, numpy")
@@ -525,7 +540,10 @@ def _ensure_user(layout: Layout, manager, log: List[str]) -> None:
 
 
 def _status_argv(layout: Layout, ready_command: Optional[List[str]]) -> List[str]:
-    return ready_command or [str(layout.current / "bin/mona-edge"), "status", "--json"]
+    """The installed venv's own ``mona-edge status --json``, told which config (and so which status
+    socket) this install uses: under a prefix that is not ``/etc/mona-edge/config.toml``."""
+    return ready_command or [str(layout.current / "bin/mona-edge"), "status", "--json",
+                             "--config", str(layout.config)]
 
 
 def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], timeout: float) -> dict:
@@ -541,8 +559,9 @@ def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], time
                 if status.get("state") == "READY":
                     return status
                 last = f"state {status.get('state')!r}"
-            else:
-                last = f"{argv[0]} exited {done.returncode}: {done.stderr.strip()[-300:]}"
+            else:  # ``status --json`` of a daemon not (yet) running says why on stdout, exit 3
+                why = (done.stderr.strip() or done.stdout.strip())[-300:]
+                last = f"{argv[0]} exited {done.returncode}: {why}"
         except FileNotFoundError:
             last = f"{argv[0]}: not found"
         except (subprocess.TimeoutExpired, ValueError) as exc:

@@ -223,6 +223,15 @@ def check_target(probe: dict, artifacts: Artifacts) -> Tuple[List[str], List[str
     for name in artifacts.software.files:
         if not _wheel_fits(name, machine, python):
             errors.append(f"wheel {name}: not installable on the target ({machine}, Python {python})")
+    os_numpy = probe.get("system_numpy")
+    if os_numpy and artifacts.software.offline and not artifacts.software.no_deps:
+        carried = sorted({name.split("-")[1] for name in artifacts.software.files if name.startswith("numpy-")})
+        if carried and carried != [os_numpy]:
+            # pip on the target pins numpy to the OS's (picamera2 is built against it); offline, it
+            # could only fail after the whole wheelhouse was sent.
+            errors.append(f"wheelhouse numpy {', '.join(carried)}: the target's OS has numpy {os_numpy}, "
+                          f"which its venv keeps; download the wheelhouse with the constraint "
+                          f"numpy=={os_numpy} (and packages that accept it)")
     osr = probe["os_release"]
     if "debian" not in (osr.get("ID", ""), *osr.get("ID_LIKE", "").split()):
         warnings.append(f"target OS {osr.get('PRETTY_NAME', 'unknown')}: not Debian-based; untested")

@@ -25,6 +25,10 @@ from typing import IO, List, Optional, Sequence, Tuple
 import edge.install
 
 
+#: The target's OS interpreter (Raspberry Pi OS: the one whose dist-packages hold picamera2).
+OS_PYTHON = "/usr/bin/python3"
+
+
 class HostKeyError(RuntimeError):
     """The target's host key is unknown or changed; the message carries its fingerprint."""
 
@@ -206,11 +210,23 @@ class SshTarget:
     def run(self, argv: Sequence[str], input: Optional[bytes] = None, timeout: float = 3600) -> subprocess.CompletedProcess:
         return subprocess.run(self._remote(argv), input=input, capture_output=True, timeout=timeout)
 
+    @staticmethod
+    def _helper_command(action: str, args: dict) -> str:
+        """``python3 - ACTION PAYLOAD`` on the target, by the OS's own interpreter when there is one.
+
+        Why not the ``python3`` first on the login PATH: a pyenv or conda in the user's shell start-up
+        would then build the frame's venv, and that interpreter sees neither the OS's picamera2 nor the
+        numpy it was built against. ``/usr/bin/python3`` is also what the first-boot unit runs.
+        """
+        payload = base64.b64encode(json.dumps(args).encode()).decode()
+        tail = f"- {shlex.quote(action)} {shlex.quote(payload)}"
+        return f"if [ -x {OS_PYTHON} ]; then exec {OS_PYTHON} {tail}; else exec python3 {tail}; fi"
+
     def helper(self, action: str, args: dict, timeout: float = 3600) -> dict:
         """Run ``edge/install.py ACTION`` on the target: the script itself travels on stdin."""
-        payload = base64.b64encode(json.dumps(args).encode()).decode()
         script = Path(edge.install.__file__).read_bytes()
-        done = self.run(["python3", "-", action, payload], input=script, timeout=timeout)
+        done = subprocess.run(self._remote([], shell=self._helper_command(action, args)), input=script,
+                              capture_output=True, timeout=timeout)
         out = done.stdout.decode(errors="replace").strip().splitlines()
         if done.returncode == 127:
             raise RemoteError(f"{self.name}: no python3 on the target", step=action)
@@ -225,13 +241,12 @@ class SshTarget:
 
     def stream_helper(self, action: str, args: dict) -> int:
         """Run a helper action whose output goes straight to this terminal (``logs -f``)."""
-        payload = base64.b64encode(json.dumps(args).encode()).decode()
         script = Path(edge.install.__file__).read_bytes()
         with tempfile.NamedTemporaryFile() as fh:  # stdin carries the script; stdout is the terminal
             fh.write(script)
             fh.flush()
             fh.seek(0)
-            return subprocess.run(self._remote(["python3", "-", action, payload]), stdin=fh).returncode
+            return subprocess.run(self._remote([], shell=self._helper_command(action, args)), stdin=fh).returncode
 
     def upload(self, files: Sequence[Tuple[Path, str]], dest: str) -> int:
         """Send ``files`` (local path, name relative to ``dest``) as one tar stream; returns bytes sent."""
