@@ -37,14 +37,22 @@ def _config_path(arg: Optional[Path]) -> Optional[Path]:
 
 
 def _socket_path(args: argparse.Namespace) -> Path:
-    """``--socket`` if given, else the one in the config, else the default."""
+    """``--socket`` if given, else the one in the config, else the default.
+
+    A config named with ``--config`` that cannot be read is an error, not a quiet fall back to the
+    default socket: under a prefix (or with a moved socket) that would ask some other daemon, or none,
+    and report it as not running. Only the implicit system config may be unreadable (a fresh install).
+    """
     if getattr(args, "socket", None):
         return Path(args.socket)
-    try:
-        from edge.config import load_config
+    from edge.config import load_config
 
-        return Path(load_config(_config_path(getattr(args, "config", None))).service.status_socket)
+    explicit = getattr(args, "config", None)
+    try:
+        return Path(load_config(_config_path(explicit)).service.status_socket)
     except (ValueError, OSError):
+        if explicit is not None:
+            raise
         return DEFAULT_SOCKET
 
 
@@ -351,7 +359,7 @@ def _check_display(config) -> Check:
     d = config.display
     if d.kind in ("headless", "file"):
         return Check("display", True, f"{d.kind} (nothing on a screen)")
-    if d.kind == "framebuffer":
+    if d.kind == "fbdev":  # the config stores "framebuffer" under the display module's name
         node = Path(d.device or "/dev/fb0")
         if not node.exists():
             return Check("display", False, f"{node}: no such framebuffer", "enable the display (dtoverlay) or use display kind pygame (KMS/DRM)")

@@ -222,3 +222,28 @@ def test_format_status_reads_like_a_dashboard():
     assert "DEGRADED, up 1h 2m" in text and "retrying (next try in 4 s)" in text
     assert "detection p50 4.1 ms p95 6.3 ms" in text and "draw -" in text
     assert "frame 16 of 0..32, pack mona" in text and "last      picamera2:0: capture failed" in text
+
+
+def test_doctor_checks_the_framebuffer_for_a_framebuffer_config(folder, clip, capsys):
+    """The config stores sink "framebuffer" as "fbdev": the doctor must still look at the device."""
+    cfg = folder / "config.toml"
+    for sink in ("framebuffer", "fbdev"):
+        cfg.write_text(config_toml(clip=clip, display=sink, extra="").replace(
+            "[pack]", f'device = "{folder / "fb-missing"}"\n\n[pack]'))
+        _code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+        display = {c["check"]: c for c in json.loads(out)}["display"]
+        assert not display["ok"] and display["detail"] == f"{folder / 'fb-missing'}: no such framebuffer"
+        assert "dtoverlay" in display["fix"]
+    (folder / "fb0").write_bytes(bytes(192 * 256 * 4))  # a writable stand-in for /dev/fb0
+    cfg.write_text(cfg.read_text().replace("fb-missing", "fb0"))
+    _code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+    display = {c["check"]: c for c in json.loads(out)}["display"]
+    assert display["ok"] and display["detail"] == f"{folder / 'fb0'} writable"
+
+
+def test_status_with_an_unusable_config_says_so_instead_of_asking_the_default_socket(folder, capsys):
+    from edge.cli import main as cli_main
+
+    missing = folder / "nowhere.toml"
+    assert cli_main(["status", "--json", "--config", str(missing)]) == 1
+    assert f"mona-edge status: error: {missing}: no such config file" in capsys.readouterr().err
