@@ -4,7 +4,7 @@ starting from the driving frame best aligned with the portrait."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import List, NamedTuple, Sequence, Union
 
 import cv2
 import numpy as np
@@ -83,6 +83,26 @@ def detect_keypoints(model: FommModel, frames: Sequence[np.ndarray], batch_size:
     return Keypoints(torch.cat(values), torch.cat(jacobians))
 
 
+class DrivingMotion(NamedTuple):
+    """Where the source's keypoints go in every driving frame, and how that was decided."""
+
+    best_frame: int  # the driving frame taken as the source's pose
+    scale: float  # movement scale, sqrt hull area of source / initial driving keypoints
+    keypoints: Keypoints  # (N, K, ...) source keypoints moved relative to the best frame
+
+
+def driving_motion(kp_source: Keypoints, kp_driving: Keypoints) -> DrivingMotion:
+    """Relative motion with adapted scale from the best aligned driving frame, for all frames at once.
+
+    ``kp_source`` has batch 1; ``kp_driving`` one entry per driving frame.
+    """
+    source_points = kp_source.value[0].cpu().numpy()
+    best = best_aligned_frame(source_points, kp_driving.value.cpu().numpy())
+    initial = kp_driving.take(slice(best, best + 1))
+    scale = movement_scale(source_points, initial.value[0].cpu().numpy())
+    return DrivingMotion(best, scale, relative_keypoints(kp_source, kp_driving, initial, scale))
+
+
 def animate(model: FommModel, source_rgb: np.ndarray, driving_frames: Sequence[np.ndarray],
             batch_size: int = 8, progress: bool = True) -> List[np.ndarray]:
     """One uint8 RGB frame per driving frame, each the size of ``source_rgb``.
@@ -105,18 +125,14 @@ def animate(model: FommModel, source_rgb: np.ndarray, driving_frames: Sequence[n
     with torch.inference_mode():
         source = _to_tensor([source_rgb], size, model.device)
         kp_source = model.kp_detector(source)
-        kp_driving = detect_keypoints(model, driving_frames, batch_size, progress)
-        best = best_aligned_frame(kp_source.value[0].cpu().numpy(), kp_driving.value.cpu().numpy())
-        kp_initial = kp_driving.take(slice(best, best + 1))
-        scale = movement_scale(kp_source.value[0].cpu().numpy(), kp_initial.value[0].cpu().numpy())
+        motion = driving_motion(kp_source, detect_keypoints(model, driving_frames, batch_size, progress))
         encoded = model.generator.encode(source)
 
         results: List[np.ndarray] = []
         with tqdm(total=len(driving_frames), unit="frame", desc="FOMM frames", disable=not progress) as bar:
             for start in range(0, len(driving_frames), batch_size):
-                batch = kp_driving.take(slice(start, start + batch_size))
-                kp_norm = relative_keypoints(kp_source, batch, kp_initial, scale)
+                kp_norm = motion.keypoints.take(slice(start, start + batch_size))
                 prediction = model.generator.render(encoded, kp_norm, kp_source)["prediction"]
                 results.extend(_resize(frame, width, height) for frame in _to_uint8(prediction))
-                bar.update(batch.value.shape[0])
+                bar.update(kp_norm.value.shape[0])
     return results

@@ -10,7 +10,6 @@ never reads.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Union
@@ -94,7 +93,7 @@ def read_checkpoint(path: Path) -> Mapping:
         raise FileNotFoundError(f"FOMM checkpoint {path}: no such file (pass the vox-cpk.pth.tar you downloaded)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file is not a checkpoint
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason[:200]})") from exc
     if not isinstance(data, Mapping):
