@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Mapping, Tuple, Union
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class FommModel:
     config: FommConfig
 
 
-def build_networks(config: FommConfig = VOX_256) -> tuple:
+def build_networks(config: FommConfig = VOX_256) -> Tuple[KeypointDetector, OcclusionAwareGenerator]:
     """Freshly initialised ``(kp_detector, generator)`` in the checkpoint's layout."""
     return KeypointDetector(config), OcclusionAwareGenerator(config)
 
