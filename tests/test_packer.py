@@ -70,3 +70,38 @@ def test_default_pack_is_exactly_what_the_readme_command_makes(tmp_path):
         assert ours == committed, name
     pack = load_pack(DEFAULT_PACK, screen_size=(1080, 1920))
     assert pack.frame_count == 33 and pack.base.shape == (1920, 1080, 3)
+
+
+def test_fomm_path_animates_and_blends_heads_into_the_painting(tmp_path):
+    """build-pack's FOMM branch end to end with a checkpoint in the published layout (seeded random
+    weights: no real checkpoint can be had here): a driving clip -> one blended full canvas per frame,
+    untouched outside the blend ellipse's box."""
+    import cv2
+    import torch
+
+    from edge.images import read_rgb
+    from provisioning.blend import head_patch_rect
+    from provisioning.fomm.checkpoint import build_networks
+    from provisioning.packer import fit_canvas, fomm_heads
+
+    torch.manual_seed(0)
+    kp_detector, generator = build_networks()
+    checkpoint = tmp_path / "vox-cpk.pth.tar"
+    torch.save({"generator": generator.state_dict(), "kp_detector": kp_detector.state_dict()}, checkpoint)
+    canvas = fit_canvas(read_rgb(PORTRAIT), (256, 256))
+    driver = tmp_path / "driver.avi"
+    writer = cv2.VideoWriter(str(driver), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    for shift in (-6, 0, 6):  # the portrait itself sliding sideways: a real, if simple, driving video
+        moved = np.roll(canvas, shift, axis=1)
+        writer.write(cv2.cvtColor(moved, cv2.COLOR_RGB2BGR))
+    writer.release()
+    plan = PackPlan(portrait=PORTRAIT, out_dir=tmp_path / "p", method="fomm", driver=driver, checkpoint=checkpoint,
+                    batch_size=3)
+    heads, geometry, alpha = fomm_heads(canvas, plan)
+    assert len(heads) == 3 and all(h.shape == canvas.shape and h.dtype == np.uint8 for h in heads)
+    x0, y0, x1, y1 = head_patch_rect(canvas.shape, alpha.centre, alpha.radii)
+    outside = np.ones(canvas.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    for head in heads:
+        assert np.array_equal(head[outside], canvas[outside])
+        assert np.abs(head.astype(int) - canvas.astype(int)).max() > 0  # the generator's head is in
