@@ -481,7 +481,11 @@ def install_software(layout: Layout, spec: dict, log: List[str]) -> None:
     if spec.get("check_pi_camera") and _pi_model():  # picamera2 and numpy must import together on a Pi
         imports.append("import picamera2, numpy")
     for statement in imports:
-        _run_step("import check", [python, "-c", statement], timeout=120)
+        done = subprocess.run([python, "-c", statement], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:  # the exception's own line says what is missing; the traceback does not
+            last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            raise StepError("import check", f"the new venv {target} cannot run the daemon: {last} "
+                                            f"(checked: {statement})")
         log.append(f"checked: {statement}")
     for name in spec["wheels"]:  # kept with the version: a rollback or a rebuild needs no upload
         shutil.copy2(staging / name, target / name)

@@ -283,6 +283,19 @@ class Plan:
         return not self.changes
 
 
+#: What the daemon imports to run (its modules, their libraries, a TFLite runtime), checked in the new
+#: venv before anything is switched: a wheelhouse missing a package, or a wheel that does not load on the
+#: target, fails the install by name while the old version keeps running, instead of as a READY timeout.
+DAEMON_IMPORTS = ("import edge.service, edge.detector, edge.pack, edge.camera, edge.display, numpy, cv2, PIL; "
+                  "from edge.tflite import runtime_module; runtime_module()")
+
+
+def import_checks(software: Software) -> List[str]:
+    """With ``no_deps`` the libraries are the target's own business (system site-packages): only the
+    project itself is checked."""
+    return ["import edge"] if software.no_deps else [DAEMON_IMPORTS]
+
+
 def _missing(want: Dict[str, str], staged: Dict[str, str], local: Dict[str, Path]) -> List[Tuple[Path, str]]:
     return [(local[rel], rel) for rel, sha in sorted(want.items()) if staged.get(rel) != sha]
 
@@ -303,7 +316,7 @@ def make_plan(artifacts: Artifacts, probe: dict, prefix: str, service_manager: s
     else:
         activate["software"] = {"hash": sw.hash, "project_wheel": sw.project_wheel, "wheels": sorted(sw.files),
                                 "sums": sw.sums, "no_deps": sw.no_deps, "offline": sw.offline,
-                                "extras": list(sw.extras), "check_imports": ["import edge"],
+                                "extras": list(sw.extras), "check_imports": import_checks(sw),
                                 "check_pi_camera": True}
         if probe["software_installed"]:
             changes.append(f"software {sw.hash[:12]}: installed earlier, switch to it")

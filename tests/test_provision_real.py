@@ -27,8 +27,9 @@ import pytest
 
 import edge.install
 from provisioning import flash
-from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
-from provisioning.remote import SshTarget
+from provisioning.plan import (REPO, Artifacts, build_wheel, check_target, load_config, load_pack, load_software,
+                               load_unit)
+from provisioning.remote import RemoteError, SshTarget
 from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 TEST_PACK = REPO / "assets/packs/test"
@@ -184,6 +185,28 @@ def test_fresh_real_install_is_ready_and_a_second_run_changes_nothing(installed)
     assert target.status()["pid"] == status["pid"]  # the same daemon: nothing restarted
 
 
+def test_a_venv_that_cannot_run_the_daemon_fails_its_import_check_and_the_frame_keeps_running(installed, tmp_path):
+    """Without the ``pi`` extra and its wheel there is no TFLite runtime: pip is content, the daemon would not be."""
+    target, _first = installed
+    before = target.status()
+    short = tmp_path / "short-wheelhouse"
+    short.mkdir()
+    for name, path in target.software.files.items():
+        if not name.startswith(("ai_edge_litert-", "mona_edge-")):
+            os.link(path, short / name)
+    project = target.software.files[target.software.project_wheel]
+    target.software, full = load_software(project, short, extras=()), target.software
+    try:
+        with pytest.raises(RemoteError, match=r"import check failed: the new venv .* cannot run the daemon: "
+                                              r"ImportError: no TFLite runtime could be imported"):
+            target.deploy(TEST_PACK)
+    finally:
+        target.software = full
+    after = target.status()
+    assert after["state"] == "READY" and after["pid"] == before["pid"]  # never switched, never restarted
+    assert os.readlink(target.prefix / "opt/mona-edge/current") == f"versions/{full.hash}"
+
+
 def test_real_pack_update_then_rollback_then_stop(installed):
     target, _first = installed
     before = target.status()
@@ -208,3 +231,17 @@ def test_real_pack_update_then_rollback_then_stop(installed):
     assert edge.install.Supervisor._start_time(pid) is None  # gone (or a zombie), not just forgotten
     assert not target.socket.exists()  # the daemon removed its socket on the way out
     assert target.status()["state"] == "NOT_RUNNING"
+
+
+def test_a_wheelhouse_numpy_the_target_os_would_refuse_stops_the_run_before_sending(software):
+    probe = {"python": "3.11.2", "machine": "x86_64", "os_release": {"ID": "debian"}, "pi_model": None,
+             "system_picamera2": None, "camera": [], "display": [], "service_manager": "process",
+             "software_installed": False, "pack_installed": False, "free_bytes": {"opt": 1 << 40, "lib": 1 << 40},
+             "system_numpy": "1.24.2"}
+    artifacts = Artifacts(software=software, unit=load_unit(None, "/"))
+    errors, _warnings = check_target(probe, artifacts)
+    carried = next(n.split("-")[1] for n in software.files if n.startswith("numpy-"))
+    assert errors == [f"wheelhouse numpy {carried}: the target's OS has numpy 1.24.2, which its venv keeps; "
+                      f"download the wheelhouse with the constraint numpy==1.24.2 (and packages that accept it)"]
+    assert check_target(dict(probe, system_numpy=carried), artifacts)[0] == []
+    assert check_target(dict(probe, system_numpy=None), artifacts)[0] == []
