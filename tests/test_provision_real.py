@@ -223,6 +223,10 @@ def test_real_pack_update_then_rollback_then_stop(installed):
     back = target.status()
     assert back["state"] == "READY" and back["pack"] == _pack_name(TEST_PACK)
     assert os.readlink(target.prefix / "var/lib/mona-edge/packs/current") == load_pack(TEST_PACK).sha
+    logs = target.cli("logs", "-n", "20")
+    assert logs.returncode == 0, logs.stderr
+    since_restart = logs.stdout.rsplit("SIGTERM: stopping", 1)[-1]  # the rolled-back daemon's own log
+    assert f"pack {_pack_name(TEST_PACK)} (9 frames)" in since_restart
 
     pid = back["pid"]
     with _ssh(target.server) as ssh:  # the target-side stop, as a maker's workstation would run it
