@@ -5,8 +5,10 @@ machine's ``/usr/bin/python3`` with ``--system-site-packages`` and only the proj
 (``--no-deps``); the service runs under the plain-process supervisor (no systemd as PID 1 here), and the
 unit's ExecStart is a small stand-in daemon run by the *installed* venv's Python: it imports the installed
 ``edge`` package, loads the pack the ``current`` link points at, refuses a pack marked broken, and writes
-the status JSON (``state``: READY) that the ready command reads, since ``mona-edge run``/``status`` belong
-to the runtime's issue.
+the status JSON (``state``: READY) that the ready command reads. The stand-in makes the fault tests
+(dropped copies, corrupted links, a pack that never gets ready) fast and exact; the real path (the real
+wheel with an offline wheelhouse, real packs, ``mona-edge run`` and ``status``) is
+``tests/test_provision_real.py``.
 """
 
 from __future__ import annotations
