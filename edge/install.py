@@ -551,7 +551,12 @@ def _status_argv(layout: Layout, ready_command: Optional[List[str]]) -> List[str
 
 
 def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], timeout: float) -> dict:
-    """Poll the status command until it reports state READY; fail early when the service has died."""
+    """Poll the status command until the daemon is up; fail early when the service has died.
+
+    Up is READY, or DEGRADED: the daemon shows the portrait but its camera is not delivering (no camera,
+    a wrong setting). Rolling back would not mend a camera and on a first install would blank the screen,
+    so that deployment stays, and the caller says loudly what is wrong.
+    """
     argv = _status_argv(layout, ready_command)
     deadline = time.monotonic() + timeout
     last = "no answer yet"
@@ -560,7 +565,7 @@ def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], time
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             if done.returncode == 0:
                 status = json.loads(done.stdout)
-                if status.get("state") == "READY":
+                if status.get("state") in ("READY", "DEGRADED"):
                     return status
                 last = f"state {status.get('state')!r}"
             else:  # ``status --json`` of a daemon not (yet) running says why on stdout, exit 3
@@ -601,7 +606,10 @@ def _switch(layout: Layout, manager, old: Optional[dict], new: dict, args: dict,
         _ensure_user(layout, manager, log)
         manager.restart()
         status = wait_ready(layout, manager, args.get("ready_command"), float(args.get("ready_timeout", 60)))
-        log.append(f"READY: {json.dumps(status, sort_keys=True)}")
+        log.append(f"{status.get('state')}: {json.dumps(status, sort_keys=True)}")
+        if status.get("state") == "DEGRADED":
+            log.append("WARNING: the frame shows the portrait, but its camera is not working "
+                       f"(camera: {status.get('camera')!r}); run `mona-edge doctor` on the frame")
         return status
     except StepError as exc:
         if old:

@@ -74,12 +74,13 @@ def software(sshd, tmp_path_factory):  # noqa: F811
 class RealTarget:
     """One unprivileged prefix on the loopback sshd, provisioned through ``flash.provision`` as the CLI does."""
 
-    def __init__(self, server, software, prefix: Path):
+    def __init__(self, server, software, prefix: Path, clip: Path = None, service_extra: str = ""):
         self.server, self.software, self.prefix = server, software, prefix
         self.config_file = prefix.parent / "frame.toml"
         self.screen = prefix / "var/lib/mona-edge/screen.fb"
         self.socket = prefix / "run/mona-edge/status.sock"
-        clip = prefix / "opt/mona-edge/current/share/mona-edge/clips/viewer-walk.mp4"  # the installed copy
+        # default: the installed copy of the bundled clip
+        clip = clip or prefix / "opt/mona-edge/current/share/mona-edge/clips/viewer-walk.mp4"
         self.config_file.write_text(f"""\
 [camera]
 source = "video"
@@ -101,7 +102,7 @@ path = "{prefix / 'var/lib/mona-edge/packs/current'}"
 
 [service]
 status_socket = "{self.socket}"
-""")
+{service_extra}""")
 
     def artifacts(self, pack: Path) -> Artifacts:
         return Artifacts(software=self.software, unit=load_unit(None, str(self.prefix)), pack=load_pack(pack),
@@ -205,6 +206,23 @@ def test_a_venv_that_cannot_run_the_daemon_fails_its_import_check_and_the_frame_
     after = target.status()
     assert after["state"] == "READY" and after["pid"] == before["pid"]  # never switched, never restarted
     assert os.readlink(target.prefix / "opt/mona-edge/current") == f"versions/{full.hash}"
+
+
+def test_a_frame_whose_camera_fails_keeps_the_new_portrait_and_says_so(sshd, software, tmp_path):  # noqa: F811
+    """No camera (here: a clip that is not there) is not a reason to roll back and blank the screen: the
+    daemon reports DEGRADED, the deployment stays, and provisioning warns about the camera."""
+    prefix = tmp_path / "root"
+    prefix.mkdir()
+    target = RealTarget(sshd, software, prefix, clip=tmp_path / "no-such-camera.mp4", service_extra="ready_timeout = 2\n")
+    messages = []
+    try:
+        target.deploy(TEST_PACK, messages)
+        status = target.status()
+        assert status["state"] == "DEGRADED" and status["camera"] != "ok"
+        assert any("camera is not working" in m for m in messages), messages
+        assert (prefix / "var/lib/mona-edge/packs/current").resolve().name  # the pack stays switched in
+    finally:
+        edge.install.stop({"prefix": str(prefix), "service_manager": "process"})
 
 
 def test_real_pack_update_then_rollback_then_stop(installed):
