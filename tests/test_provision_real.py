@@ -30,6 +30,7 @@ from provisioning import flash
 from provisioning.plan import (REPO, Artifacts, build_wheel, check_target, load_config, load_pack, load_software,
                                load_unit)
 from provisioning.remote import RemoteError, SshTarget
+from provisioning.wheelhouse import build_wheelhouse
 from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 TEST_PACK = REPO / "assets/packs/test"
@@ -55,17 +56,10 @@ def software(sshd, tmp_path_factory):  # noqa: F811
         probe = target.helper("probe", {"prefix": str(root / "unused")})
     python = ".".join(probe["python"].split(".")[:2])
     wheelhouse = root / "wheelhouse"
-    argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-            "--only-binary=:all:", "--python-version", python, "-d", str(wheelhouse), f"{wheel}[pi]"]
-    if probe["system_numpy"]:  # the target's venv keeps the OS's numpy: the wheelhouse must agree
-        pin = root / "os-numpy.txt"
-        pin.write_text(f"numpy=={probe['system_numpy']}\n")
-        argv += ["--constraint", str(pin)]
     started = time.monotonic()
-    download = subprocess.run(argv, capture_output=True, text=True)
-    assert download.returncode == 0, download.stderr[-2000:]
-    print(f"wheelhouse for Python {python}: {len(list(wheelhouse.glob('*.whl')))} wheels, "
-          f"{time.monotonic() - started:.1f} s")
+    # `mona-edge wheelhouse --platform native`: this machine is the target here
+    wheels = build_wheelhouse(wheel, wheelhouse, python, platforms=None, numpy_pin=probe["system_numpy"])
+    print(f"wheelhouse for Python {python}: {len(wheels)} wheels, {time.monotonic() - started:.1f} s")
     software = load_software(wheel, wheelhouse)
     assert software.offline and not software.no_deps
     return software
