@@ -11,9 +11,11 @@ DEPTHWISE_CONV_2D runs on int8; only the tiny tail (dequantize, affine, reshape,
 
 Channel ranges of the regressor heads come from the anchors that actually see faces (score > 0.05 on the
 float model): values at background anchors are never decoded, so clipping them costs nothing and buys
-precision. Internal activations use histogram-based ranges chosen to minimise the expected quantization
-error, so the rare huge values that wreck min/max calibration are clipped, and the result does not depend
-on the order of the calibration frames.
+precision. Internal activations are first equalized across channels (:mod:`provisioning.equalize`); their
+ranges are then a percentile of the per-frame extremes, so the rare huge values that wreck min/max
+calibration are clipped, and the result does not depend on the order of the calibration frames. The
+percentile and the equalization strength are searched, the kept pair being the one whose model agrees best
+with the float model on the calibration frames (:func:`quantize_model`).
 """
 
 from __future__ import annotations
