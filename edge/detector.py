@@ -199,12 +199,20 @@ class FaceDetector:
             region.view(np.uint8)[...] = cv2.LUT(resized, self._lut)
         return nw / w, nh / h, px, py
 
-    def detect(self, rgb: np.ndarray) -> List[Face]:
-        """Faces in ``rgb`` (H, W, 3 uint8; grey (H, W) and RGBA are accepted), best score first."""
-        rgb = self._check_image(rgb)
+    def _invoke(self, rgb: np.ndarray):
         sx, sy, px, py = self.letterbox(rgb)
         self.interpreter.set_tensor(self._input_index, self._input)
         self.interpreter.invoke()
+        return sx, sy, px, py
+
+    def raw_outputs(self, rgb: np.ndarray):
+        """(regressors (N, 16), logits (N,)) as floats: for tools comparing models, not the per-frame path."""
+        self._invoke(self._check_image(rgb))
+        return self._output(self._regressor).copy(), self._output(self._classifier)[:, 0].copy()
+
+    def detect(self, rgb: np.ndarray) -> List[Face]:
+        """Faces in ``rgb`` (H, W, 3 uint8; grey (H, W) and RGBA are accepted), best score first."""
+        sx, sy, px, py = self._invoke(self._check_image(rgb))
         logits = self._output(self._classifier)[:, 0]
         hits = np.nonzero(logits >= self._min_logit)[0]
         if hits.size == 0:

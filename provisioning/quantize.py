@@ -93,8 +93,10 @@ class Calibration:
     equalization: Dict[int, np.ndarray]  # tensor -> per-channel gain its values are multiplied by
     groups: List[equalize.Group]
     gains: List[np.ndarray]
+    class_heads: set
     frames: int
     percentile: float
+    logit_correction: float = 0.0  # added to the classifier heads' float tail (see quantize_model)
 
 
 def apply_equalization(graph: FloatGraph, calib: "Calibration") -> None:
@@ -229,7 +231,8 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
         span = np.maximum(hi - lo, 1e-3)
         channel_ranges[t] = (lo - HEAD_MARGIN * span, hi + HEAD_MARGIN * span)
     return Calibration(activations=activations, channel_ranges=channel_ranges, equalization=equalization,
-                       groups=groups, gains=gains, frames=len(frames), percentile=percentile)
+                       groups=groups, gains=gains, class_heads=class_heads, frames=len(frames),
+                       percentile=percentile)
 
 
 def _activation_tensors(graph: FloatGraph) -> List[int]:
@@ -368,7 +371,8 @@ def build_int8_model(graph: FloatGraph, calib: Calibration, provenance: Dict) ->
             q_out = b.tensor(name, shape, schema.TensorType.INT8, scale=out_q[0], zero=out_q[1])
             b.operator(node.op, [new_id[x], w_id, b_id], [q_out], node.options, node.options_type)
             if out in heads:
-                new_id[out] = _float_tail(b, name, shape, q_out, gain, mid)
+                offset = mid + calib.logit_correction if out in calib.class_heads else mid
+                new_id[out] = _float_tail(b, name, shape, q_out, gain, offset)
                 floats.add(out)
             else:
                 new_id[out] = q_out
@@ -518,8 +522,37 @@ def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarra
             if best is None or key < best[0]:
                 best = (key, percentile, exponent)
     _, percentile, exponent = best
-    chosen = {"percentile": percentile, "exponent": exponent, "trials": trials}
     graph = load_float_graph(float_model)
     calib = calibrate(graph, model_bytes, spec_name, frames, float_model, percentile, exponent)
     apply_equalization(graph, calib)
+    calib.logit_correction = -logit_bias(float_model, build_int8_model(graph, calib, provenance), spec_name, frames)
+    chosen = {"percentile": percentile, "exponent": exponent, "logit_correction": round(calib.logit_correction, 4),
+              "trials": trials}
+    log(f"  kept percentile {percentile:g}, exponent {exponent:g}; logit correction {calib.logit_correction:+.3f}")
     return build_int8_model(graph, calib, dict(provenance, search=chosen)), chosen
+
+
+#: Anchors whose float logit is above this (score 0.27) are the ones a threshold decision can hinge on.
+BIAS_LOGIT = -1.0
+
+
+def logit_bias(float_model: Path, int8_model: bytes, spec_name: str, frames: Sequence[np.ndarray]) -> float:
+    """Mean int8-minus-float classifier logit over the anchors near or above the score threshold.
+
+    Rounding through the whole network leaves the int8 scores systematically low (about -0.5 logit for
+    the full-range model), which costs faces right at the threshold; the quantizer adds the negative of this
+    to the classifier heads' float tail.
+    """
+    reference = FaceDetector(float_model, spec_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candidate.tflite"
+        path.write_bytes(int8_model)
+        candidate = FaceDetector(path, spec_name)
+        diffs = []
+        for frame in frames:
+            _, expected = reference.raw_outputs(frame)
+            _, got = candidate.raw_outputs(frame)
+            near = expected > BIAS_LOGIT
+            diffs.append(got[near] - expected[near])
+    values = np.concatenate(diffs) if diffs else np.zeros(0)
+    return float(values.mean()) if values.size else 0.0
