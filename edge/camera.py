@@ -38,9 +38,7 @@ class CameraSource(Protocol):
     """What the service needs from a camera. ``read`` returns the newest frame, or ``None`` if none is due."""
 
     name: str
-
-    @property
-    def state(self) -> str: ...
+    state: str  # "closed", "ok", "ended" (a file that does not loop), "retrying" or "failed"
 
     def open(self) -> None: ...
 
@@ -91,11 +89,7 @@ class VideoFileSource:
         self._sleep = sleep
         self._cap: Optional[cv2.VideoCapture] = None
         self._rgb: Optional[np.ndarray] = None
-        self._state = "closed"
-
-    @property
-    def state(self) -> str:
-        return self._state
+        self.state = "closed"
 
     def open(self) -> None:
         if not self.path.exists() or self.path.is_dir():  # a named pipe (a live stream) is fine
@@ -113,7 +107,7 @@ class VideoFileSource:
         self._loops = 0
         self._loop_frames = 0   # frames in one pass, learnt at the first wrap
         self._start = self._clock()
-        self._state = "ok"
+        self.state = "ok"
 
     def _decode(self) -> Optional[np.ndarray]:
         assert self._cap is not None
@@ -154,7 +148,7 @@ class VideoFileSource:
         bgr = self._decode()
         if bgr is None:
             if not self._rewind():
-                self._state = "ended"
+                self.state = "ended"
                 raise CameraError(f"{self.path}: end of video")
             bgr = self._decode()
             if bgr is None:
@@ -167,7 +161,7 @@ class VideoFileSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-        self._state = "closed"
+        self.state = "closed"
 
 
 class OpenCVSource:
@@ -192,11 +186,7 @@ class OpenCVSource:
         self._rgb: Optional[np.ndarray] = None
         self._last_read = 0.0
         self._interval = 1.0 / 30.0
-        self._state = "closed"
-
-    @property
-    def state(self) -> str:
-        return self._state
+        self.state = "closed"
 
     def open(self) -> None:
         if isinstance(self.device, str) and self.device.startswith("/dev/") and not Path(self.device).exists():
@@ -216,7 +206,7 @@ class OpenCVSource:
         self._interval = 1.0 / fps if fps and np.isfinite(fps) and fps > 0 else 1.0 / 30.0
         self._cap = cap
         self._last_read = self._clock()
-        self._state = "ok"
+        self.state = "ok"
 
     def read(self) -> Optional[Frame]:
         if self._cap is None:
@@ -235,7 +225,7 @@ class OpenCVSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-        self._state = "closed"
+        self.state = "closed"
 
 
 class Picamera2Source:
@@ -261,11 +251,7 @@ class Picamera2Source:
         self._cam = None
         self._yuv = False
         self._rgb: Optional[np.ndarray] = None
-        self._state = "closed"
-
-    @property
-    def state(self) -> str:
-        return self._state
+        self.state = "closed"
 
     def open(self) -> None:
         try:
@@ -305,7 +291,7 @@ class Picamera2Source:
             raise CameraError(f"{self.name}: cannot start the camera ({exc})") from None
         self._cam = cam
         self._rgb = np.empty((self.size[1], self.size[0], 3), np.uint8)
-        self._state = "ok"
+        self.state = "ok"
         log.info("%s: lores %dx%d %s", self.name, self.size[0], self.size[1], "YUV420" if self._yuv else "RGB")
 
     def read(self) -> Optional[Frame]:
@@ -335,7 +321,7 @@ class Picamera2Source:
             finally:
                 self._cam.close()
                 self._cam = None
-        self._state = "closed"
+        self.state = "closed"
 
 
 class RetryingCamera:
@@ -356,7 +342,7 @@ class RetryingCamera:
         self.maximum = float(maximum)
         self.max_failures = max_failures
         self._clock = clock
-        self._state = "retrying"
+        self.state = "retrying"
         self._backoff = self.initial
         self._next_try = 0.0
         self._open = False
@@ -367,17 +353,13 @@ class RetryingCamera:
         self.frames = 0
 
     @property
-    def state(self) -> str:
-        return self._state
-
-    @property
     def retry_in(self) -> float:
         """Seconds until the next attempt (0 when ok)."""
-        return max(0.0, self._next_try - self._clock()) if self._state == "retrying" else 0.0
+        return max(0.0, self._next_try - self._clock()) if self.state == "retrying" else 0.0
 
     def open(self) -> None:
         """Try to open now; on failure the state becomes ``retrying`` (never raises a CameraError)."""
-        self._state = "retrying"
+        self.state = "retrying"
         self._backoff = self.initial
         self.consecutive_failures = 0
         self._try_open()
@@ -392,7 +374,7 @@ class RetryingCamera:
         if self.failures:
             self.recoveries += 1
             log.info("camera %s is back", self.name)
-        self._state = "ok"
+        self.state = "ok"
 
     def _fail(self, exc: Exception, opening: bool) -> None:
         self.failures += 1
@@ -407,24 +389,24 @@ class RetryingCamera:
         give_up = isinstance(exc, CameraUnavailable) or (
             self.max_failures is not None and self.consecutive_failures >= self.max_failures)
         if give_up:
-            self._state = "failed"
+            self.state = "failed"
             log.error("camera %s failed: %s", self.name, self.last_error)
             return
         delay = self._backoff
         self._backoff = min(self._backoff * 2.0, self.maximum)
         self._next_try = self._clock() + delay
-        self._state = "retrying"
+        self.state = "retrying"
         log.warning("camera %s %s: %s; retrying in %.1f s", self.name,
                     "did not open" if opening else "failed", self.last_error, delay)
 
     def read(self) -> Optional[Frame]:
-        if self._state == "failed":
+        if self.state == "failed":
             return None
-        if self._state == "retrying":
+        if self.state == "retrying":
             if self._clock() < self._next_try:
                 return None
             self._try_open()
-            if self._state != "ok":
+            if self.state != "ok":
                 return None
         try:
             frame = self.source.read()
@@ -441,7 +423,7 @@ class RetryingCamera:
         if self._open:
             self.source.close()
             self._open = False
-        self._state = "retrying"
+        self.state = "retrying"
 
 
 def open_source(kind: str, *, device: Union[str, int, None] = None, path: Union[str, Path, None] = None,
