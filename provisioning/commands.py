@@ -12,11 +12,12 @@ Also runnable as ``python -m provisioning.commands ...`` before the entry points
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from provisioning import flash
 from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
@@ -24,6 +25,7 @@ from provisioning.remote import HostKeyError, RemoteError, SshTarget, TransferEr
 from provisioning.sdcard import write_card
 
 _FAILURES = (HostKeyError, RemoteError, TransferError, flash.TargetCheckError, ValueError, OSError)
+Handler = Callable[[argparse.Namespace], int]
 
 
 def _ssh_arguments(parser: argparse.ArgumentParser, destination: str = "?") -> None:
@@ -64,51 +66,56 @@ def artifacts_from_args(args: argparse.Namespace, prefix: str, workdir: Path) ->
     )
 
 
+def _one_line_errors(command: str) -> Callable[[Handler], Handler]:
+    """A handler whose expected failures (SSH, transfer, target checks, bad input) end in one line, exit 1."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except _FAILURES as exc:
+                print(f"mona-edge {command}: error: {exc}", file=sys.stderr)
+                return 1
+        return run
+    return wrap
+
+
+@_one_line_errors("provision")
 def _provision(args: argparse.Namespace) -> int:
-    try:
-        with tempfile.TemporaryDirectory(prefix="mona-wheel-") as workdir:
-            if args.sd:
-                if args.destination:
-                    raise ValueError("give either USER@HOST or --sd BOOT ROOT, not both")
-                artifacts = artifacts_from_args(args, "/", Path(workdir))
-                report = write_card(Path(args.sd[0]), Path(args.sd[1]), artifacts)
-                for line in report.written + report.boot_changes:
-                    print(line)
-                print("card ready: on first power-up the Pi finishes the install and starts the frame")
-                return 0
-            if not args.destination:
-                raise ValueError("give USER@HOST (or --sd BOOT ROOT)")
-            artifacts = artifacts_from_args(args, args.prefix, Path(workdir))
-            options = flash.ProvisionOptions(prefix=args.prefix, service_manager=args.service_manager,
-                                             ready_command=args.ready_command, ready_timeout=args.ready_timeout,
-                                             dry_run=args.dry_run)
-            with open_target(args) as target:
-                report = flash.provision(target, artifacts, options)
-            print(f"sent {len(report.transfer.files)} file(s), {report.transfer.bytes} bytes")
+    with tempfile.TemporaryDirectory(prefix="mona-wheel-") as workdir:
+        if args.sd:
+            if args.destination:
+                raise ValueError("give either USER@HOST or --sd BOOT ROOT, not both")
+            artifacts = artifacts_from_args(args, "/", Path(workdir))
+            report = write_card(Path(args.sd[0]), Path(args.sd[1]), artifacts)
+            for line in report.written + report.boot_changes:
+                print(line)
+            print("card ready: on first power-up the Pi finishes the install and starts the frame")
             return 0
-    except _FAILURES as exc:
-        print(f"mona-edge provision: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _rollback(args: argparse.Namespace) -> int:
-    try:
+        if not args.destination:
+            raise ValueError("give USER@HOST (or --sd BOOT ROOT)")
+        artifacts = artifacts_from_args(args, args.prefix, Path(workdir))
+        options = flash.ProvisionOptions(prefix=args.prefix, service_manager=args.service_manager,
+                                         ready_command=args.ready_command, ready_timeout=args.ready_timeout,
+                                         dry_run=args.dry_run)
         with open_target(args) as target:
-            result = flash.rollback(target, args.prefix, args.service_manager, args.ready_command, args.ready_timeout)
-        print(f"{target.name}: rolled back ({', '.join(result['changed']) or 'nothing differed'}); READY")
+            report = flash.provision(target, artifacts, options)
+        print(f"sent {len(report.transfer.files)} file(s), {report.transfer.bytes} bytes")
         return 0
-    except _FAILURES as exc:
-        print(f"mona-edge rollback: error: {exc}", file=sys.stderr)
-        return 1
 
 
+@_one_line_errors("rollback")
+def _rollback(args: argparse.Namespace) -> int:
+    with open_target(args) as target:
+        result = flash.rollback(target, args.prefix, args.service_manager, args.ready_command, args.ready_timeout)
+    print(f"{target.name}: rolled back ({', '.join(result['changed']) or 'nothing differed'}); READY")
+    return 0
+
+
+@_one_line_errors("logs")
 def _logs(args: argparse.Namespace) -> int:
-    try:
-        with open_target(args) as target:
-            return flash.logs(target, args.lines, args.follow, args.prefix, args.service_manager)
-    except _FAILURES as exc:
-        print(f"mona-edge logs: error: {exc}", file=sys.stderr)
-        return 1
+    with open_target(args) as target:
+        return flash.logs(target, args.lines, args.follow, args.prefix, args.service_manager)
 
 
 def register_provision(subparsers: argparse._SubParsersAction) -> None:
