@@ -525,11 +525,64 @@ def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarra
     graph = load_float_graph(float_model)
     calib = calibrate(graph, model_bytes, spec_name, frames, float_model, percentile, exponent)
     apply_equalization(graph, calib)
+    correct_biases(graph, calib, model_bytes, spec_name, frames, float_model)
     calib.logit_correction = -logit_bias(float_model, build_int8_model(graph, calib, provenance), spec_name, frames)
     chosen = {"percentile": percentile, "exponent": exponent, "logit_correction": round(calib.logit_correction, 4),
               "trials": trials}
     log(f"  kept percentile {percentile:g}, exponent {exponent:g}; logit correction {calib.logit_correction:+.3f}")
     return build_int8_model(graph, calib, dict(provenance, search=chosen)), chosen
+
+
+#: Frames used for bias correction: the mean error per channel settles long before the whole set.
+BIAS_FRAMES = 48
+
+
+def correct_biases(graph: FloatGraph, calib: Calibration, model_bytes: bytes, spec_name: str,
+                   frames: Sequence[np.ndarray], float_model: Path) -> None:
+    """Sequential empirical bias correction of the convolutions without an activation.
+
+    Rounding in a depthwise network does not average out: each layer's int8 output drifts off the float
+    one by a per-channel mean, and the drift compounds. Layer by layer, in execution order, the int8
+    model (with every earlier correction already in it) runs on calibration frames, the mean error of the
+    layer's output per channel is measured where the float value lies inside the int8 range (clipping is
+    deliberate), and subtracted from that layer's bias. Heads are left alone (their ranges are per channel
+    already) and so are convolutions with a fused ReLU (their error before the ReLU cannot be seen).
+    """
+    heads = {n.outputs[0] for n in head_nodes(graph)}
+    targets = [n for n in graph.nodes if n.op in COMPUTE and n.activation == ACT_NONE and n.outputs[0] not in heads
+               and len(n.inputs) > 2 and n.inputs[2] >= 0]
+    chosen = list(frames[::max(1, len(frames) // BIAS_FRAMES)][:BIAS_FRAMES])
+    letterboxer = FaceDetector(float_model, spec_name)
+    reference = reference_interpreter(model_bytes)
+    inputs, expected = [], {n.outputs[0]: [] for n in targets}
+    for frame in chosen:
+        letterboxer.letterbox(frame)
+        x = letterboxer.input_tensor.copy()
+        reference.set_tensor(reference.get_input_details()[0]["index"], x)
+        reference.invoke()
+        for node in targets:
+            out = node.outputs[0]
+            value = reference.get_tensor(out).astype(np.float32)
+            expected[out].append(value * calib.equalization[out] if out in calib.equalization else value)
+        inputs.append(x)
+    for node in targets:
+        out = node.outputs[0]
+        candidate = reference_interpreter(build_int8_model(graph, calib, {}))
+        detail = candidate.get_input_details()[0]
+        scale_in, zero_in = detail["quantization"]
+        found = next(d for d in candidate.get_tensor_details() if d["name"] == graph.names[out])
+        scale, zero = found["quantization"]
+        lo, hi = (-128 - zero) * scale, (127 - zero) * scale
+        total = np.zeros(graph.shapes[out][-1])
+        count = np.zeros(graph.shapes[out][-1])
+        for x, want in zip(inputs, expected[out]):
+            candidate.set_tensor(detail["index"], np.clip(input_levels(x, scale_in, zero_in), -128, 127).astype(np.int8))
+            candidate.invoke()
+            got = (candidate.get_tensor(found["index"]).astype(np.float32) - zero) * scale
+            inside = (want > lo) & (want < hi)
+            total += np.where(inside, got - want, 0.0).reshape(-1, total.size).sum(axis=0)
+            count += inside.reshape(-1, total.size).sum(axis=0)
+        graph.constants[node.inputs[2]] = (graph.constants[node.inputs[2]] - total / np.maximum(count, 1)).astype(np.float32)
 
 
 #: Anchors whose float logit is above this (score 0.27) are the ones a threshold decision can hinge on.

@@ -44,8 +44,10 @@ def tflite_python() -> str:
     return python
 
 
-#: The same scenes and bounds as tests/test_detector.py for each range.
-CASES = {"short": ((90, 130, 180), 0.9, None, 4.5), "full": ((60, 90, 130, 180), 0.75, 2.5, 8.0)}
+#: The same scenes as tests/test_detector.py for each range, and its bounds but for the short range's worst
+#: eye, where tflite-runtime 2.14's int8 kernels round differently: measured 2.5 px there, 1.9 px under
+#: ai-edge-litert (issue 2's bar is 2 px).
+CASES = {"short": ((90, 130, 180), 0.9, None, 3.0), "full": ((60, 90, 130, 180), 0.7, 2.0, 7.0)}
 
 
 @pytest.mark.parametrize("detector_range", sorted(CASES))
