@@ -107,8 +107,40 @@ def test_int8_full_range_agrees_with_float(float_models, astronaut):
         assert iou(expected[0].box, got[0].box[None])[0] >= 0.7, key
         assert np.abs(eyes_in_image_order(got[0]) - eyes).max() < ON_EYE * key[0], key
         offsets.append(float(np.abs(expected[0].keypoints[:2] - got[0].keypoints[:2]).max()))
-    # Measured IoU >= 0.73, eyes p50 1.7 / max 6.5 px at 640x480; the goal (issue 2) is IoU 0.9 and 2 px.
+    # Measured IoU >= 0.73, eyes p50 1.7 / max 6.5 px at 640x480; the goal (issue 2) is IoU 0.9 and 2 px,
+    # which the float model itself does not hold against sensor noise on these scenes (next test).
     assert np.median(offsets) < 2.0 and max(offsets) < 7.0
+
+
+def own_noise_floor(detector, astronaut, detector_range, draws=3):
+    """Per scene, how far the float model moves its own eyes (max px) and box (min IoU) when +-1 grey
+    level of sensor-like noise is added to the frame: the yardstick for any int8 comparison."""
+    rng = np.random.default_rng(0)
+    eyes, ious = [], []
+    for key, frame, _ in scenes(astronaut, detector_range):
+        clean = detector.detect(frame)[0]
+        worst_eye, worst_iou = 0.0, 1.0
+        for _ in range(draws):
+            noisy = np.clip(frame.astype(np.int16) + rng.integers(-1, 2, frame.shape), 0, 255).astype(np.uint8)
+            found = detector.detect(noisy)
+            assert len(found) == 1, key
+            worst_eye = max(worst_eye, float(np.abs(found[0].keypoints[:2] - clean.keypoints[:2]).max()))
+            worst_iou = min(worst_iou, float(iou(clean.box, found[0].box[None])[0]))
+        eyes.append(worst_eye)
+        ious.append(worst_iou)
+    return np.array(eyes), np.array(ious)
+
+
+def test_full_range_float_model_is_not_repeatable_to_the_2px_bar(float_models, astronaut):
+    """Why the full-range bar (every scene IoU >= 0.9, eyes within 2 px) is out of reach for any int8 model:
+    the float model misses it against itself once +-1 grey level of noise is added (measured: eyes p50
+    0.27 / max 2.37 px, IoU min 0.89). Short range holds it comfortably (max 0.86 px, IoU >= 0.98), so
+    there the bar is meaningful and the int8 test asserts it."""
+    full_eyes, full_ious = own_noise_floor(FaceDetector(float_models["full"], "full"), astronaut, "full")
+    assert full_eyes.max() > 2.0 or full_ious.min() < 0.9
+    assert np.median(full_eyes) < 0.5  # it is the worst scenes that move, not all of them
+    short_eyes, short_ious = own_noise_floor(FaceDetector(float_models["short"], "short"), astronaut, "short")
+    assert short_eyes.max() < 1.5 and short_ious.min() > 0.95
 
 
 @pytest.mark.parametrize("detector_range", ["short", "full"])
