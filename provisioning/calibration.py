@@ -12,7 +12,7 @@ reproducible byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -22,13 +22,28 @@ DEFAULT_COUNT = 192
 DEFAULT_SEED = 20261123
 
 
+Point = Tuple[float, float]
+
+
 @dataclass(frozen=True)
 class FaceSource:
-    """A portrait crop and where its face is in it (x0, y0, x1, y1), measured once by hand."""
+    """A portrait crop, where its face is in it (x0, y0, x1, y1) and, for frontal faces, its two eye
+    centres (image order), all measured once by hand in crop pixels."""
 
     name: str
     image: np.ndarray
     face: Tuple[int, int, int, int]
+    eyes: Optional[Tuple[Point, Point]] = None
+
+
+@dataclass(frozen=True)
+class PlacedFace:
+    """Where a face landed in a generated frame: the ground truth a detector is scored against."""
+
+    source: str
+    box: Tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+    eyes: Optional[np.ndarray]  # (2, 2) eye centres in frame pixels, image order; None when not annotated
+    patch: Tuple[int, int, int, int]  # the frame region the portrait was pasted into (for occlusion)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -48,9 +63,9 @@ def face_sources() -> List[FaceSource]:
         hopper = np.asarray(Image.open(fh).convert("RGB"))
     camera = _rgb(skimage.data.camera())
     sources = [
-        FaceSource("skimage:astronaut", astronaut[0:330, 90:370], (82, 70, 190, 180)),
-        FaceSource("matplotlib:grace_hopper", hopper[40:520, 60:460], (100, 95, 305, 300)),
-        FaceSource("skimage:camera", camera[60:330, 150:330], (45, 69, 104, 128)),
+        FaceSource("skimage:astronaut", astronaut[0:330, 90:370], (82, 70, 190, 180), ((113, 101), (156, 103))),
+        FaceSource("matplotlib:grace_hopper", hopper[40:520, 60:460], (100, 95, 305, 300), ((161, 150), (242, 147))),
+        FaceSource("skimage:camera", camera[60:330, 150:330], (45, 69, 104, 128)),  # profile: one eye shows
     ]
     lfw = skimage.data.lfw_subset()[:100]  # the first 100 are faces, tightly cropped, 25x25 grey
     for i, face in enumerate(lfw):
@@ -75,7 +90,7 @@ def background_images() -> List[np.ndarray]:
 
 
 def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: Tuple[float, float],
-           mirror: bool, rng: np.random.Generator) -> None:
+           mirror: bool, rng: np.random.Generator) -> Optional[PlacedFace]:
     fx0, fy0, fx1, fy1 = source.face
     scale = face_width / (fx1 - fx0)
     img = source.image[:, ::-1] if mirror else source.image
@@ -90,7 +105,7 @@ def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: Tup
     dx0, dy0 = max(0, x0), max(0, y0)
     dx1, dy1 = min(fw, x0 + nw), min(fh, y0 + nh)
     if dx1 <= dx0 or dy1 <= dy0:
-        return
+        return None
     region = patch[sy0:sy0 + (dy1 - dy0), sx0:sx0 + (dx1 - dx0)]
     # Soft elliptical edge: a pasted rectangle would teach the quantizer ranges no camera produces.
     yy, xx = np.mgrid[0:region.shape[0], 0:region.shape[1]].astype(np.float32)
@@ -99,32 +114,58 @@ def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: Tup
     alpha = np.clip((1.15 - r) / 0.3, 0, 1)[..., None] if rng.random() < 0.5 else 1.0
     target = frame[dy0:dy1, dx0:dx1].astype(np.float32)
     frame[dy0:dy1, dx0:dx1] = (region * alpha + target * (1 - alpha)).astype(np.uint8)
+    box_x = (w - fx1, w - fx0) if mirror else (fx0, fx1)
+    box = (x0 + box_x[0] * scale, y0 + fy0 * scale, x0 + box_x[1] * scale, y0 + fy1 * scale)
+    eyes = None
+    if source.eyes is not None:
+        eyes = np.array([((w - ex) if mirror else ex, ey) for ex, ey in source.eyes], dtype=np.float64) * scale
+        eyes += (x0, y0)
+        eyes = eyes[np.argsort(eyes[:, 0])]
+    return PlacedFace(source.name, tuple(float(v) for v in box), eyes, (dx0, dy0, dx1, dy1))
 
 
 def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> Tuple[List[np.ndarray], Dict]:
     """``count`` RGB 640x480 frames and a record of how they were made (for the model's JSON record)."""
+    frames, _, record = room_scenes(count, seed)
+    return frames, record
+
+
+#: A placed face is one a detector must find only if this much of its box is inside the frame.
+MIN_VISIBLE = 0.8
+
+
+def room_scenes(count: int, seed: int) -> Tuple[List[np.ndarray], List[List[PlacedFace]], Dict]:
+    """The calibration generator with its ground truth: frames, and per frame the faces not pasted over by
+    a later face, with their boxes and eyes (see :func:`fully_visible` for those cut by the frame edge).
+
+    A different ``seed`` gives scenes the quantizer never saw, for scoring detectors against the truth.
+    """
     rng = np.random.default_rng(seed)
     sources = face_sources()
     backgrounds = background_images()
     portraits = sources[:3]
-    frames = []
+    frames, truths = [], []
     for i in range(count):
         bg = backgrounds[rng.integers(len(backgrounds))]
         frame = cv2.GaussianBlur(bg, (0, 0), float(rng.uniform(0.5, 6.0)))
         frame = np.ascontiguousarray(frame if rng.random() < 0.5 else frame[:, ::-1])
         kind = i % 8
         n_faces = 0 if kind == 7 else (2 if kind == 6 else 1)
+        placed: List[PlacedFace] = []
         for _ in range(n_faces):
             # Most faces are real portraits; one in three comes from the LFW set for variety of people.
             source = portraits[rng.integers(3)] if rng.random() < 0.67 else sources[3 + rng.integers(len(sources) - 3)]
             # Face widths log-uniform over 18..320 px: across the room to right in front.
             width = float(np.exp(rng.uniform(np.log(18), np.log(320))))
             centre = (float(rng.uniform(0.1, 0.9) * FRAME_SIZE[0]), float(rng.uniform(0.15, 0.85) * FRAME_SIZE[1]))
-            _place(frame, source, width, centre, bool(rng.random() < 0.5), rng)
+            face = _place(frame, source, width, centre, bool(rng.random() < 0.5), rng)
+            if face is not None:
+                placed = [p for p in placed if not _overlaps(p.box, face.patch)] + [face]
         gain = rng.uniform(0.55, 1.35)
         offset = rng.uniform(-25, 25)
         noisy = frame.astype(np.float32) * gain + offset + rng.normal(0, rng.uniform(0, 6), frame.shape)
         frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
+        truths.append(placed)
     record = {
         "frames": count,
         "seed": seed,
@@ -134,4 +175,15 @@ def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> 
         "backgrounds": "scikit-image sample photographs, blurred, mirrored",
         "photometric": "gain 0.55..1.35, offset +-25, Gaussian noise sigma 0..6",
     }
-    return frames, record
+    return frames, truths, record
+
+
+def _overlaps(box: Tuple[float, float, float, float], region: Tuple[int, int, int, int]) -> bool:
+    return box[0] < region[2] and region[0] < box[2] and box[1] < region[3] and region[1] < box[3]
+
+
+def fully_visible(face: PlacedFace) -> bool:
+    """At least :data:`MIN_VISIBLE` of the face box inside the frame."""
+    x0, y0, x1, y1 = face.box
+    inside = max(0.0, min(x1, FRAME_SIZE[0]) - max(x0, 0.0)) * max(0.0, min(y1, FRAME_SIZE[1]) - max(y0, 0.0))
+    return inside / max((x1 - x0) * (y1 - y0), 1e-9) >= MIN_VISIBLE

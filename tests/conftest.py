@@ -63,3 +63,22 @@ def float_models() -> dict:
     from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member
 
     return {"short": extract_member(SHORT_RANGE_MEMBER), "full": extract_member(FULL_RANGE_MEMBER)}
+
+
+#: Scenes with ground truth for recall and eye-midpoint error: the calibration generator with a seed the
+#: committed models were not calibrated on (they used provisioning.calibration.DEFAULT_SEED).
+GROUND_TRUTH_SEED = 7
+GROUND_TRUTH_FRAMES = 384
+
+
+def assert_int8_matches_float(float_score: dict, int8_score: dict, label: str) -> None:
+    """Issue 2: on annotated faces the int8 model's recall and eye-midpoint error match its float model's.
+
+    "Match" within what 384 scenes can resolve: recall at most 2 points lower (a point is ~3.5 faces), the
+    eye-midpoint error (fraction of face width) at most 12% higher at the median and 15% at the 95th
+    percentile (measured: recall -0.6/+1.4 points, p50 +6%/+4%, p95 -2%/+1% for short/full range).
+    """
+    assert int8_score["faces"] == float_score["faces"], label
+    assert int8_score["recall"] >= float_score["recall"] - 0.02, (label, float_score, int8_score)
+    assert int8_score["midpoint_p50"] <= 1.12 * float_score["midpoint_p50"], (label, float_score, int8_score)
+    assert int8_score["midpoint_p95"] <= 1.15 * float_score["midpoint_p95"], (label, float_score, int8_score)

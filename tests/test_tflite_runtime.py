@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, place_astronaut
+from conftest import GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, REPO, assert_int8_matches_float, place_astronaut
 from edge.detector import iou
 
 SCRIPT = """
@@ -30,6 +30,22 @@ out = {"runtime": int8.runtime_name, "numpy": np.__version__, "int8": [], "float
 for frame in frames:
     out["int8"].append(row(int8.detect(frame)))
     out["float"].append(row(ref.detect(frame)))
+print(json.dumps(out))
+"""
+
+
+GROUND_TRUTH_SCRIPT = """
+import json, sys
+from edge.detector import FaceDetector
+from provisioning.calibration import room_scenes
+from provisioning.scoring import score
+frames, truths, _ = room_scenes(int(sys.argv[1]), int(sys.argv[2]))
+rng = sys.argv[4]
+out = {}
+for name, path in (("float", sys.argv[3]), ("int8", None)):
+    detector = FaceDetector(path, rng, runtime="tflite_runtime.interpreter")
+    out[name] = score([detector.detect(frame) for frame in frames], truths).summary()
+    out["runtime"] = detector.runtime_name
 print(json.dumps(out))
 """
 
@@ -72,3 +88,16 @@ def test_int8_model_agrees_with_float_under_tflite_runtime(tflite_python, tmp_pa
     assert max(offsets) < max_offset
     if max_median is not None:
         assert np.median(offsets) < max_median
+
+
+@pytest.mark.parametrize("detector_range", ["short", "full"])
+def test_int8_recall_and_eye_midpoint_match_float_under_tflite_runtime(tflite_python, float_models, detector_range):
+    """The annotated-faces check of tests/test_detector.py, with both models in tflite-runtime 2.14."""
+    done = subprocess.run([tflite_python, "-c", GROUND_TRUTH_SCRIPT, str(GROUND_TRUTH_FRAMES), str(GROUND_TRUTH_SEED),
+                           str(float_models[detector_range]), detector_range],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["runtime"] == "tflite-runtime"
+    assert result["float"]["found"] >= 100
+    assert_int8_matches_float(result["float"], result["int8"], detector_range)
