@@ -584,13 +584,19 @@ def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], time
 
 
 def _garbage_collect(layout: Layout, keep: List[dict]) -> None:
-    """Keep only what the current and previous deployments use: a Pi's card is small."""
+    """Keep only what the current and previous deployments use: a Pi's card is small.
+
+    Runs after a successful switch only, so it also drops the staging folders of uploads that broke off
+    earlier: they are kept until then so that a retry of the same version resumes instead of resending,
+    and once a deployment has succeeded nobody is retrying them any more.
+    """
     wanted = {c: {d[c] for d in keep if d} for c in COMPONENTS}
     for folder in layout.versions.iterdir() if layout.versions.is_dir() else []:
-        if not folder.name.startswith(".") and folder.name not in wanted["software"]:
+        if folder.name.startswith(".staging-") or (not folder.name.startswith(".") and folder.name not in wanted["software"]):
             shutil.rmtree(folder, ignore_errors=True)
     for folder in layout.packs.iterdir() if layout.packs.is_dir() else []:
-        if not folder.name.startswith(".") and folder.name != "current" and folder.name not in wanted["pack"]:
+        if folder.name.startswith(".staging-") or (not folder.name.startswith(".") and folder.name != "current"
+                                                   and folder.name not in wanted["pack"]):
             shutil.rmtree(folder, ignore_errors=True)
     for kind, store, suffix in (("config", layout.configs, ".toml"), ("unit", layout.lib / "units", ".service")):
         for path in store.glob(f"*{suffix}") if store.is_dir() else []:

@@ -219,6 +219,18 @@ def test_copy_dropped_half_way_keeps_the_old_version_and_the_next_run_completes(
     assert sent == ["frames/01.bin", "frames/02.bin", "manifest.json"]  # only what had not arrived intact
 
 
+def test_a_broken_off_upload_is_cleared_once_another_deployment_succeeds(target, tmp_path):
+    pack_a = make_pack(tmp_path / "a", "a")
+    pack_b = make_pack(tmp_path / "b", "b", big=150_000, frame=150_000)
+    target.deploy(pack_a)
+    with pytest.raises(TransferError):
+        target.deploy(pack_b, ssh_program=fault_ssh(tmp_path, "head -c 380000"))
+    packs = target.prefix / "var/lib/mona-edge/packs"
+    assert (packs / f".staging-{load_pack(pack_b).sha}").is_dir()  # kept for a resumed retry
+    target.deploy(make_pack(tmp_path / "c", "c"))
+    assert not [p.name for p in packs.iterdir() if p.name.startswith(".")]  # the user moved on: space back
+
+
 def test_corrupted_transfer_is_refused_by_checksum_and_the_old_version_keeps_running(target, tmp_path):
     pack_a, pack_b = make_pack(tmp_path / "a", "a"), make_pack(tmp_path / "b", "b", big=50_000)
     target.deploy(pack_a)
