@@ -11,7 +11,8 @@ did not calibrate on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -73,3 +74,17 @@ def score(detections: Sequence[list], truths: Sequence[List[PlacedFace]]) -> Sco
         false_positives += sum(1 for i, d in enumerate(found_faces)
                                if i not in used and not any(belongs(d.box, t) for t in truth))
     return Score(faces, found, false_positives, np.array(errors))
+
+
+def int8_beside_float(float_model: Path, detector_range: str, frames: Sequence[np.ndarray],
+                      truths: Sequence[List[PlacedFace]], runtime: Optional[str] = None) -> Dict:
+    """The bundled int8 model and the float model it came from, scored on the same scenes in one runtime:
+    ``{"float": summary, "int8": summary, "runtime": name}``."""
+    from edge.detector import FaceDetector
+
+    out: Dict = {}
+    for name, path in (("float", float_model), ("int8", None)):
+        detector = FaceDetector(path, detector_range, runtime=runtime)
+        out[name] = score([detector.detect(frame) for frame in frames], truths).summary()
+        out["runtime"] = detector.runtime_name
+    return out

@@ -10,7 +10,7 @@ from conftest import (ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE, GROUND_TRUTH_FRAM
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres
 from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
 from provisioning.calibration import DEFAULT_SEED, room_scenes
-from provisioning.scoring import score
+from provisioning.scoring import int8_beside_float, score
 
 #: Scenes per range: face widths the model is made for, three positions across the room, two heights,
 #: and mirrored. Short range sees faces from about 60 px up in a 640x480 frame; full range smaller ones.
@@ -135,11 +135,7 @@ def test_float_model_finds_annotated_faces_and_their_eyes(float_models, annotate
 
 @pytest.mark.parametrize("detector_range", ["short", "full"])
 def test_int8_recall_and_eye_midpoint_match_float(float_models, annotated_scenes, detector_range):
-    frames, truths = annotated_scenes
-    scores = {}
-    for name, path in (("float", float_models[detector_range]), ("int8", None)):
-        detector = FaceDetector(path, detector_range)
-        scores[name] = score([detector.detect(frame) for frame in frames], truths).summary()
+    scores = int8_beside_float(float_models[detector_range], detector_range, *annotated_scenes)
     assert scores["float"]["found"] >= 100
     assert_int8_matches_float(scores["float"], scores["int8"], detector_range)
 

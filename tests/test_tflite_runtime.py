@@ -36,17 +36,10 @@ print(json.dumps(out))
 
 GROUND_TRUTH_SCRIPT = """
 import json, sys
-from edge.detector import FaceDetector
 from provisioning.calibration import room_scenes
-from provisioning.scoring import score
+from provisioning.scoring import int8_beside_float
 frames, truths, _ = room_scenes(int(sys.argv[1]), int(sys.argv[2]))
-rng = sys.argv[4]
-out = {}
-for name, path in (("float", sys.argv[3]), ("int8", None)):
-    detector = FaceDetector(path, rng, runtime="tflite_runtime.interpreter")
-    out[name] = score([detector.detect(frame) for frame in frames], truths).summary()
-    out["runtime"] = detector.runtime_name
-print(json.dumps(out))
+print(json.dumps(int8_beside_float(sys.argv[3], sys.argv[4], frames, truths, runtime="tflite_runtime.interpreter")))
 """
 
 
