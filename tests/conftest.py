@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
+from typing import Dict, Iterator, List, Sequence
 
 import cv2
 import numpy as np
@@ -55,6 +58,63 @@ def place_astronaut(astronaut: np.ndarray, face_width: float, eye_mid_x: float, 
     frame[fy0:fy1, fx0:fx1] = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
     eyes = eyes + [x0, y0]
     return frame, eyes[np.argsort(eyes[:, 0])]
+
+
+#: Issue 2's agreement scenes per range: face widths the model is made for, three positions across the room,
+#: two heights, and mirrored. Short range sees faces from about 60 px up in a 640x480 frame; full range
+#: smaller ones.
+SCENE_WIDTHS = {"short": (90, 130, 180), "full": (60, 90, 130, 180)}
+SCENE_POSITIONS = [(x, y) for x in (160, 320, 480) for y in (180, 260)]
+
+
+def agreement_scenes(astronaut: np.ndarray, detector_range: str) -> Iterator[tuple]:
+    """``((width, x, y, mirrored), frame, eyes)`` for every agreement scene of ``detector_range``."""
+    for width in SCENE_WIDTHS[detector_range]:
+        for x, y in SCENE_POSITIONS:
+            for mirror in (False, True):
+                frame, eyes = place_astronaut(astronaut, width, x, y, mirror)
+                yield (width, x, y, mirror), frame, eyes
+
+
+_DETECT_BOTH = """
+import json, platform, sys, numpy as np
+from edge.detector import FaceDetector
+frames, ref_path, rng, runtime = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+int8, ref = FaceDetector(None, rng, runtime=runtime), FaceDetector(ref_path, rng, runtime=runtime)
+row = lambda faces: [[float(v) for v in f.box] + [float(v) for v in f.keypoints[:2].ravel()] for f in faces]
+out = {"runtime": int8.runtime_name, "numpy": np.__version__, "machine": platform.machine(), "int8": [], "float": []}
+for frame in frames:
+    out["int8"].append(row(int8.detect(frame)))
+    out["float"].append(row(ref.detect(frame)))
+print(json.dumps(out))
+"""
+
+
+def agreement_in(python: Sequence[str], runtime: str, detector_range: str, float_model: Path,
+                 frames: np.ndarray, workdir: Path, timeout: float = 600) -> Dict:
+    """The int8 model beside its float model on ``frames``, run by another Python (``python`` is its
+    command line) in the TFLite ``runtime`` module given.
+
+    Returns the runtime's name, numpy version and machine, and per frame the box IoU and the worst eye
+    offset (px) between the two models; a frame where either finds other than one face fails the caller.
+    """
+    from edge.detector import iou
+
+    np.save(workdir / "frames.npy", frames)
+    done = subprocess.run([*python, "-c", _DETECT_BOTH, str(workdir / "frames.npy"), str(float_model),
+                           detector_range, runtime],
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    ious: List[float] = []
+    offsets: List[float] = []
+    for i, (int8, ref) in enumerate(zip(result["int8"], result["float"])):
+        assert len(int8) == len(ref) == 1, f"frame {i}: int8 found {len(int8)} faces, float {len(ref)}"
+        int8, ref = np.array(int8[0]), np.array(ref[0])
+        ious.append(float(iou(ref[:4], int8[None, :4])[0]))
+        offsets.append(float(np.abs(ref[4:] - int8[4:]).max()))
+    return {"runtime": result["runtime"], "numpy": result["numpy"], "machine": result["machine"],
+            "iou": np.array(ious), "eye": np.array(offsets)}
 
 
 @pytest.fixture(scope="session")

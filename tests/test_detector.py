@@ -6,29 +6,15 @@ import numpy as np
 import pytest
 
 from conftest import (ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE, GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, MODELS,
-                      assert_int8_matches_float, place_astronaut)
+                      agreement_scenes, assert_int8_matches_float, place_astronaut)
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres
 from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
 from provisioning.calibration import DEFAULT_SEED, room_scenes
 from provisioning.scoring import int8_beside_float, score
 
-#: Scenes per range: face widths the model is made for, three positions across the room, two heights,
-#: and mirrored. Short range sees faces from about 60 px up in a 640x480 frame; full range smaller ones.
-WIDTHS = {"short": (90, 130, 180), "full": (60, 90, 130, 180)}
-POSITIONS = [(x, y) for x in (160, 320, 480) for y in (180, 260)]
-
-
 #: "On her real eyes": within this fraction of the face width of the hand-measured eye centres (the eyes
 #: are about 0.4 face widths apart, so this cannot confuse one eye with the other or with the brows).
 ON_EYE = 0.15
-
-
-def scenes(astronaut, detector_range):
-    for width in WIDTHS[detector_range]:
-        for x, y in POSITIONS:
-            for mirror in (False, True):
-                frame, eyes = place_astronaut(astronaut, width, x, y, mirror)
-                yield (width, x, y, mirror), frame, eyes
 
 
 def eyes_in_image_order(face):
@@ -72,7 +58,7 @@ def test_float_model_puts_the_eyes_on_her_eyes(float_models, astronaut, detector
 @pytest.mark.parametrize("detector_range", ["short", "full"])
 def test_float_model_in_a_room_sized_frame(float_models, astronaut, detector_range):
     detector = FaceDetector(float_models[detector_range], detector_range)
-    for key, frame, eyes in scenes(astronaut, detector_range):
+    for key, frame, eyes in agreement_scenes(astronaut, detector_range):
         faces = detector.detect(frame)
         assert len(faces) == 1, key
         width = key[0]
@@ -85,7 +71,7 @@ def test_int8_short_range_agrees_with_float(float_models, astronaut):
     int8 = FaceDetector(None, "short")
     assert int8.is_quantized
     worst_eye = 0.0
-    for key, frame, eyes in scenes(astronaut, "short"):
+    for key, frame, eyes in agreement_scenes(astronaut, "short"):
         expected = reference.detect(frame)
         got = int8.detect(frame)
         assert len(got) == 1, f"int8 missed the face in scene {key}"
@@ -103,7 +89,7 @@ def test_int8_full_range_agrees_with_float(float_models, astronaut):
     int8 = FaceDetector(None, "full")
     assert int8.is_quantized
     offsets = []
-    for key, frame, eyes in scenes(astronaut, "full"):
+    for key, frame, eyes in agreement_scenes(astronaut, "full"):
         expected = reference.detect(frame)
         got = int8.detect(frame)
         assert len(got) == 1, f"int8 missed the face in scene {key}"
@@ -145,7 +131,7 @@ def own_noise_floor(detector, astronaut, detector_range, draws=3):
     level of sensor-like noise is added to the frame: the yardstick for any int8 comparison."""
     rng = np.random.default_rng(0)
     eyes, ious = [], []
-    for key, frame, _ in scenes(astronaut, detector_range):
+    for key, frame, _ in agreement_scenes(astronaut, detector_range):
         clean = detector.detect(frame)[0]
         worst_eye, worst_iou = 0.0, 1.0
         for _ in range(draws):

@@ -1,0 +1,70 @@
+"""The int8 models on the Pi's own CPU kernels: aarch64 Python and runtimes on an emulated Pi 4 and Pi 5.
+
+The TFLite runtimes pick their int8 kernels by CPU, and their x86 and aarch64 builds round differently
+(tflite-runtime 2.14's short-range worst eye: 2.5 px on x86, 1.75 px on the Pi's CPU), so the agreement
+that matters is the one on the Pi. ``tests/pi/setup`` builds the Pi's userland (Debian bookworm's arm64
+Python 3.11, the runtimes' aarch64 wheels) and ``tests/pi/python`` runs it under qemu-user with the board's
+CPU model; ``tests/run`` does both and sets ``$MONA_EDGE_PI_ROOT``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, agreement_in, agreement_scenes
+
+LAUNCHER = REPO / "tests" / "pi" / "python"
+RUNTIMES = {"litert": ("ai_edge_litert.interpreter", "ai-edge-litert", "2."),
+            "tflite": ("tflite_runtime.interpreter", "tflite-runtime", "1.")}
+#: ai-edge-litert (what the `pi` extra installs) on both boards; tflite-runtime 2.14 on the Pi 4, the board
+#: whose Raspberry Pi OS images still pair it with numpy 1.
+BOARDS = [("pi4", "litert"), ("pi5", "litert"), ("pi4", "tflite")]
+
+
+@pytest.fixture(scope="module")
+def pi_root() -> Path:
+    root = os.environ.get("MONA_EDGE_PI_ROOT")
+    if not root:
+        pytest.skip("MONA_EDGE_PI_ROOT is not set (tests/run builds the emulated Pi with tests/pi/setup)")
+    if not (Path(root) / "sysroot" / "usr" / "bin" / "python3.11").exists():
+        pytest.fail(f"MONA_EDGE_PI_ROOT={root} has no sysroot/usr/bin/python3.11; run tests/pi/setup")
+    return Path(root)
+
+
+def run_on_pi(board: str, runtime: str, detector_range: str, float_model: Path,
+              astronaut: np.ndarray, workdir: Path) -> dict:
+    module, name, numpy_major = RUNTIMES[runtime]
+    frames = np.stack([frame for _, frame, _ in agreement_scenes(astronaut, detector_range)])
+    result = agreement_in([str(LAUNCHER), board, runtime], module, detector_range, float_model, frames, workdir)
+    assert result["machine"] == "aarch64" and result["runtime"] == name
+    assert result["numpy"].startswith(numpy_major)
+    return result
+
+
+@pytest.mark.parametrize("board,runtime", BOARDS)
+def test_short_range_int8_meets_issue_2s_bar_on_the_pi(pi_root, tmp_path, astronaut, float_models, board, runtime):
+    """Every scene: one face, box IoU >= 0.9 with float, each eye within 2 px of float's at 640x480
+    (measured on both boards: IoU >= 0.93 / worst eye 1.87 px in ai-edge-litert, 0.93 / 1.75 px in
+    tflite-runtime)."""
+    result = run_on_pi(board, runtime, "short", float_models["short"], astronaut, tmp_path)
+    assert result["iou"].min() >= 0.9
+    assert result["eye"].max() < 2.0
+
+
+@pytest.mark.parametrize("board,runtime", BOARDS)
+def test_full_range_int8_agrees_with_float_on_the_pi(pi_root, tmp_path, astronaut, float_models, board, runtime):
+    """The bounds of tests/test_detector.py (measured: IoU >= 0.73, eyes p50 1.7 / max 6.5 px in
+    ai-edge-litert, the same as on x86; IoU >= 0.82, p50 1.7 / max 4.8 px in tflite-runtime)."""
+    result = run_on_pi(board, runtime, "full", float_models["full"], astronaut, tmp_path)
+    assert result["iou"].min() >= 0.7
+    assert np.median(result["eye"]) < 2.0 and result["eye"].max() < 7.0
+
+
+def test_launcher_names_what_it_accepts(pi_root):
+    done = subprocess.run([str(LAUNCHER), "pi3", "litert", "-c", "pass"], capture_output=True, text=True)
+    assert done.returncode == 2 and "board 'pi3' is not one of pi4, pi5" in done.stderr
