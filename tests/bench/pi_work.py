@@ -1,0 +1,115 @@
+"""Work per frame on the Pi's own CPU: guest instructions counted on an emulated Pi 4 and Pi 5.
+
+There is no Pi here, and time under emulation says nothing, but the number of instructions the Pi's CPU
+executes per frame is exact and repeatable: the runtimes' aarch64 builds pick their kernels for the emulated
+core (Pi 4: Cortex-A72, NEON; Pi 5: Cortex-A76, NEON with dot product) and a qemu plugin
+(tests/pi/count_instructions.c) counts what runs. Per frame = (run over N frames - run over none) / N, each
+run after the same warm-up, so Python's start-up and the model load cancel. Same frames and same detectors
+as tests/bench/detector.py (pre-processing + inference + decode, one thread), and the ratios between them.
+Instructions are not time: a NEON multiply-accumulate instruction does 4 float or 8-16 int8 MACs, and the
+cores retire 1-3 instructions a cycle, so the ratios are what to read.
+
+    .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5]
+
+Needs the emulated Pi (tests/pi/setup; tests/run builds it) and gcc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from detector import make_frames  # noqa: E402
+from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
+
+PI = REPO / "tests" / "pi"
+PI_ROOT = Path(os.environ.get("MONA_EDGE_PI_ROOT", REPO / ".emulated-pi"))
+
+#: Runs in the Pi's Python: warm up on the first frames, then detect on ``count`` more.
+GUEST = """
+import os, sys, numpy as np, cv2
+frames, kind, model, count = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+cv2.setNumThreads(1)
+if kind == "haar":
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+    detect = lambda rgb: cascade.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scaleFactor=1.1,
+                                                  minNeighbors=5, minSize=(40, 40))
+else:
+    from edge.detector import FaceDetector
+    detect = FaceDetector(None if model == "int8" else model, kind, threads=1).detect
+for frame in frames[:3]:
+    detect(frame)
+for frame in frames[3:3 + count]:
+    detect(frame)
+"""
+
+
+def build_plugin(workdir: Path) -> Path:
+    plugin = workdir / "count_instructions.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(plugin), str(PI / "count_instructions.c")],
+                   check=True)
+    return plugin
+
+
+def instructions(plugin: Path, board: str, frames: Path, kind: str, model: str, count: int) -> int:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
+               MONA_EDGE_PI_ROOT=str(PI_ROOT), QEMU_PLUGIN=f"file={plugin}", QEMU_LOG="plugin")
+    done = subprocess.run([str(PI / "python"), board, "litert", "-c", GUEST, str(frames), kind, model, str(count)],
+                          capture_output=True, text=True, env=env, timeout=3600)
+    found = re.search(r"guest instructions: (\d+)", done.stderr)
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"{board} {kind} {model}: exit {done.returncode}: {done.stderr[-1500:]}")
+    return int(found.group(1))
+
+
+def per_frame(plugin: Path, board: str, frames: Path, kind: str, model: str, count: int) -> float:
+    return (instructions(plugin, board, frames, kind, model, count)
+            - instructions(plugin, board, frames, kind, model, 0)) / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=12, help="frames measured per detector (after 3 warm-up)")
+    parser.add_argument("--boards", nargs="+", default=["pi4", "pi5"], choices=["pi4", "pi5"])
+    args = parser.parse_args()
+    if not (PI_ROOT / "sysroot" / "usr" / "bin" / "python3.11").exists():
+        print(f"no emulated Pi at {PI_ROOT}: run tests/pi/setup first", file=sys.stderr)
+        return 1
+    rows = [("BlazeFace short int8 (ours)", "short", "int8"),
+            ("BlazeFace short float32", "short", str(extract_member(SHORT_RANGE_MEMBER))),
+            ("BlazeFace full int8 (ours)", "full", "int8"),
+            ("BlazeFace full float32", "full", str(extract_member(FULL_RANGE_MEMBER))),
+            ("OpenCV Haar frontal face", "haar", "-")]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        plugin = build_plugin(workdir)
+        frames = workdir / "frames.npy"
+        np.save(frames, np.stack(make_frames(3 + args.frames)))
+        print(f"ai-edge-litert aarch64 on emulated boards, one thread, {args.frames} frames of 640x480 "
+              f"(as tests/bench/detector.py), guest instructions per frame")
+        for board in args.boards:
+            counts: Dict[str, float] = {}
+            for name, kind, model in rows:
+                counts[name] = per_frame(plugin, board, frames, kind, model, args.frames)
+                print(f"  {board}  {name:32s} {counts[name] / 1e6:9.1f} M")
+            haar: Optional[float] = counts.get("OpenCV Haar frontal face")
+            for rng in ("short", "full"):
+                ours, peer = counts[f"BlazeFace {rng} int8 (ours)"], counts[f"BlazeFace {rng} float32"]
+                print(f"  {board}  {rng} range: float32 / int8 = {peer / ours:.2f}x, Haar / int8 = {haar / ours:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
