@@ -9,7 +9,7 @@ as tests/bench/detector.py (pre-processing + inference + decode, one thread), an
 Instructions are not time: a NEON multiply-accumulate instruction does 4 float or 8-16 int8 MACs, and the
 cores retire 1-3 instructions a cycle, so the ratios are what to read.
 
-    .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5]
+    .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5] [--runtime litert|tflite]
 
 Needs the emulated Pi (tests/pi/setup; tests/run builds it) and gcc.
 """
@@ -63,10 +63,10 @@ def build_plugin(workdir: Path) -> Path:
     return plugin
 
 
-def instructions(plugin: Path, board: str, frames: Path, kind: str, model: str, count: int) -> int:
+def instructions(plugin: Path, board: str, runtime: str, frames: Path, kind: str, model: str, count: int) -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
                MONA_EDGE_PI_ROOT=str(PI_ROOT), QEMU_PLUGIN=f"file={plugin}", QEMU_LOG="plugin")
-    done = subprocess.run([str(PI / "python"), board, "litert", "-c", GUEST, str(frames), kind, model, str(count)],
+    done = subprocess.run([str(PI / "python"), board, runtime, "-c", GUEST, str(frames), kind, model, str(count)],
                           capture_output=True, text=True, env=env, timeout=3600)
     found = re.search(r"guest instructions: (\d+)", done.stderr)
     if done.returncode != 0 or not found:
@@ -74,15 +74,17 @@ def instructions(plugin: Path, board: str, frames: Path, kind: str, model: str, 
     return int(found.group(1))
 
 
-def per_frame(plugin: Path, board: str, frames: Path, kind: str, model: str, count: int) -> float:
-    return (instructions(plugin, board, frames, kind, model, count)
-            - instructions(plugin, board, frames, kind, model, 0)) / count
+def per_frame(plugin: Path, board: str, runtime: str, frames: Path, kind: str, model: str, count: int) -> float:
+    return (instructions(plugin, board, runtime, frames, kind, model, count)
+            - instructions(plugin, board, runtime, frames, kind, model, 0)) / count
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=12, help="frames measured per detector (after 3 warm-up)")
     parser.add_argument("--boards", nargs="+", default=["pi4", "pi5"], choices=["pi4", "pi5"])
+    parser.add_argument("--runtime", default="litert", choices=["litert", "tflite"],
+                        help="ai-edge-litert (the `pi` extra's) or tflite-runtime 2.14 (numpy < 2)")
     args = parser.parse_args()
     if not (PI_ROOT / "sysroot" / "usr" / "bin" / "python3.11").exists():
         print(f"no emulated Pi at {PI_ROOT}: run tests/pi/setup first", file=sys.stderr)
@@ -97,12 +99,13 @@ def main() -> int:
         plugin = build_plugin(workdir)
         frames = workdir / "frames.npy"
         np.save(frames, np.stack(make_frames(3 + args.frames)))
-        print(f"ai-edge-litert aarch64 on emulated boards, one thread, {args.frames} frames of 640x480 "
+        runtime = {"litert": "ai-edge-litert", "tflite": "tflite-runtime 2.14"}[args.runtime]
+        print(f"{runtime} aarch64 on emulated boards, one thread, {args.frames} frames of 640x480 "
               f"(as tests/bench/detector.py), guest instructions per frame")
         for board in args.boards:
             counts: Dict[str, float] = {}
             for name, kind, model in rows:
-                counts[name] = per_frame(plugin, board, frames, kind, model, args.frames)
+                counts[name] = per_frame(plugin, board, args.runtime, frames, kind, model, args.frames)
                 print(f"  {board}  {name:32s} {counts[name] / 1e6:9.1f} M")
             haar: Optional[float] = counts.get("OpenCV Haar frontal face")
             for rng in ("short", "full"):
