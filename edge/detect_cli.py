@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import List
 
@@ -33,10 +34,18 @@ def annotate(rgb: np.ndarray, faces: List[Face]) -> Image.Image:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """One result per image; an unreadable image is reported (stderr, and in the JSON) and the rest still run."""
     detector = FaceDetector(args.model, args.range, threads=args.threads, min_score=args.min_score)
     results = []
+    failed = 0
     for path in args.images:
-        rgb = read_rgb(path)
+        try:
+            rgb = read_rgb(path)
+        except (OSError, ValueError) as exc:
+            failed += 1
+            print(f"mona-edge detect: error: {exc}", file=sys.stderr)
+            results.append({"image": str(path), "error": str(exc)})
+            continue
         faces = detector.detect(rgb)
         results.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
                         "faces": [f.to_dict() for f in faces]})
@@ -44,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
             out = Path(args.annotate)
             if len(args.images) > 1:
                 out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
-            annotate(rgb, faces).save(out)
+            annotate(rgb, faces).save(out, format="PNG")
         if not args.json:
             print(f"{path}: {len(faces)} face(s)")
             for face in faces:
@@ -53,14 +62,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(detector.model_path), "runtime": detector.runtime_name,
                           "results": results}, indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("detect", help="find faces in images with the Pi's detector",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", type=Path)
-    parser.add_argument("--range", choices=["short", "full"], default="short")
+    parser.add_argument("--range", choices=["short", "full"], default="full",
+                        help="BlazeFace model: full (default, as on the Pi: faces across a room) or short (~2 m)")
     parser.add_argument("--model", type=Path, help="a .tflite model (default: the bundled int8 one)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-score", type=float, default=None)

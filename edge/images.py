@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def read_rgb(path: Path, what: str = "image") -> np.ndarray:
-    """Any Pillow-readable file as an (H, W, 3) uint8 RGB array; one-line errors naming the file."""
+    """Any Pillow-readable file as an (H, W, 3) uint8 RGB array, upright; one-line errors naming the file.
+
+    Upright: phone cameras store a portrait photo's pixels sideways with an EXIF orientation tag, and every
+    viewer (and whoever marks faces on it) shows it turned. Faces, eyes and portraits must be where people
+    see them, not where the sensor put them.
+    """
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: {what} not found") from None
     except OSError as exc:
