@@ -6,19 +6,30 @@ changes and sensor noise; see provisioning/calibration.py). Printed per range an
 faces, recall, false positives, eye-midpoint error as a fraction of face width (p50/p95), and the int8/float
 ratios. Issue 2 asks that recall and eye-midpoint error of the int8 models match their float models.
 
-    .venv/bin/python tests/bench/recall.py [--frames 384] [--seed 7]
+    .venv/bin/python tests/bench/recall.py [--frames 384] [--seed 7] [--pi pi4:tflite]
+
+``--pi BOARD:RUNTIME`` runs both models on an emulated Pi (tests/pi/; BOARD pi4 or pi5, RUNTIME litert or
+tflite) instead of here: the Pi's own kernels, about 13 minutes for the default 384 scenes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge.detector import FaceDetector  # noqa: E402
+from edge.faces import Face  # noqa: E402
 from provisioning.calibration import room_scenes  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 from provisioning.scoring import score  # noqa: E402
@@ -26,24 +37,65 @@ from provisioning.scoring import score  # noqa: E402
 MEMBERS = {"short": SHORT_RANGE_MEMBER, "full": FULL_RANGE_MEMBER}
 BANDS = ((18, 40), (40, 80), (80, 160), (160, 400))
 
+#: Runs in the emulated Pi's Python, whose site has exactly one runtime: every face of every frame, both models.
+PI_GUEST = """
+import json, sys, numpy as np
+from edge.detector import FaceDetector
+frames, ref_path, rng = np.load(sys.argv[1]), sys.argv[2], sys.argv[3]
+out = {}
+for name, path in (("float", ref_path), ("int8", None)):
+    detector = FaceDetector(path, rng)
+    out["runtime"] = detector.runtime_name
+    out[name] = [[[float(v) for v in f.box] + [float(v) for v in f.keypoints.ravel()] + [f.score]
+                  for f in detector.detect(frame)] for frame in frames]
+print(json.dumps(out))
+"""
+
+
+def detections_here(detector_range: str, frames: Sequence[np.ndarray]):
+    models = {"float": FaceDetector(extract_member(MEMBERS[detector_range]), detector_range),
+              "int8": FaceDetector(None, detector_range)}
+    return ({name: [detector.detect(frame) for frame in frames] for name, detector in models.items()},
+            models["int8"].runtime_name)
+
+
+def detections_on_pi(board: str, runtime: str, detector_range: str, frames: Sequence[np.ndarray]):
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "frames.npy", np.stack(frames))
+        done = subprocess.run([str(REPO / "tests" / "pi" / "python"), board, runtime, "-c", PI_GUEST,
+                               str(Path(tmp) / "frames.npy"), str(extract_member(MEMBERS[detector_range])),
+                               detector_range], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    if done.returncode != 0:
+        raise SystemExit(f"emulated {board} ({runtime}) failed: {done.stderr[-1500:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    as_faces = {name: [[Face(box=np.array(row[:4], np.float32), keypoints=np.array(row[4:16], np.float32).reshape(6, 2),
+                             score=row[16]) for row in frame] for frame in out[name]] for name in ("float", "int8")}
+    return as_faces, f"{out['runtime']} on an emulated {board}"
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=384)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pi", metavar="BOARD:RUNTIME", help="run on an emulated Pi, e.g. pi4:tflite or pi5:litert")
     args = parser.parse_args()
+    pi: Optional[List[str]] = args.pi.split(":") if args.pi else None
+    if pi is not None and (len(pi) != 2 or pi[0] not in ("pi4", "pi5") or pi[1] not in ("litert", "tflite")):
+        parser.error(f"--pi {args.pi}: expected BOARD:RUNTIME with BOARD pi4 or pi5, RUNTIME litert or tflite")
     frames, truths, _ = room_scenes(args.frames, args.seed)
     print(f"{args.frames} scenes, seed {args.seed}; midpoint error in face widths")
     for detector_range in ("short", "full"):
-        models = {"float": FaceDetector(extract_member(MEMBERS[detector_range]), detector_range),
-                  "int8": FaceDetector(None, detector_range)}
-        print(f"\n{detector_range} range ({models['int8'].runtime_name})")
+        if pi is None:
+            detections, where = detections_here(detector_range, frames)
+        else:
+            detections, where = detections_on_pi(pi[0], pi[1], detector_range, frames)
+        print(f"\n{detector_range} range ({where})")
         print(f"  {'face width':>12} {'model':>6} {'faces':>6} {'recall':>7} {'false+':>7} {'mid p50':>8} {'mid p95':>8}")
-        detections = {name: [detector.detect(frame) for frame in frames] for name, detector in models.items()}
         for lo, hi in BANDS + ((18, 400),):
             band = [[f for f in truth if lo <= f.box[2] - f.box[0] < hi] for truth in truths]
             results = {}
-            for name in models:
+            for name in ("float", "int8"):
                 s = score(detections[name], band).summary()
                 results[name] = s
                 label = f"{lo}-{hi} px" if (lo, hi) != (18, 400) else "all"
