@@ -6,8 +6,9 @@ core (Pi 4: Cortex-A72, NEON; Pi 5: Cortex-A76, NEON with dot product) and a qem
 (tests/pi/count_instructions.c) counts what runs. Per frame = (run over N frames - run over none) / N, each
 run after the same warm-up, so Python's start-up and the model load cancel. Same frames and same detectors
 as tests/bench/detector.py (pre-processing + inference + decode, one thread), and the ratios between them.
-Instructions are not time: a NEON multiply-accumulate instruction does 4 float or 8-16 int8 MACs, and the
-cores retire 1-3 instructions a cycle, so the ratios are what to read.
+Instructions are not time (the cores retire 1-3 a cycle, and int8 moves a quarter of the bytes), so the
+ratios are what to read: they show whether the int8 kernels do more work per instruction than fp32's, which
+needs the Pi 5's dot product (16 int8 multiply-accumulates an instruction, against 4 for fp32).
 
     .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5] [--runtime litert|tflite]
 
