@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -79,40 +79,52 @@ def agreement_scenes(astronaut: np.ndarray, detector_range: str) -> Iterator[tup
 _DETECT_BOTH = """
 import json, platform, sys, numpy as np
 from edge.detector import FaceDetector
-frames, ref_path, rng, runtime = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-int8, ref = FaceDetector(None, rng, runtime=runtime), FaceDetector(ref_path, rng, runtime=runtime)
-row = lambda faces: [[float(v) for v in f.box] + [float(v) for v in f.keypoints[:2].ravel()] for f in faces]
-out = {"runtime": int8.runtime_name, "numpy": np.__version__, "machine": platform.machine(), "int8": [], "float": []}
-for frame in frames:
-    out["int8"].append(row(int8.detect(frame)))
-    out["float"].append(row(ref.detect(frame)))
+frames, ref_path, rng, runtime = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] or None
+out = {"numpy": np.__version__, "machine": platform.machine()}
+for name, path in (("float", ref_path), ("int8", None)):
+    detector = FaceDetector(path, rng, runtime=runtime)
+    out["runtime"] = detector.runtime_name
+    out[name] = [[[float(v) for v in f.box] + [float(v) for v in f.keypoints.ravel()] + [f.score]
+                  for f in detector.detect(frame)] for frame in frames]
 print(json.dumps(out))
 """
 
 
-def agreement_in(python: Sequence[str], runtime: str, detector_range: str, float_model: Path,
-                 frames: np.ndarray, workdir: Path, timeout: float = 600) -> Dict:
-    """The int8 model beside its float model on ``frames``, run by another Python (``python`` is its
-    command line) in the TFLite ``runtime`` module given.
+def detect_both_in(python: Sequence[str], runtime: Optional[str], detector_range: str, float_model: Path,
+                   frames: np.ndarray, workdir: Path, timeout: Optional[float] = 600) -> Dict:
+    """The bundled int8 model and ``float_model`` on the same ``frames``, run by another Python (``python``
+    is its command line: tflite-runtime's own environment, or the emulated Pi) in the TFLite ``runtime``
+    module given (None: whichever that Python has).
 
-    Returns the runtime's name, numpy version and machine, and per frame the box IoU and the worst eye
-    offset (px) between the two models; a frame where either finds other than one face fails the caller.
+    Returns the runtime's name, numpy version and machine, and ``"int8"`` / ``"float"``: per frame the faces found.
     """
-    from edge.detector import iou
+    from edge.faces import Face
 
     np.save(workdir / "frames.npy", frames)
     done = subprocess.run([*python, "-c", _DETECT_BOTH, str(workdir / "frames.npy"), str(float_model),
-                           detector_range, runtime],
+                           detector_range, runtime or ""],
                           capture_output=True, text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in ("float", "int8"):
+        out[name] = [[Face(box=np.array(row[:4], np.float32), keypoints=np.array(row[4:16], np.float32).reshape(6, 2),
+                           score=row[16]) for row in frame] for frame in out[name]]
+    return out
+
+
+def agreement_in(python: Sequence[str], runtime: str, detector_range: str, float_model: Path,
+                 frames: np.ndarray, workdir: Path) -> Dict:
+    """:func:`detect_both_in`, compared: per frame the box IoU and the worst eye offset (px) between the two
+    models; a frame where either finds other than one face fails the caller."""
+    from edge.detector import iou
+
+    result = detect_both_in(python, runtime, detector_range, float_model, frames, workdir)
     ious: List[float] = []
     offsets: List[float] = []
     for i, (int8, ref) in enumerate(zip(result["int8"], result["float"])):
         assert len(int8) == len(ref) == 1, f"frame {i}: int8 found {len(int8)} faces, float {len(ref)}"
-        int8, ref = np.array(int8[0]), np.array(ref[0])
-        ious.append(float(iou(ref[:4], int8[None, :4])[0]))
-        offsets.append(float(np.abs(ref[4:] - int8[4:]).max()))
+        ious.append(float(iou(ref[0].box, int8[0].box[None])[0]))
+        offsets.append(float(np.abs(ref[0].keypoints[:2] - int8[0].keypoints[:2]).max()))
     return {"runtime": result["runtime"], "numpy": result["numpy"], "machine": result["machine"],
             "iou": np.array(ious), "eye": np.array(offsets)}
 

@@ -7,24 +7,16 @@ with the float model it came from, to the same bounds as under ai-edge-litert.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import (GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, REPO, agreement_in, agreement_scenes,
-                      assert_int8_matches_float)
-
-GROUND_TRUTH_SCRIPT = """
-import json, sys
+from conftest import (GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, agreement_in, agreement_scenes,
+                      assert_int8_matches_float, detect_both_in)
 from provisioning.calibration import room_scenes
-from provisioning.scoring import int8_beside_float
-frames, truths, _ = room_scenes(int(sys.argv[1]), int(sys.argv[2]))
-print(json.dumps(int8_beside_float(sys.argv[3], sys.argv[4], frames, truths, runtime="tflite_runtime.interpreter")))
-"""
+from provisioning.scoring import score
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +51,13 @@ def test_int8_model_agrees_with_float_under_tflite_runtime(tflite_python, tmp_pa
 
 
 @pytest.mark.parametrize("detector_range", ["short", "full"])
-def test_int8_recall_and_eye_midpoint_match_float_under_tflite_runtime(tflite_python, float_models, detector_range):
+def test_int8_recall_and_eye_midpoint_match_float_under_tflite_runtime(tflite_python, tmp_path, float_models,
+                                                                         detector_range):
     """The annotated-faces check of tests/test_detector.py, with both models in tflite-runtime 2.14."""
-    done = subprocess.run([tflite_python, "-c", GROUND_TRUTH_SCRIPT, str(GROUND_TRUTH_FRAMES), str(GROUND_TRUTH_SEED),
-                           str(float_models[detector_range]), detector_range],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    frames, truths, _ = room_scenes(GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED)
+    result = detect_both_in([tflite_python], "tflite_runtime.interpreter", detector_range,
+                            float_models[detector_range], np.stack(frames), tmp_path)
     assert result["runtime"] == "tflite-runtime"
-    assert result["float"]["found"] >= 100
-    assert_int8_matches_float(result["float"], result["int8"], detector_range)
+    float_score, int8_score = (score(result[name], truths).summary() for name in ("float", "int8"))
+    assert float_score["found"] >= 100
+    assert_int8_matches_float(float_score, int8_score, detector_range)

@@ -15,9 +15,6 @@ tflite) instead of here: the Pi's own kernels, about 13 minutes for the default 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,29 +24,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
+from conftest import detect_both_in  # noqa: E402
 from edge.detector import FaceDetector  # noqa: E402
-from edge.faces import Face  # noqa: E402
 from provisioning.calibration import room_scenes  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 from provisioning.scoring import score  # noqa: E402
 
 MEMBERS = {"short": SHORT_RANGE_MEMBER, "full": FULL_RANGE_MEMBER}
 BANDS = ((18, 40), (40, 80), (80, 160), (160, 400))
-
-#: Runs in the emulated Pi's Python, whose site has exactly one runtime: every face of every frame, both models.
-PI_GUEST = """
-import json, sys, numpy as np
-from edge.detector import FaceDetector
-frames, ref_path, rng = np.load(sys.argv[1]), sys.argv[2], sys.argv[3]
-out = {}
-for name, path in (("float", ref_path), ("int8", None)):
-    detector = FaceDetector(path, rng)
-    out["runtime"] = detector.runtime_name
-    out[name] = [[[float(v) for v in f.box] + [float(v) for v in f.keypoints.ravel()] + [f.score]
-                  for f in detector.detect(frame)] for frame in frames]
-print(json.dumps(out))
-"""
 
 
 def detections_here(detector_range: str, frames: Sequence[np.ndarray]):
@@ -61,17 +45,9 @@ def detections_here(detector_range: str, frames: Sequence[np.ndarray]):
 
 def detections_on_pi(board: str, runtime: str, detector_range: str, frames: Sequence[np.ndarray]):
     with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "frames.npy", np.stack(frames))
-        done = subprocess.run([str(REPO / "tests" / "pi" / "python"), board, runtime, "-c", PI_GUEST,
-                               str(Path(tmp) / "frames.npy"), str(extract_member(MEMBERS[detector_range])),
-                               detector_range], capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
-    if done.returncode != 0:
-        raise SystemExit(f"emulated {board} ({runtime}) failed: {done.stderr[-1500:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    as_faces = {name: [[Face(box=np.array(row[:4], np.float32), keypoints=np.array(row[4:16], np.float32).reshape(6, 2),
-                             score=row[16]) for row in frame] for frame in out[name]] for name in ("float", "int8")}
-    return as_faces, f"{out['runtime']} on an emulated {board}"
+        out = detect_both_in([str(REPO / "tests" / "pi" / "python"), board, runtime], None, detector_range,
+                             extract_member(MEMBERS[detector_range]), np.stack(frames), Path(tmp), timeout=None)
+    return {name: out[name] for name in ("float", "int8")}, f"{out['runtime']} on an emulated {board}"
 
 
 def main() -> int:
