@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -77,14 +77,14 @@ def score(detections: Sequence[list], truths: Sequence[List[PlacedFace]]) -> Sco
 
 
 def int8_beside_float(float_model: Path, detector_range: str, frames: Sequence[np.ndarray],
-                      truths: Sequence[List[PlacedFace]], runtime: Optional[str] = None) -> Dict:
-    """The bundled int8 model and the float model it came from, scored on the same scenes in one runtime:
-    ``{"float": summary, "int8": summary, "runtime": name}``."""
+                      truths: Sequence[List[PlacedFace]]) -> Dict:
+    """The bundled int8 model and the float model it came from, scored on the same scenes in this process's
+    runtime: ``{"float": summary, "int8": summary, "runtime": name}``."""
     from edge.detector import FaceDetector
 
     out: Dict = {}
     for name, path in (("float", float_model), ("int8", None)):
-        detector = FaceDetector(path, detector_range, runtime=runtime)
+        detector = FaceDetector(path, detector_range)
         out[name] = score([detector.detect(frame) for frame in frames], truths).summary()
         out["runtime"] = detector.runtime_name
     return out
