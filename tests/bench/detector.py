@@ -12,7 +12,6 @@ Frames: scikit-image's astronaut placed across a room-sized frame, plus frames w
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import place_astronaut  # noqa: E402
+from haar import haar_detector  # noqa: E402
 from edge.detector import FaceDetector  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 
@@ -45,18 +46,6 @@ def make_frames(count: int) -> List[np.ndarray]:
                                    bool(rng.random() < 0.5))
         frames.append(frame)
     return frames
-
-
-def haar_detector() -> Callable[[np.ndarray], list]:
-    if not hasattr(cv2, "CascadeClassifier"):
-        raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in 5.x; install opencv 4.x)")
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
-
-    def detect(rgb: np.ndarray) -> list:
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return list(cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40)))
-
-    return detect
 
 
 def time_it(detect: Callable[[np.ndarray], list], frames: List[np.ndarray], repeat: int):

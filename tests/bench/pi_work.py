@@ -40,13 +40,12 @@ PI_ROOT = Path(os.environ.get("MONA_EDGE_PI_ROOT", REPO / ".emulated-pi"))
 
 #: Runs in the Pi's Python: warm up on the first frames, then detect on ``count`` more.
 GUEST = """
-import os, sys, numpy as np, cv2
+import sys, numpy as np, cv2
 frames, kind, model, count = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 cv2.setNumThreads(1)
 if kind == "haar":
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
-    detect = lambda rgb: cascade.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scaleFactor=1.1,
-                                                  minNeighbors=5, minSize=(40, 40))
+    from haar import haar_detector
+    detect = haar_detector()
 else:
     from edge.detector import FaceDetector
     detect = FaceDetector(None if model == "int8" else model, kind, threads=1).detect
@@ -65,7 +64,7 @@ def build_plugin(workdir: Path) -> Path:
 
 
 def instructions(plugin: Path, board: str, runtime: str, frames: Path, kind: str, model: str, count: int) -> int:
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
+    env = dict(os.environ, PYTHONPATH=f"{REPO}:{Path(__file__).resolve().parent}", PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
                MONA_EDGE_PI_ROOT=str(PI_ROOT), QEMU_PLUGIN=f"file={plugin}", QEMU_LOG="plugin")
     done = subprocess.run([str(PI / "python"), board, runtime, "-c", GUEST, str(frames), kind, model, str(count)],
                           capture_output=True, text=True, env=env, timeout=3600)
