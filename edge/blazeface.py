@@ -10,7 +10,6 @@ them from here so the int8 models are judged against exactly the pipeline the fl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 
@@ -21,7 +20,7 @@ class BlazeFaceSpec:
 
     name: str
     input_size: int  # square tensor_width == tensor_height
-    strides: Tuple[int, ...]  # one per SSD layer; consecutive equal strides share a feature map
+    strides: tuple[int, ...]  # one per SSD layer; consecutive equal strides share a feature map
     interpolated_scale_aspect_ratio: float  # 1.0 adds a second anchor per layer, 0.0 none
     num_boxes: int
     min_score: float  # min_score_thresh
@@ -31,7 +30,7 @@ class BlazeFaceSpec:
     num_keypoints: int = 6
     score_clip: float = 100.0  # score_clipping_thresh, applied to the logit before the sigmoid
     nms_iou: float = 0.3  # min_suppression_threshold, weighted NMS with IoU overlap
-    tensor_range: Tuple[float, float] = (-1.0, 1.0)  # output_tensor_float_range of ImageToTensor
+    tensor_range: tuple[float, float] = (-1.0, 1.0)  # output_tensor_float_range of ImageToTensor
 
     @property
     def coord_scale(self) -> float:

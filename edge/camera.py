@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Tuple, Union
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-Frame = Tuple[np.ndarray, float]
+Frame = tuple[np.ndarray, float]
 
 #: What ``RetryingCamera.state`` can be: delivering, waiting to retry, or given up for good.
 CAMERA_STATES = ("ok", "retrying", "failed")
@@ -42,12 +43,12 @@ class CameraSource(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self) -> Optional[Frame]: ...
+    def read(self) -> Frame | None: ...
 
     def close(self) -> None: ...
 
 
-def flip_code(hflip: bool, vflip: bool) -> Optional[int]:
+def flip_code(hflip: bool, vflip: bool) -> int | None:
     """OpenCV's flip code for a mounting (None: no flip)."""
     if hflip and vflip:
         return -1
@@ -58,7 +59,7 @@ def flip_code(hflip: bool, vflip: bool) -> Optional[int]:
     return None
 
 
-def _bgr_to_rgb_into(bgr: np.ndarray, out: Optional[np.ndarray], flip: Optional[int] = None) -> np.ndarray:
+def _bgr_to_rgb_into(bgr: np.ndarray, out: np.ndarray | None, flip: int | None = None) -> np.ndarray:
     """Convert (and flip, in place) into a reused buffer: one allocation per stream, not per frame."""
     if out is None or out.shape != bgr.shape:
         out = np.empty_like(bgr)
@@ -75,8 +76,8 @@ class VideoFileSource:
     real-time, so the gaze filters see the motion as it was filmed whatever the decode speed.
     """
 
-    def __init__(self, path: Union[str, Path], realtime: bool = True, loop: bool = True,
-                 fps: Optional[float] = None, hflip: bool = False, vflip: bool = False,
+    def __init__(self, path: str | Path, realtime: bool = True, loop: bool = True,
+                 fps: float | None = None, hflip: bool = False, vflip: bool = False,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = Path(path)
@@ -87,8 +88,8 @@ class VideoFileSource:
         self._fps_override = fps
         self._clock = clock
         self._sleep = sleep
-        self._cap: Optional[cv2.VideoCapture] = None
-        self._rgb: Optional[np.ndarray] = None
+        self._cap: cv2.VideoCapture | None = None
+        self._rgb: np.ndarray | None = None
         self.state = "closed"
 
     def open(self) -> None:
@@ -109,7 +110,7 @@ class VideoFileSource:
         self._start = self._clock()
         self.state = "ok"
 
-    def _decode(self) -> Optional[np.ndarray]:
+    def _decode(self) -> np.ndarray | None:
         assert self._cap is not None
         ok, bgr = self._cap.read()
         if not ok:
@@ -132,7 +133,7 @@ class VideoFileSource:
     def _media_time(self, index: int) -> float:
         return (self._loops * self._loop_frames + index) / self.fps
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         if self._cap is None:
             raise CameraError(f"{self.name}: read before open")
         if self.realtime:
@@ -171,8 +172,8 @@ class OpenCVSource:
     passed since the last read we ``grab()`` once to throw the queued (stale) frame away first.
     """
 
-    def __init__(self, device: Union[str, int], size: Optional[Tuple[int, int]] = None,
-                 fps: Optional[float] = None, hflip: bool = False, vflip: bool = False,
+    def __init__(self, device: str | int, size: tuple[int, int] | None = None,
+                 fps: float | None = None, hflip: bool = False, vflip: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._flip = flip_code(hflip, vflip)
         if isinstance(device, str) and device.isdigit():
@@ -182,8 +183,8 @@ class OpenCVSource:
         self.size = size
         self.fps = fps
         self._clock = clock
-        self._cap: Optional[cv2.VideoCapture] = None
-        self._rgb: Optional[np.ndarray] = None
+        self._cap: cv2.VideoCapture | None = None
+        self._rgb: np.ndarray | None = None
         self._last_read = 0.0
         self._interval = 1.0 / 30.0
         self.state = "closed"
@@ -208,7 +209,7 @@ class OpenCVSource:
         self._last_read = self._clock()
         self.state = "ok"
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         if self._cap is None:
             raise CameraError(f"{self.name}: read before open")
         now = self._clock()
@@ -238,8 +239,8 @@ class Picamera2Source:
     picamera2 comes from the OS (apt), so it is imported only when this source opens.
     """
 
-    def __init__(self, size: Tuple[int, int] = (320, 240), main_size: Tuple[int, int] = (640, 480),
-                 fps: Optional[float] = 30.0, camera_num: int = 0, hflip: bool = False, vflip: bool = False,
+    def __init__(self, size: tuple[int, int] = (320, 240), main_size: tuple[int, int] = (640, 480),
+                 fps: float | None = 30.0, camera_num: int = 0, hflip: bool = False, vflip: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hflip, self.vflip = hflip, vflip
         self.size = (int(size[0]) & ~1, int(size[1]) & ~1)  # YUV420 needs even dimensions
@@ -250,7 +251,7 @@ class Picamera2Source:
         self._clock = clock
         self._cam = None
         self._yuv = False
-        self._rgb: Optional[np.ndarray] = None
+        self._rgb: np.ndarray | None = None
         self.state = "closed"
 
     def open(self) -> None:
@@ -258,7 +259,7 @@ class Picamera2Source:
             from picamera2 import Picamera2  # type: ignore[import-not-found]
         except ImportError as exc:
             raise CameraUnavailable("picamera2 is not installed (on Raspberry Pi OS: sudo apt install "
-                                    f"python3-picamera2, and create the venv with --system-site-packages): {exc}")
+                                    f"python3-picamera2, and create the venv with --system-site-packages): {exc}") from exc
         try:
             cam = Picamera2(self.camera_num)
         except Exception as exc:  # picamera2 raises IndexError/RuntimeError when no camera is attached
@@ -269,7 +270,7 @@ class Picamera2Source:
             from libcamera import Transform  # type: ignore[import-not-found]
 
             extra["transform"] = Transform(hflip=int(self.hflip), vflip=int(self.vflip))
-        last_exc: Optional[Exception] = None
+        last_exc: Exception | None = None
         for fmt in ("BGR888", "YUV420"):
             try:
                 config = cam.create_video_configuration(
@@ -294,7 +295,7 @@ class Picamera2Source:
         self.state = "ok"
         log.info("%s: lores %dx%d %s", self.name, self.size[0], self.size[1], "YUV420" if self._yuv else "RGB")
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         if self._cam is None:
             raise CameraError(f"{self.name}: read before open")
         try:
@@ -333,7 +334,7 @@ class RetryingCamera:
     """
 
     def __init__(self, source: CameraSource, initial: float = 0.5, maximum: float = 30.0,
-                 max_failures: Optional[int] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_failures: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if initial <= 0 or maximum < initial:
             raise ValueError(f"camera backoff: expected 0 < initial ({initial}) <= maximum ({maximum})")
         self.source = source
@@ -349,7 +350,7 @@ class RetryingCamera:
         self.failures = 0            # every failure since start
         self.consecutive_failures = 0
         self.recoveries = 0          # times it came back after failing
-        self.last_error: Optional[str] = None
+        self.last_error: str | None = None
         self.frames = 0
 
     @property
@@ -399,7 +400,7 @@ class RetryingCamera:
         log.warning("camera %s %s: %s; retrying in %.1f s", self.name,
                     "did not open" if opening else "failed", self.last_error, delay)
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         if self.state == "failed":
             return None
         if self.state == "retrying":
@@ -426,8 +427,8 @@ class RetryingCamera:
         self.state = "retrying"
 
 
-def open_source(kind: str, *, device: Union[str, int, None] = None, path: Union[str, Path, None] = None,
-                size: Tuple[int, int] = (320, 240), fps: Optional[float] = None,
+def open_source(kind: str, *, device: str | int | None = None, path: str | Path | None = None,
+                size: tuple[int, int] = (320, 240), fps: float | None = None,
                 realtime: bool = True, loop: bool = True, hflip: bool = False, vflip: bool = False) -> CameraSource:
     """A source by config name: ``picamera2``, ``opencv`` or ``file``. A file plays at ``fps`` if given,
     else at its own rate."""

@@ -14,8 +14,9 @@ import os
 import pwd
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, TextIO, Tuple
+from typing import TextIO
 
 from edge.status import DEFAULT_SOCKET, StatusUnavailable, query_status
 
@@ -27,7 +28,7 @@ NEEDED_GROUPS = ("video", "render")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-def _config_path(arg: Optional[Path]) -> Optional[Path]:
+def _config_path(arg: Path | None) -> Path | None:
     """``--config`` if given, else the system config if it exists, else None (built-in defaults)."""
     from edge.config import DEFAULT_CONFIG_PATH
 
@@ -156,9 +157,9 @@ POSITIONS = ("left", "centre", "right")
 
 
 def sample_viewer_x(path: Path, seconds: float = 1.5, interval: float = 0.1,
-                    query: Callable[..., dict] = query_status) -> Tuple[float, int]:
+                    query: Callable[..., dict] = query_status) -> tuple[float, int]:
     """Median eye-midpoint X (camera px) over ``seconds`` of daemon status, and the camera frame width."""
-    xs: List[float] = []
+    xs: list[float] = []
     width = 0
     end = time.monotonic() + seconds
     while True:
@@ -175,7 +176,7 @@ def sample_viewer_x(path: Path, seconds: float = 1.5, interval: float = 0.1,
     return xs[len(xs) // 2], width
 
 
-def calibration_values(left: float, centre: float, right: float, frame_width: Optional[float] = None) -> dict:
+def calibration_values(left: float, centre: float, right: float, frame_width: float | None = None) -> dict:
     """The ``[gaze]`` keys written for three measured viewer positions (eye-midpoint X, camera px when
     ``frame_width`` is given, else 0..1 of the frame width)."""
     from edge.config import calibration_keys
@@ -190,7 +191,7 @@ def calibration_values(left: float, centre: float, right: float, frame_width: Op
     return calibration_keys(*values, frame_width=frame_width)
 
 
-def read_calibration(config) -> Optional[Tuple[float, float, float]]:
+def read_calibration(config) -> tuple[float, float, float] | None:
     """The calibration in a loaded config, ``(left, centre, right)`` as fractions of the frame width."""
     return config.gaze.calibration
 
@@ -248,7 +249,7 @@ class Check:
         return line if self.ok or not self.fix else f"{line}\n      {'':<10} fix: {self.fix}"
 
 
-def _user_groups(user: str) -> Optional[set]:
+def _user_groups(user: str) -> set | None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
@@ -265,12 +266,12 @@ def _access(path: Path, write: bool = True) -> bool:
     return os.access(path, os.R_OK | (os.W_OK if write else 0))
 
 
-def doctor_checks(config_arg: Optional[Path], socket_arg: Optional[Path] = None,
-                  service_user: str = SERVICE_USER) -> List[Check]:
+def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
+                  service_user: str = SERVICE_USER) -> list[Check]:
     """Every check, in the order an installer would fix them."""
     from edge.config import load_config
 
-    checks: List[Check] = []
+    checks: list[Check] = []
     config_path = _config_path(config_arg)
     try:
         config = load_config(config_path)
@@ -279,7 +280,7 @@ def doctor_checks(config_arg: Optional[Path], socket_arg: Optional[Path] = None,
         checks.append(Check("config", False, str(exc), "edit the file; the message names the key and the allowed values"))
         return checks
 
-    daemon: Optional[dict] = None
+    daemon: dict | None = None
     socket_path = Path(socket_arg) if socket_arg else Path(config.service.status_socket)
     try:
         daemon = query_status(socket_path, timeout=2.0)
@@ -319,7 +320,7 @@ def _check_pack(config) -> Check:
         return Check("pack", False, str(exc), "re-provision the pack (mona-edge provision) or fix [pack] path")
 
 
-def _check_camera(config, daemon: Optional[dict]) -> Check:
+def _check_camera(config, daemon: dict | None) -> Check:
     cam = config.camera
     if daemon is not None:  # the daemon holds the camera: ask it rather than fight over the device
         state = (daemon.get("camera") or {})
@@ -413,7 +414,7 @@ def _gid_exists(gid: int) -> bool:
         return False
 
 
-def _check_socket_dir(socket_path: Path, daemon: Optional[dict]) -> Check:
+def _check_socket_dir(socket_path: Path, daemon: dict | None) -> Check:
     if daemon is not None:
         mode = socket_path.stat().st_mode & 0o777
         ok = not mode & 0o007
@@ -484,7 +485,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_doctor)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """These commands alone (``python -m edge.commands``), for tests and before the entry points exist."""
     parser = argparse.ArgumentParser(prog="mona-edge")
     register(parser.add_subparsers(dest="command"))

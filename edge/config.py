@@ -41,9 +41,10 @@ import math
 import os
 import tempfile
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -126,7 +127,7 @@ class _Choice(_Rule):
     """One of a few strings (or ints). ``store`` maps another accepted spelling to the value kept, so the
     documented name and the name the consuming module uses can differ without either side guessing."""
 
-    def __init__(self, *accepted: Any, store: Optional[Mapping[Any, Any]] = None) -> None:
+    def __init__(self, *accepted: Any, store: Mapping[Any, Any] | None = None) -> None:
         self.accepted = accepted
         self.store = dict(store or {})
         self.expected = "one of " + ", ".join(_toml_value(v) for v in accepted)
@@ -222,10 +223,10 @@ class CameraConfig:
     source: str = _key(_Choice("picamera2", "opencv", "video", "file", store={"video": "file"}), "picamera2",
                        'picamera2 (Pi camera module, lores stream), opencv (USB camera), or "video" / "file" '
                        '(a video file played as a camera: demos, tests)')
-    device: Union[int, str, None] = _key(_CameraDevice(), None,
+    device: int | str | None = _key(_CameraDevice(), None,
                                          'camera number, or for opencv also a node such as "/dev/video0" '
                                          '(default: the first camera)', 0)
-    path: Optional[Path] = _key(_PathRule(), None, 'the video file, required when source = "video"',
+    path: Path | None = _key(_PathRule(), None, 'the video file, required when source = "video"',
                                 "/var/lib/mona-edge/viewer.mp4")
     width: int = _key(_Number(64, 4096, integer=True), 640, "capture width in pixels")
     height: int = _key(_Number(48, 4096, integer=True), 480, "capture height in pixels")
@@ -238,7 +239,7 @@ class CameraConfig:
     retry_max_s: float = _key(_Number(0.05, 3600), 30.0, "longest wait between reopen attempts (doubles up to it)")
 
     @property
-    def size(self) -> Tuple[int, int]:
+    def size(self) -> tuple[int, int]:
         return (self.width, self.height)
 
     @property
@@ -255,11 +256,11 @@ class DetectorConfig:
     """The BlazeFace model. "full" range: a living room sees viewers 1-5 m away, beyond short range's ~2 m."""
 
     range: str = _key(_Choice("short", "full"), "full", "BlazeFace model: short (within ~2 m) or full (to ~5 m)")
-    model: Optional[Path] = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
+    model: Path | None = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
                                  "/var/lib/mona-edge/models/face_detection_full_range_int8.tflite")
     threads: int = _key(_Number(1, 4, integer=True), 2,
                         "interpreter threads (the Pi 4/5 has 4 cores; leave some to the display)")
-    min_score: Optional[float] = _key(_Number(0.01, 0.99), None,
+    min_score: float | None = _key(_Number(0.01, 0.99), None,
                                       "face confidence threshold (default: the model's own, about 0.5)", 0.6)
 
 
@@ -304,17 +305,17 @@ class GazeConfig:
     sticky_margin: float = _key(_Number(0, 10), 0.3,
                                 "another face must be this fraction wider than the viewer to take over")
     sticky_seconds: float = _key(_Number(0, 60), 1.0, "... and stay that much wider this many seconds")
-    calibration_left_x: Optional[float] = _key(_Number(0, 1), None,
+    calibration_left_x: float | None = _key(_Number(0, 1), None,
                                                "linear mapping: camera X (0..1 of frame width, as the camera "
                                                "delivers it) of a viewer the portrait should look fully left at; "
                                                "written by mona-edge calibrate", 0.82)
-    calibration_centre_x: Optional[float] = _key(_Number(0, 1), None,
+    calibration_centre_x: float | None = _key(_Number(0, 1), None,
                                                  "linear mapping: camera X of a viewer straight in front", 0.5)
-    calibration_right_x: Optional[float] = _key(_Number(0, 1), None,
+    calibration_right_x: float | None = _key(_Number(0, 1), None,
                                                 "linear mapping: camera X of a viewer to look fully right at", 0.18)
 
     @property
-    def calibration(self) -> Optional[Tuple[float, float, float]]:
+    def calibration(self) -> tuple[float, float, float] | None:
         """``(left_x, centre_x, right_x)`` or None; load_config guarantees all three or none, in order."""
         if self.calibration_left_x is None:
             return None
@@ -329,22 +330,22 @@ class DisplayConfig:
                      "pygame",
                      "pygame (KMS/DRM full screen), framebuffer (/dev/fb0), file (a raw framebuffer-layout "
                      "file: tests), headless (memory only)")
-    device: Optional[str] = _key(_DevicePath(), None, "framebuffer: the device (default /dev/fb0)", "/dev/fb1")
-    drm_card: Optional[int] = _key(_Number(0, 15, integer=True), None,
+    device: str | None = _key(_DevicePath(), None, "framebuffer: the device (default /dev/fb0)", "/dev/fb1")
+    drm_card: int | None = _key(_Number(0, 15, integer=True), None,
                                    "pygame: /dev/dri/cardN to use (a Pi 5's display is not always card0)", 1)
     rotation: int = _key(_Choice(0, 90, 180, 270), 0, "degrees clockwise the picture is turned on screen")
-    width: Optional[int] = _key(_Number(16, 8192, integer=True), None,
+    width: int | None = _key(_Number(16, 8192, integer=True), None,
                                 "screen width in pixels (required for file and headless)", 1080)
-    height: Optional[int] = _key(_Number(16, 8192, integer=True), None,
+    height: int | None = _key(_Number(16, 8192, integer=True), None,
                                  "screen height in pixels (required for file and headless)", 1920)
-    output: Optional[Path] = _key(_PathRule(), None, "file: the file to write frames into", "/tmp/mona-edge.fb")
+    output: Path | None = _key(_PathRule(), None, "file: the file to write frames into", "/tmp/mona-edge.fb")
 
     @property
     def kind(self) -> str:
         return self.sink
 
     @property
-    def size(self) -> Optional[Tuple[int, int]]:
+    def size(self) -> tuple[int, int] | None:
         return None if self.width is None else (self.width, self.height)  # type: ignore[return-value]
 
 
@@ -368,7 +369,7 @@ class ServiceConfig:
                                 "seconds to wait for the camera before reporting ready anyway (degraded)")
 
 
-SECTIONS: Dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "detector": DetectorConfig,
     "gaze": GazeConfig,
@@ -388,7 +389,7 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
-    path: Optional[Path] = field(default=None, compare=False)
+    path: Path | None = field(default=None, compare=False)
 
 
 # --- building and checking ----------------------------------------------------------------------------
@@ -468,13 +469,13 @@ def _cross_check(cfg: Config, name: str) -> None:
         raise ConfigError(f"{at} calibration_{missing}: required with calibration_{given[0]} "
                           "(left_x, centre_x and right_x go together)")
     if given:
-        l, c, r = cal["left_x"], cal["centre_x"], cal["right_x"]
-        if not (l < c < r or l > c > r):
-            raise _fail(at, "calibration_centre_x", c, f"expected a value strictly between calibration_left_x ({l}) "
+        left, c, r = cal["left_x"], cal["centre_x"], cal["right_x"]
+        if not (left < c < r or left > c > r):
+            raise _fail(at, "calibration_centre_x", c, f"expected a value strictly between calibration_left_x ({left}) "
                         f"and calibration_right_x ({r})")
 
 
-def _from_data(data: Mapping[str, Any], name: str, path: Optional[Path]) -> Config:
+def _from_data(data: Mapping[str, Any], name: str, path: Path | None) -> Config:
     for key, value in data.items():
         if key not in SECTIONS:
             guess = difflib.get_close_matches(key, list(SECTIONS), n=1)
@@ -493,7 +494,7 @@ def _from_data(data: Mapping[str, Any], name: str, path: Optional[Path]) -> Conf
     return cfg
 
 
-def _read_data(path: Path) -> Dict[str, Any]:
+def _read_data(path: Path) -> dict[str, Any]:
     toml = _require_toml()
     try:
         text = path.read_bytes().decode("utf-8")
@@ -507,7 +508,7 @@ def _read_data(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_config(path: Optional[Union[str, Path]] = None) -> Config:
+def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a config file.
 
     ``None`` means :data:`DEFAULT_CONFIG_PATH`. A missing or empty file gives the defaults when it is the
@@ -531,7 +532,7 @@ def config_from_dict(data: Mapping[str, Any], name: str = "<config>") -> Config:
 
 
 def calibration_keys(left_x: float, centre_x: float, right_x: float,
-                     frame_width: Optional[float] = None) -> Dict[str, Any]:
+                     frame_width: float | None = None) -> dict[str, Any]:
     """The ``[gaze]`` values ``mona-edge calibrate`` writes for three measured eye-midpoint positions.
 
     Positions are normalised camera X (0..1); pass ``frame_width`` to give them in camera pixels instead.
@@ -550,7 +551,7 @@ def calibration_keys(left_x: float, centre_x: float, right_x: float,
 # --- writing TOML -------------------------------------------------------------------------------------
 def _emit(data: Mapping[str, Any]) -> str:
     """A whole document: plain keys first, then one ``[section]`` per table (nested tables inline)."""
-    lines: List[str] = []
+    lines: list[str] = []
     for key, value in data.items():
         if not isinstance(value, dict):
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
@@ -563,11 +564,11 @@ def _emit(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dataclass_dict(obj: Any) -> Dict[str, Any]:
+def _dataclass_dict(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def _header_name(line: str) -> Optional[str]:
+def _header_name(line: str) -> str | None:
     """The table name of a ``[a.b]`` header line (bare keys only), else None."""
     s = line.strip()
     if not s.startswith("[") or s.startswith("[["):
@@ -585,7 +586,7 @@ def _is_header(line: str) -> bool:
     return line.lstrip().startswith("[")
 
 
-def _line_key(line: str) -> Optional[str]:
+def _line_key(line: str) -> str | None:
     s = line.strip()
     if not s or s.startswith("#") or "=" not in s:
         return None
@@ -624,7 +625,7 @@ def _edit_text(text: str, section: str, values: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, data: bytes, like: Optional[os.stat_result]) -> None:
+def _atomic_write(path: Path, data: bytes, like: os.stat_result | None) -> None:
     """Write next to ``path`` then rename over it: a power cut leaves the old file or the new, never half.
 
     The new file takes the mode, owner and group of ``like`` (the file it replaces): ``sudo mona-edge
@@ -661,7 +662,7 @@ def _atomic_write(path: Path, data: bytes, like: Optional[os.stat_result]) -> No
         os.close(dir_fd)
 
 
-def write_config_values(path: Union[str, Path], section: str, values: Mapping[str, Any]) -> Config:
+def write_config_values(path: str | Path, section: str, values: Mapping[str, Any]) -> Config:
     """Set ``values`` in ``[section]`` of the config at ``path``, keeping everything else; returns the result.
 
     The merged config is validated first, so a bad value never reaches the file. Lines are edited in
@@ -733,7 +734,7 @@ def dump_default_config() -> str:
     return "\n".join(out)
 
 
-def _comment(text: str) -> List[str]:
+def _comment(text: str) -> list[str]:
     return ["# " + line for line in textwrap.wrap(text, 104)]
 
 

@@ -20,9 +20,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -37,7 +37,7 @@ GIF_STEP = 3
 GIF_COLOURS = 64
 
 
-def asset_dirs(kind: str) -> List[Path]:
+def asset_dirs(kind: str) -> list[Path]:
     """Where bundled assets of ``kind`` (clips, packs) are looked for: installed share dir, then the source tree."""
     dirs = []
     if os.environ.get("MONA_EDGE_ASSETS"):
@@ -72,9 +72,9 @@ def clip_frame_count(path: Path) -> int:
 class DemoTrace:
     """What happened on each frame, for the plot and the tests."""
 
-    times: List[float] = field(default_factory=list)
-    viewer_x: List[Optional[float]] = field(default_factory=list)
-    index: List[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    viewer_x: list[float | None] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
     frame_width: int = 0
     frame_count: int = 0
     wall_seconds: float = 0.0
@@ -93,7 +93,7 @@ def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if height < h else cv2.INTER_LINEAR)
 
 
-def side_by_side(camera: np.ndarray, viewer_box: Optional[np.ndarray], portrait: np.ndarray, index: int,
+def side_by_side(camera: np.ndarray, viewer_box: np.ndarray | None, portrait: np.ndarray, index: int,
                  frame_count: int, height: int = VIDEO_HEIGHT) -> np.ndarray:
     """Camera view with the chosen viewer boxed | the portrait as the screen shows it, one RGB image."""
     cam = Image.fromarray(_fit_height(camera, height))
@@ -111,7 +111,7 @@ def side_by_side(camera: np.ndarray, viewer_box: Optional[np.ndarray], portrait:
     return np.asarray(out)
 
 
-def plot_trace(trace: DemoTrace, path: Path, size: Tuple[int, int] = (960, 480)) -> None:
+def plot_trace(trace: DemoTrace, path: Path, size: tuple[int, int] = (960, 480)) -> None:
     """Two panels sharing a time axis: viewer eye X (camera px) above, chosen frame below."""
     w, h = size
     img = Image.new("RGB", size, (255, 255, 255))
@@ -172,7 +172,7 @@ def plot_trace(trace: DemoTrace, path: Path, size: Tuple[int, int] = (960, 480))
     img.save(path)
 
 
-def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: Optional[int] = None,
+def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | None = None,
              write_video: bool = True, write_gif: bool = True, screen_height: int = 480,
              quiet: bool = False) -> DemoTrace:
     """Run the daemon's loop over ``clip`` and write the demo's outputs into ``out_dir``."""
@@ -198,7 +198,7 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: Optional
                           serve_status=False)
     trace = DemoTrace(frame_count=pack.frame_count)
     writer = None
-    gif_frames: List[Image.Image] = []
+    gif_frames: list[Image.Image] = []
     service.start()
     started = time.perf_counter()
     try:
@@ -244,7 +244,7 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: Optional
     return trace
 
 
-def _ms(seconds: Optional[float]) -> Optional[float]:
+def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 2)
 
 
@@ -303,7 +303,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_demo)
 
 
-def make_clip_main(argv: Optional[Sequence[str]] = None) -> int:
+def make_clip_main(argv: Sequence[str] | None = None) -> int:
     """``python -m edge.demo make-clip OUT.mp4``: re-make the bundled viewer clip (needs scikit-image)."""
     from edge.viewerclip import demo_walk, write_clip
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -20,7 +19,7 @@ from edge.faces import Face
 from edge.images import read_rgb
 
 
-def annotate(rgb: np.ndarray, faces: List[Face]) -> Image.Image:
+def annotate(rgb: np.ndarray, faces: list[Face]) -> Image.Image:
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     r = max(2, int(round(max(rgb.shape[:2]) / 200)))

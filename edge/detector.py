@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ MODEL_FILES = {
 MAX_SIDE = 16384
 
 
-def model_search_dirs() -> List[Path]:
+def model_search_dirs() -> list[Path]:
     """Where bundled models are looked for: an installed wheel's share dir, then the source tree."""
     dirs = []
     if os.environ.get("MONA_EDGE_MODELS"):
@@ -101,8 +101,8 @@ class FaceDetector:
     One instance per thread: it owns its interpreter and input buffer.
     """
 
-    def __init__(self, model_path: Optional[Path] = None, detector_range: str = "full", threads: int = 1,
-                 min_score: Optional[float] = None, runtime: Optional[str] = None) -> None:
+    def __init__(self, model_path: Path | None = None, detector_range: str = "full", threads: int = 1,
+                 min_score: float | None = None, runtime: str | None = None) -> None:
         if detector_range not in SPECS:
             raise ValueError(f"detector range {detector_range!r}: expected one of {sorted(SPECS)}")
         self.spec: BlazeFaceSpec = SPECS[detector_range]
@@ -210,7 +210,7 @@ class FaceDetector:
         self._invoke(self._check_image(rgb))
         return self._output(self._regressor).copy(), self._output(self._classifier)[:, 0].copy()
 
-    def detect(self, rgb: np.ndarray) -> List[Face]:
+    def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in ``rgb`` (H, W, 3 uint8; grey (H, W) and RGBA are accepted), best score first."""
         sx, sy, px, py = self._invoke(self._check_image(rgb))
         logits = self._output(self._classifier)[:, 0]

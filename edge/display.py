@@ -13,12 +13,12 @@ Sinks: :class:`PygameSink` (SDL; ``kmsdrm`` on a Pi console, ``dummy`` in tests)
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Protocol, Tuple
+from typing import Any, Protocol
 
 import numpy as np
 
-Rect = Tuple[int, int, int, int]
-Size = Tuple[int, int]
+Rect = tuple[int, int, int, int]
+Size = tuple[int, int]
 
 #: Display kinds accepted by :func:`open_display`.
 KINDS = ("pygame", "fbdev", "file", "headless")
@@ -130,8 +130,8 @@ class PygameSink:
     current mode; a given size that the screen does not provide is an error, not a silent rescale.
     """
 
-    def __init__(self, size: Optional[Size] = None, *, driver: Optional[str] = None,
-                 drm_card: Optional[int] = None, fullscreen: Optional[bool] = None):
+    def __init__(self, size: Size | None = None, *, driver: str | None = None,
+                 drm_card: int | None = None, fullscreen: bool | None = None):
         if size is not None:
             size = check_size(size)
         if drm_card is not None and (not isinstance(drm_card, int) or isinstance(drm_card, bool)
@@ -204,8 +204,8 @@ class PygameSink:
             self._pg.display.quit()
 
 
-def open_display(kind: str, *, device: Optional[str] = None, size: Optional[Size] = None,
-                 drm_card: Optional[int] = None, output: Optional[str] = None, bpp: int = 32) -> DisplaySink:
+def open_display(kind: str, *, device: str | None = None, size: Size | None = None,
+                 drm_card: int | None = None, output: str | None = None, bpp: int = 32) -> DisplaySink:
     """The sink for a configured display kind.
 
     ``pygame``: full-screen SDL (``size`` None = the screen's own mode; ``drm_card`` for kmsdrm).

@@ -26,7 +26,6 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -62,7 +61,7 @@ class FbGeometry:
         return FORMATS[self.bpp]
 
 
-def make_geometry(width: int, height: int, bpp: int, stride: Optional[int] = None,
+def make_geometry(width: int, height: int, bpp: int, stride: int | None = None,
                   where: str = "framebuffer") -> FbGeometry:
     """Check a geometry; ``stride`` defaults to tightly packed rows."""
     for key, value in (("width", width), ("height", height)):
@@ -80,7 +79,7 @@ def make_geometry(width: int, height: int, bpp: int, stride: Optional[int] = Non
     return FbGeometry(width, height, bpp, stride)
 
 
-def _read_sysfs_int_list(path: Path) -> Tuple[int, ...]:
+def _read_sysfs_int_list(path: Path) -> tuple[int, ...]:
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -91,7 +90,7 @@ def _read_sysfs_int_list(path: Path) -> Tuple[int, ...]:
         raise DisplayError(f"{path}: {text!r} is not a number or a comma-separated pair") from None
 
 
-def read_sysfs_geometry(sysfs_dir: Union[str, Path]) -> FbGeometry:
+def read_sysfs_geometry(sysfs_dir: str | Path) -> FbGeometry:
     """Geometry of a framebuffer from its sysfs folder (``stride`` optional: packed rows if absent)."""
     folder = Path(sysfs_dir)
     size = _read_sysfs_int_list(folder / "virtual_size")
@@ -116,12 +115,12 @@ class FramebufferSink:
     Explicit values override sysfs ones.
     """
 
-    def __init__(self, device: Union[str, Path] = "/dev/fb0", *, sysfs_dir: Union[str, Path, None] = None,
-                 width: Optional[int] = None, height: Optional[int] = None, bpp: Optional[int] = None,
-                 stride: Optional[int] = None):
+    def __init__(self, device: str | Path = "/dev/fb0", *, sysfs_dir: str | Path | None = None,
+                 width: int | None = None, height: int | None = None, bpp: int | None = None,
+                 stride: int | None = None):
         self.path = Path(device)
         try:
-            st: Optional[os.stat_result] = os.stat(self.path)
+            st: os.stat_result | None = os.stat(self.path)
         except FileNotFoundError:
             st = None
         except OSError as exc:
@@ -167,7 +166,7 @@ class FramebufferSink:
         # little-endian RGB565 word (exactly OpenCV's "BGR565" layout) for 16 bpp.
         self._pixels = visible.reshape(g.height, g.width, g.bytes_per_pixel)
         self._convert = cv2.COLOR_RGB2BGRA if g.bpp == 32 else cv2.COLOR_RGB2BGR565
-        self._scratch: Dict[Tuple[int, int], np.ndarray] = {}
+        self._scratch: dict[tuple[int, int], np.ndarray] = {}
         self._size: Size = (g.width, g.height)
 
     def _geometry(self, sysfs_dir, width, height, bpp, stride) -> FbGeometry:
@@ -226,7 +225,7 @@ class FramebufferSink:
         self._map = None
         os.close(self._fd)
 
-    def __enter__(self) -> "FramebufferSink":
+    def __enter__(self) -> FramebufferSink:
         return self
 
     def __exit__(self, *exc) -> None:

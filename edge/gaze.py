@@ -45,7 +45,7 @@ The per-frame path works on Python floats and a handful of small objects; it all
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from edge.faces import Face
 
@@ -98,12 +98,12 @@ class OneEuroFilter:
 
     def reset(self) -> None:
         """Forget the past: the next value is taken as it is (a new viewer is a new signal)."""
-        self._x: Optional[float] = None
+        self._x: float | None = None
         self._dx = 0.0
         self._t = 0.0
 
     @property
-    def value(self) -> Optional[float]:
+    def value(self) -> float | None:
         return self._x
 
     @staticmethod
@@ -156,18 +156,18 @@ class GeometryMapping:
     call in ``distance_mm`` and ``elevation_deg``, for the status socket.
     """
 
-    def __init__(self, frame_size: Tuple[int, int], fov_deg: float, ipd_mm: float,
-                 camera_offset_mm: Tuple[float, float] = (0.0, 0.0), mirror: bool = False) -> None:
+    def __init__(self, frame_size: tuple[int, int], fov_deg: float, ipd_mm: float,
+                 camera_offset_mm: tuple[float, float] = (0.0, 0.0), mirror: bool = False) -> None:
         w, h = frame_size
         self.cx, self.cy = w / 2.0, h / 2.0
         self.focal = focal_length_px(w, fov_deg)
         self.ipd_mm = float(ipd_mm)
         self.off_x, self.off_y = float(camera_offset_mm[0]), float(camera_offset_mm[1])
         self.sign = 1.0 if mirror else -1.0
-        self.distance_mm: Optional[float] = None
-        self.elevation_deg: Optional[float] = None
+        self.distance_mm: float | None = None
+        self.elevation_deg: float | None = None
 
-    def __call__(self, face: Face) -> Optional[float]:
+    def __call__(self, face: Face) -> float | None:
         kp = face.keypoints
         rx, ry, lx, ly = float(kp[0, 0]), float(kp[0, 1]), float(kp[1, 0]), float(kp[1, 1])
         ipd_px = math.hypot(lx - rx, ly - ry)
@@ -192,8 +192,8 @@ class LinearMapping:
     does not apply.
     """
 
-    def __init__(self, frame_size: Tuple[int, int], span_deg: Tuple[float, float], mirror: bool = False,
-                 calibration: Optional[Tuple[float, float, float]] = None) -> None:
+    def __init__(self, frame_size: tuple[int, int], span_deg: tuple[float, float], mirror: bool = False,
+                 calibration: tuple[float, float, float] | None = None) -> None:
         self.width = float(frame_size[0])
         self.lo, self.hi = float(span_deg[0]), float(span_deg[1])
         self.mirror = mirror
@@ -202,8 +202,8 @@ class LinearMapping:
             if not (left < centre < right or left > centre > right):
                 raise ValueError(f"calibration {calibration}: centre must lie strictly between left and right")
         self.calibration = calibration
-        self.distance_mm: Optional[float] = None
-        self.elevation_deg: Optional[float] = None
+        self.distance_mm: float | None = None
+        self.elevation_deg: float | None = None
 
     def fraction(self, eye_x: float) -> float:
         """0 = look fully left, 1 = fully right (unclamped: beyond the calibrated edges extrapolates)."""
@@ -215,7 +215,7 @@ class LinearMapping:
             return 0.5 - 0.5 * (nx - centre) / (left - centre)
         return 0.5 + 0.5 * (nx - centre) / (right - centre)
 
-    def __call__(self, face: Face) -> Optional[float]:
+    def __call__(self, face: Face) -> float | None:
         kp = face.keypoints
         return self.lo + self.fraction((float(kp[0, 0]) + float(kp[1, 0])) * 0.5) * (self.hi - self.lo)
 
@@ -229,7 +229,7 @@ class Track:
 
     def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
         self.id = track_id
-        self.face: Optional[Face] = face
+        self.face: Face | None = face
         self.x, self.y, self.width = x, y, width
         self.sx, self.sy = x, y                  # smoothed eye midpoint, for the static test
         self.lo_x = self.hi_x = x                # extent of the smoothed midpoint since anchor_t
@@ -245,7 +245,7 @@ class Track:
         return f"Track({self.id}, x={self.x:.1f}, y={self.y:.1f}, w={self.width:.1f}, hits={self.hits})"
 
 
-def _midpoint(face: Face) -> Tuple[float, float]:
+def _midpoint(face: Face) -> tuple[float, float]:
     kp = face.keypoints
     return (float(kp[0, 0]) + float(kp[1, 0])) * 0.5, (float(kp[0, 1]) + float(kp[1, 1])) * 0.5
 
@@ -262,13 +262,13 @@ class FaceTracks:
     def __init__(self, static_seconds: float, static_px: float) -> None:
         self.static_seconds = float(static_seconds)
         self.static_px = float(static_px)
-        self.tracks: List[Track] = []
+        self.tracks: list[Track] = []
         self._next_id = 1
 
     def reset(self) -> None:
         self.tracks.clear()
 
-    def update(self, faces: Sequence[Face], t: float) -> List[Track]:
+    def update(self, faces: Sequence[Face], t: float) -> list[Track]:
         """Match this frame's faces; returns the tracks seen now (``track.face`` set), in face order."""
         for tr in self.tracks:
             tr.face = None
@@ -286,7 +286,7 @@ class FaceTracks:
                 if d < MATCH_WIDTHS * big:
                     pairs.append((d, fi, tr))
         pairs.sort(key=lambda p: p[0])
-        matched: List[Optional[Track]] = [None] * len(faces)
+        matched: list[Track | None] = [None] * len(faces)
         for _, fi, tr in pairs:
             if matched[fi] is None and tr.face is None:
                 matched[fi] = tr
@@ -352,9 +352,9 @@ class ViewerSelector:
         self.reset()
 
     def reset(self) -> None:
-        self.current_id: Optional[int] = None
+        self.current_id: int | None = None
         self.current_seen = 0.0
-        self.challenger_id: Optional[int] = None
+        self.challenger_id: int | None = None
         self.challenger_since = 0.0
         self.switched = False
 
@@ -365,7 +365,7 @@ class ViewerSelector:
         self.switched = True
         return tr
 
-    def select(self, candidates: Sequence[Track], t: float) -> Optional[Track]:
+    def select(self, candidates: Sequence[Track], t: float) -> Track | None:
         """The viewer among ``candidates`` (tracks seen now, not static, seen often enough), or None."""
         self.switched = False
         current = None
@@ -401,7 +401,7 @@ class FrameStepper:
     index is that position rounded.
     """
 
-    def __init__(self, frame_count: int, span_deg: Tuple[float, float], hysteresis: float,
+    def __init__(self, frame_count: int, span_deg: tuple[float, float], hysteresis: float,
                  max_speed_fps: float) -> None:
         if frame_count < 1:
             raise ValueError(f"frame_count {frame_count}: expected at least 1")
@@ -459,8 +459,8 @@ class GazeTracker:
     ``distance_mm`` (geometry mapping only) and ``index``.
     """
 
-    def __init__(self, cfg, frame_count: int, frame_size: Tuple[int, int],
-                 span_deg: Tuple[float, float] = (-30.0, 30.0)) -> None:
+    def __init__(self, cfg, frame_count: int, frame_size: tuple[int, int],
+                 span_deg: tuple[float, float] = (-30.0, 30.0)) -> None:
         w, h = int(frame_size[0]), int(frame_size[1])
         if w <= 0 or h <= 0:
             raise ValueError(f"frame_size {frame_size}: expected (width, height) > 0")
@@ -501,13 +501,13 @@ class GazeTracker:
         self.tracks.reset()
         self.selector.reset()
         self.filter.reset()
-        self._last_t: Optional[float] = None
-        self._last_seen: Optional[float] = None
-        self.viewer: Optional[Face] = None
+        self._last_t: float | None = None
+        self._last_seen: float | None = None
+        self.viewer: Face | None = None
         self.viewer_present = False
-        self.angle_deg: Optional[float] = None
-        self.raw_angle_deg: Optional[float] = None
-        self.distance_mm: Optional[float] = None
+        self.angle_deg: float | None = None
+        self.raw_angle_deg: float | None = None
+        self.distance_mm: float | None = None
 
     def update(self, faces: Sequence[Face], t: float) -> int:
         """The frame index to show for this camera frame's ``faces`` at time ``t`` (monotonic seconds)."""

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 SERVICE = "mona-edge.service"
 SERVICE_USER = "mona-edge"
@@ -63,7 +62,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def tree_digest(sums: Dict[str, str]) -> str:
+def tree_digest(sums: dict[str, str]) -> str:
     """One name for a set of files: the sha256 of its sorted ``path\\0sha`` lines.
 
     The workstation and the target compute it with this same function, so a pack's folder name is
@@ -75,7 +74,7 @@ def tree_digest(sums: Dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def tree_sums(root: Path, skip: tuple = ()) -> Dict[str, str]:
+def tree_sums(root: Path, skip: tuple = ()) -> dict[str, str]:
     sums = {}
     if not root.is_dir():
         return sums
@@ -143,7 +142,7 @@ def switch_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def link_name(link: Path) -> Optional[str]:
+def link_name(link: Path) -> str | None:
     """The folder name a ``current`` link points at, or None when there is none."""
     return Path(os.readlink(link)).name if link.is_symlink() else None
 
@@ -157,7 +156,7 @@ def read_deploy(layout: Layout) -> dict:
 
 # ------------------------------------------------------------------------------------- service managers
 
-def _tail(path: Path, lines: int) -> List[str]:
+def _tail(path: Path, lines: int) -> list[str]:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -204,12 +203,12 @@ class Systemd:
     def dead(self) -> bool:
         return self.state() == "failed"
 
-    def recent_log(self, lines: int = 15) -> List[str]:
+    def recent_log(self, lines: int = 15) -> list[str]:
         out = subprocess.run(["journalctl", "-u", SERVICE, "-n", str(lines), "--no-pager", "-q"],
                              capture_output=True, text=True).stdout
         return out.splitlines()
 
-    def logs_argv(self, lines: int, follow: bool) -> List[str]:
+    def logs_argv(self, lines: int, follow: bool) -> list[str]:
         return ["journalctl", "-u", SERVICE, "-n", str(lines), "--no-pager"] + (["-f"] if follow else [])
 
 
@@ -228,7 +227,7 @@ class Supervisor:
         self.layout = layout
         self.pidfile = layout.run_dir / "mona-edge.pid"
 
-    def exec_start(self) -> List[str]:
+    def exec_start(self) -> list[str]:
         try:
             text = self.layout.unit.read_text()
         except FileNotFoundError:
@@ -242,7 +241,7 @@ class Supervisor:
         raise StepError("service", f"{self.layout.unit}: no ExecStart= line")
 
     @staticmethod
-    def _start_time(pid: int) -> Optional[str]:
+    def _start_time(pid: int) -> str | None:
         """Field 22 of /proc/PID/stat, or None when the process is gone or a zombie."""
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -251,7 +250,7 @@ class Supervisor:
         fields = stat[stat.rindex(")") + 2:].split()
         return None if fields[0] in ("Z", "X") else fields[19]
 
-    def _running_pid(self) -> Optional[int]:
+    def _running_pid(self) -> int | None:
         try:
             pid_text, started = self.pidfile.read_text().split()
         except (FileNotFoundError, ValueError):
@@ -299,10 +298,10 @@ class Supervisor:
     def dead(self) -> bool:
         return self._running_pid() is None
 
-    def recent_log(self, lines: int = 15) -> List[str]:
+    def recent_log(self, lines: int = 15) -> list[str]:
         return _tail(self.layout.log_file, lines)
 
-    def logs_argv(self, lines: int, follow: bool) -> List[str]:
+    def logs_argv(self, lines: int, follow: bool) -> list[str]:
         return ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(self.layout.log_file)]
 
 
@@ -320,7 +319,7 @@ def service_manager(layout: Layout, choice: str = "auto"):
 
 # ------------------------------------------------------------------------------------------------ probe
 
-def _os_release() -> Dict[str, str]:
+def _os_release() -> dict[str, str]:
     info = {}
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -332,7 +331,7 @@ def _os_release() -> Dict[str, str]:
     return info
 
 
-def _pi_model() -> Optional[str]:
+def _pi_model() -> str | None:
     try:
         model = Path("/proc/device-tree/model").read_bytes().rstrip(b"\0").decode(errors="replace")
     except OSError:
@@ -340,8 +339,8 @@ def _pi_model() -> Optional[str]:
     return model if "Raspberry Pi" in model else None
 
 
-@functools.lru_cache(maxsize=None)
-def _system_version(dist: str) -> Optional[str]:
+@functools.cache
+def _system_version(dist: str) -> str | None:
     """The version the target's own Python sees (the OS's packages, when run by the system python3)."""
     from importlib import metadata
     try:
@@ -406,7 +405,7 @@ def probe(args: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------- install
 
-def _run_step(step: str, argv: List[str], timeout: float = 1800, env: Optional[Dict[str, str]] = None) -> str:
+def _run_step(step: str, argv: list[str], timeout: float = 1800, env: dict[str, str] | None = None) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
@@ -419,7 +418,7 @@ def _run_step(step: str, argv: List[str], timeout: float = 1800, env: Optional[D
     return done.stdout
 
 
-def _offline_pip_env() -> Dict[str, str]:
+def _offline_pip_env() -> dict[str, str]:
     """The environment for an offline install: the carried wheelhouse and nothing else.
 
     ``--no-index`` alone still honours the target's pip.conf and ``PIP_*`` variables (a ``find-links``,
@@ -431,7 +430,7 @@ def _offline_pip_env() -> Dict[str, str]:
     return env
 
 
-def install_software(layout: Layout, spec: dict, log: List[str]) -> None:
+def install_software(layout: Layout, spec: dict, log: list[str]) -> None:
     """Build ``versions/<hash>`` as a venv that sees the OS's packages (picamera2, its numpy).
 
     pip runs with a constraints file pinning numpy to the OS's version, so nothing compiled against
@@ -494,7 +493,7 @@ def install_software(layout: Layout, spec: dict, log: List[str]) -> None:
     log.append(f"installed software {software[:12]}")
 
 
-def install_pack(layout: Layout, spec: dict, log: List[str]) -> None:
+def install_pack(layout: Layout, spec: dict, log: list[str]) -> None:
     sha, files = spec["sha"], spec["files"]
     if tree_digest(files) != sha:
         raise StepError("verify pack", f"pack {sha[:12]}: its file list does not hash to its name")
@@ -529,7 +528,7 @@ def _apply(layout: Layout, deployment: dict) -> None:
     atomic_write(layout.unit, (layout.lib / "units" / f"{deployment['unit']}.service").read_bytes())
 
 
-def _ensure_user(layout: Layout, manager, log: List[str]) -> None:
+def _ensure_user(layout: Layout, manager, log: list[str]) -> None:
     if manager.name != "systemd":
         return
     import pwd
@@ -543,14 +542,14 @@ def _ensure_user(layout: Layout, manager, log: List[str]) -> None:
     log.append(f"created system user {SERVICE_USER}")
 
 
-def _status_argv(layout: Layout, ready_command: Optional[List[str]]) -> List[str]:
+def _status_argv(layout: Layout, ready_command: list[str] | None) -> list[str]:
     """The installed venv's own ``mona-edge status --json``, told which config (and so which status
     socket) this install uses: under a prefix that is not ``/etc/mona-edge/config.toml``."""
     return ready_command or [str(layout.current / "bin/mona-edge"), "status", "--json",
                              "--config", str(layout.config)]
 
 
-def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], timeout: float) -> dict:
+def wait_ready(layout: Layout, manager, ready_command: list[str] | None, timeout: float) -> dict:
     """Poll the status command until the daemon is up; fail early when the service has died.
 
     Up is READY, or DEGRADED: the daemon shows the portrait but its camera is not delivering (no camera,
@@ -583,7 +582,7 @@ def wait_ready(layout: Layout, manager, ready_command: Optional[List[str]], time
         time.sleep(0.1)
 
 
-def _garbage_collect(layout: Layout, keep: List[dict]) -> None:
+def _garbage_collect(layout: Layout, keep: list[dict]) -> None:
     """Keep only what the current and previous deployments use: a Pi's card is small.
 
     Runs after a successful switch only, so it also drops the staging folders of uploads that broke off
@@ -604,7 +603,7 @@ def _garbage_collect(layout: Layout, keep: List[dict]) -> None:
                 path.unlink()
 
 
-def _switch(layout: Layout, manager, old: Optional[dict], new: dict, args: dict, log: List[str]) -> dict:
+def _switch(layout: Layout, manager, old: dict | None, new: dict, args: dict, log: list[str]) -> dict:
     """Switch to ``new`` and wait for READY; on failure put ``old`` back and raise."""
     try:
         _apply(layout, new)
@@ -636,7 +635,7 @@ def _switch(layout: Layout, manager, old: Optional[dict], new: dict, args: dict,
 
 def activate(args: dict) -> dict:
     layout = Layout(args.get("prefix", "/"))
-    log: List[str] = []
+    log: list[str] = []
     manager = service_manager(layout, args.get("service_manager", "auto"))
     state = read_deploy(layout)
     old = state.get("current")
@@ -674,7 +673,7 @@ def rollback(args: dict) -> dict:
     state = read_deploy(layout)
     if not state.get("previous"):
         raise StepError("rollback", f"{layout.deploy_file}: no previous deployment to roll back to")
-    log: List[str] = []
+    log: list[str] = []
     status = _switch(layout, manager, state["current"], state["previous"], args, log)
     atomic_write(layout.deploy_file, json.dumps({"current": state["previous"], "previous": state["current"]},
                                                 indent=1).encode())
@@ -718,7 +717,7 @@ def firstboot(args: dict) -> dict:
 ACTIONS = {"probe": probe, "activate": activate, "rollback": rollback, "stop": stop, "firstboot": firstboot}
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) < 1 or argv[0] not in ACTIONS and argv[0] != "logs":
         print(f"usage: install.py {{{'|'.join(list(ACTIONS) + ['logs'])}}} [BASE64-JSON]", file=sys.stderr)
         return 2

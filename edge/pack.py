@@ -48,9 +48,10 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -80,8 +81,8 @@ TOP_KEYS = ("format", "format_version", "name", "frame_count", "canvas", "patch"
             "generator", "credits")
 MAX_NAME = 200
 
-Rect = Tuple[int, int, int, int]
-Point = Tuple[float, float]
+Rect = tuple[int, int, int, int]
+Point = tuple[float, float]
 PathLike = Union[str, "os.PathLike[str]"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -97,7 +98,7 @@ def frame_name(index: int, frame_count: int) -> str:
     return f"frames/{index:0{digits}d}.png"
 
 
-def expected_files(frame_count: int) -> List[str]:
+def expected_files(frame_count: int) -> list[str]:
     """Every file a pack of ``frame_count`` frames holds besides its manifest, in writing order."""
     return [BASE] + [frame_name(i, frame_count) for i in range(frame_count)]
 
@@ -109,15 +110,15 @@ class Manifest:
 
     name: str
     frame_count: int
-    canvas: Tuple[int, int]  # (width, height)
-    patch: Optional[Rect]  # canvas pixels; None: frames are whole canvas-sized frames
-    eyes: Dict[str, Point]  # "right" (the portrait's right, image left) and "left", canvas coordinates
-    span_deg: Tuple[float, float]
-    measured: Optional[Tuple[float, ...]]
-    files: Dict[str, Tuple[str, int]]  # name -> (sha256, bytes)
-    generator: Dict[str, Any]
-    credits: Tuple[Dict[str, str], ...]
-    raw: Dict[str, Any]
+    canvas: tuple[int, int]  # (width, height)
+    patch: Rect | None  # canvas pixels; None: frames are whole canvas-sized frames
+    eyes: dict[str, Point]  # "right" (the portrait's right, image left) and "left", canvas coordinates
+    span_deg: tuple[float, float]
+    measured: tuple[float, ...] | None
+    files: dict[str, tuple[str, int]]  # name -> (sha256, bytes)
+    generator: dict[str, Any]
+    credits: tuple[dict[str, str], ...]
+    raw: dict[str, Any]
 
 
 def _fail(where: str, message: str) -> PackError:
@@ -138,7 +139,7 @@ def _int_in(where: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _dict_with(where: str, value: Any, required: Sequence[str], optional: Sequence[str] = ()) -> Dict[str, Any]:
+def _dict_with(where: str, value: Any, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(where, f"expected an object with keys {', '.join(required)}, got {type(value).__name__}")
     missing = [k for k in required if k not in value]
@@ -181,7 +182,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
     canvas = (_int_in(f"{where} canvas.width", canvas_d["width"], 1, MAX_SIDE),
               _int_in(f"{where} canvas.height", canvas_d["height"], 1, MAX_SIDE))
 
-    patch: Optional[Rect] = None
+    patch: Rect | None = None
     if top["patch"] is not None:
         p = _dict_with(f"{where} patch", top["patch"], ("x", "y", "width", "height"))
         x = _int_in(f"{where} patch.x", p["x"], 0, canvas[0] - 1)
@@ -191,7 +192,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
         patch = (x, y, w, h)
 
     eyes_d = _dict_with(f"{where} eyes", top["eyes"], EYE_NAMES)
-    eyes: Dict[str, Point] = {}
+    eyes: dict[str, Point] = {}
     for key in EYE_NAMES:
         value = eyes_d[key]
         if (not isinstance(value, list) or len(value) != 2 or not all(_is_number(v) for v in value)
@@ -225,7 +226,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
     extra = sorted(f for f in files_d if f not in wanted)
     if extra:
         raise _fail(f"{where} files", f"{extra[0]!r} is not part of a {count}-frame pack")
-    files: Dict[str, Tuple[str, int]] = {}
+    files: dict[str, tuple[str, int]] = {}
     for fname in wanted:
         entry = _dict_with(f"{where} files[{fname!r}]", files_d[fname], ("sha256", "bytes"))
         digest = entry["sha256"]
@@ -310,7 +311,7 @@ def _check_sizes(folder: Path, manifest: Manifest) -> None:
             raise PackError(f"{path}: {actual} bytes, the manifest says {size}")
 
 
-def _decode_png(blob: bytes, where: str, size: Tuple[int, int]) -> np.ndarray:
+def _decode_png(blob: bytes, where: str, size: tuple[int, int]) -> np.ndarray:
     """Decode verified PNG bytes to an RGB uint8 array, refusing the wrong size before decoding pixels."""
     try:
         with Image.open(io.BytesIO(blob)) as im:
@@ -343,7 +344,7 @@ def verify_pack(path: PathLike) -> Manifest:
     return manifest
 
 
-def _image_size(manifest: Manifest, fname: str) -> Tuple[int, int]:
+def _image_size(manifest: Manifest, fname: str) -> tuple[int, int]:
     if fname == BASE or manifest.patch is None:
         return manifest.canvas
     return manifest.patch[2], manifest.patch[3]
@@ -354,15 +355,15 @@ def _image_size(manifest: Manifest, fname: str) -> Tuple[int, int]:
 class Layout:
     """How the canvas sits on the screen: scale, offset of the fitted canvas, and the mounting rotation."""
 
-    canvas: Tuple[int, int]
-    screen: Tuple[int, int]  # framebuffer (width, height)
+    canvas: tuple[int, int]
+    screen: tuple[int, int]  # framebuffer (width, height)
     rotation: int
     scale: float
-    scaled: Tuple[int, int]  # the canvas's size after scaling
-    offset: Tuple[int, int]  # its top-left in the *upright* picture (before rotation)
+    scaled: tuple[int, int]  # the canvas's size after scaling
+    offset: tuple[int, int]  # its top-left in the *upright* picture (before rotation)
 
     @property
-    def upright(self) -> Tuple[int, int]:
+    def upright(self) -> tuple[int, int]:
         """The picture's size as the viewer sees it: the screen's, swapped when mounted on its side."""
         w, h = self.screen
         return (h, w) if self.rotation in (90, 270) else (w, h)
@@ -415,7 +416,7 @@ class Layout:
         return np.rot90(upright, k=self.rotation // 90)
 
 
-def make_layout(canvas: Tuple[int, int], screen_size: Optional[Tuple[int, int]], rotation: int) -> Layout:
+def make_layout(canvas: tuple[int, int], screen_size: tuple[int, int] | None, rotation: int) -> Layout:
     """Fit the canvas inside the screen, aspect kept, centred; no screen means the canvas at 1:1."""
     if rotation not in ROTATIONS:
         raise PackError(f"rotation {rotation!r}: expected one of {', '.join(map(str, ROTATIONS))}")
@@ -463,7 +464,7 @@ def _fit(image: np.ndarray, layout: Layout) -> np.ndarray:
     return np.ascontiguousarray(layout.to_screen(upright))
 
 
-def _diff_bbox(a: np.ndarray, b: np.ndarray) -> Optional[Rect]:
+def _diff_bbox(a: np.ndarray, b: np.ndarray) -> Rect | None:
     """Bounding box of the pixels where two same-shaped RGB images differ (None if identical)."""
     h, w = a.shape[:2]
     diff = cv2.absdiff(a, b).reshape(h, w * 3)
@@ -474,13 +475,13 @@ def _diff_bbox(a: np.ndarray, b: np.ndarray) -> Optional[Rect]:
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
 
 
-def _intersect(a: Rect, b: Rect) -> Optional[Rect]:
+def _intersect(a: Rect, b: Rect) -> Rect | None:
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
     return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
 
 
-def _union(a: Optional[Rect], b: Optional[Rect]) -> Optional[Rect]:
+def _union(a: Rect | None, b: Rect | None) -> Rect | None:
     if a is None or b is None:
         return a or b
     x0, y0 = min(a[0], b[0]), min(a[1], b[1])
@@ -545,17 +546,17 @@ class GazePack:
         return (self.manifest.frame_count - 1) // 2
 
     @property
-    def span_deg(self) -> Tuple[float, float]:
+    def span_deg(self) -> tuple[float, float]:
         """Gaze angles (degrees, negative = viewer's left) of the first and the last frame."""
         return self.manifest.span_deg
 
     @property
-    def measured(self) -> Optional[Tuple[float, ...]]:
+    def measured(self) -> tuple[float, ...] | None:
         """Per-frame gaze as measured on the workstation (-1 left .. +1 right), if the generator did."""
         return self.manifest.measured
 
     @property
-    def screen_size(self) -> Tuple[int, int]:
+    def screen_size(self) -> tuple[int, int]:
         return self.layout.screen
 
     @property
@@ -573,12 +574,12 @@ class GazePack:
         return self._base
 
     @property
-    def eyes(self) -> Dict[str, Point]:
+    def eyes(self) -> dict[str, Point]:
         """The portrait's eye centres in canvas coordinates."""
         return dict(self.manifest.eyes)
 
     @property
-    def eyes_screen(self) -> Dict[str, Point]:
+    def eyes_screen(self) -> dict[str, Point]:
         """The portrait's eye centres in framebuffer coordinates."""
         return {k: self.layout.canvas_to_screen(*v) for k, v in self.manifest.eyes.items()}
 
@@ -589,7 +590,7 @@ class GazePack:
             raise IndexError(f"frame index {i}: pack {self.name!r} has frames 0..{self.frame_count - 1}")
         return int(i)
 
-    def patch(self, i: int) -> Tuple[Rect, np.ndarray]:
+    def patch(self, i: int) -> tuple[Rect, np.ndarray]:
         """Frame ``i`` as ``(rect, array)``: what a display blits to move to it. No copy is made."""
         return self._rect, self._patches[self._check_index(i)]
 
@@ -605,7 +606,7 @@ class GazePack:
                 f"rotation={self.rotation}, rect={self.rect})")
 
 
-def _load_folder(folder: Path, screen_size: Optional[Tuple[int, int]], rotation: int, source: Path) -> GazePack:
+def _load_folder(folder: Path, screen_size: tuple[int, int] | None, rotation: int, source: Path) -> GazePack:
     manifest = read_manifest(folder)
     layout = make_layout(manifest.canvas, screen_size, rotation)
     _check_sizes(folder, manifest)
@@ -619,7 +620,7 @@ def _load_folder(folder: Path, screen_size: Optional[Tuple[int, int]], rotation:
     base_screen = _fit(base_canvas, layout)
     # Where frames can differ from the base on screen: around the scaled patch (the whole canvas for
     # packs of full frames), never in the black bars. Only this window is computed and compared.
-    window: Optional[Rect] = layout.canvas_rect
+    window: Rect | None = layout.canvas_rect
     if manifest.patch is not None:
         window = _intersect(window, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
     assert window is not None  # the patch lies inside the canvas, which lies inside the screen
@@ -629,8 +630,8 @@ def _load_folder(folder: Path, screen_size: Optional[Tuple[int, int]], rotation:
     # rotation), compared with the base: the union of the differences is the one rectangle the display
     # redraws. Only each frame's differing crop is kept, so memory stays near one screen image.
     composed = base_canvas.copy()
-    crops: List[Tuple[Optional[Rect], np.ndarray]] = []
-    rect: Optional[Rect] = None
+    crops: list[tuple[Rect | None, np.ndarray]] = []
+    rect: Rect | None = None
     for i in range(manifest.frame_count):
         frame = image(frame_name(i, manifest.frame_count))
         if manifest.patch is None:
@@ -661,7 +662,7 @@ def _load_folder(folder: Path, screen_size: Optional[Tuple[int, int]], rotation:
     return GazePack(manifest, layout, base_screen, rect, patches, source)
 
 
-def load_pack(path: PathLike, screen_size: Optional[Tuple[int, int]] = None, rotation: int = 0) -> GazePack:
+def load_pack(path: PathLike, screen_size: tuple[int, int] | None = None, rotation: int = 0) -> GazePack:
     """Verify a pack (folder, ``.tar`` or ``.tar.gz``) completely, then lay it out for the screen.
 
     ``screen_size`` is the framebuffer's ``(width, height)`` (None: the canvas at 1:1); ``rotation`` is
@@ -742,7 +743,7 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _check_rgb(what: str, image: Any, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def _check_rgb(what: str, image: Any, size: tuple[int, int] | None = None) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
         raise PackError(f"{what}: expected an HxWx3 uint8 RGB array, got {type(image).__name__} {shape}")
@@ -777,8 +778,8 @@ def _is_pack_folder(path: Path) -> bool:
 
 
 def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarray],
-               patch: Optional[Tuple[int, int, int, int]], name: str, eyes: Mapping[str, Sequence[float]],
-               span_deg: Tuple[float, float] = (-30.0, 30.0), measured: Optional[Sequence[float]] = None,
+               patch: tuple[int, int, int, int] | None, name: str, eyes: Mapping[str, Sequence[float]],
+               span_deg: tuple[float, float] = (-30.0, 30.0), measured: Sequence[float] | None = None,
                generator: Mapping[str, Any], credits: Sequence[Mapping[str, str]]) -> Path:
     """Write a pack folder, atomically, byte-for-byte reproducibly; return its path.
 
@@ -810,7 +811,7 @@ def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarr
         measured_json = None if measured is None else [float(v) for v in measured]
     except (TypeError, ValueError, AttributeError) as exc:
         raise PackError(f"eyes/span_deg/measured: expected numbers ({exc})") from exc
-    manifest: Dict[str, Any] = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -842,7 +843,7 @@ def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarr
         raise PackError(f"{out}: exists and is not a gaze pack; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    old: Optional[Path] = None
+    old: Path | None = None
     try:
         os.chmod(tmp, 0o755)
         for fname, blob in blobs.items():

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from typing import Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def systemd_python_available() -> bool:
     return _systemd_daemon is not None
 
 
-def parse_address(address: str) -> Union[str, bytes]:
+def parse_address(address: str) -> str | bytes:
     """``$NOTIFY_SOCKET`` -> a ``sendto`` address: a filesystem path, or ``b"\\0name"`` for ``@name``."""
     if address.startswith("@") and len(address) > 1:
         return b"\0" + address[1:].encode()
@@ -59,15 +59,15 @@ class Notifier:
     ``"systemd"`` or ``"socket"``. Every method returns whether the message was handed to the manager.
     """
 
-    def __init__(self, socket_address: Optional[str] = None, *, backend: str = "auto",
-                 env: Optional[Mapping[str, str]] = None):
+    def __init__(self, socket_address: str | None = None, *, backend: str = "auto",
+                 env: Mapping[str, str] | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"sd_notify backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         environ = os.environ if env is None else env
         from_env = socket_address is None
         self.address = environ.get("NOTIFY_SOCKET") if from_env else socket_address
-        self._sock: Optional[socket.socket] = None
-        self._target: Union[str, bytes, None] = None
+        self._sock: socket.socket | None = None
+        self._target: str | bytes | None = None
         self._warned = False
         if backend == "systemd":
             if _systemd_daemon is None:
@@ -117,7 +117,7 @@ class Notifier:
             log.warning("sd_notify to %s failed (%s); further failures are not logged", self.address, reason)
         return sent
 
-    def ready(self, status: Optional[str] = None) -> bool:
+    def ready(self, status: str | None = None) -> bool:
         """Startup is complete: the first frame is on screen and the loop runs."""
         return self.notify("READY=1", *self._status(status))
 
@@ -129,16 +129,16 @@ class Notifier:
         """The loop is alive: call at least every ``watchdog_interval() / 2`` seconds."""
         return self.notify("WATCHDOG=1")
 
-    def reloading(self, status: Optional[str] = None) -> bool:
+    def reloading(self, status: str | None = None) -> bool:
         """A reload (new pack or config) began; call :meth:`ready` when it is done."""
         return self.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}", *self._status(status))
 
-    def stopping(self, status: Optional[str] = None) -> bool:
+    def stopping(self, status: str | None = None) -> bool:
         """Shutdown began."""
         return self.notify("STOPPING=1", *self._status(status))
 
     @staticmethod
-    def _status(text: Optional[str]) -> Tuple[str, ...]:
+    def _status(text: str | None) -> tuple[str, ...]:
         return () if text is None else (f"STATUS={_one_line(text)}",)
 
     def close(self) -> None:
@@ -147,14 +147,14 @@ class Notifier:
             self._sock = None
         self.backend = "none"
 
-    def __enter__(self) -> "Notifier":
+    def __enter__(self) -> Notifier:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def watchdog_interval(env: Optional[Mapping[str, str]] = None) -> Optional[float]:
+def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     """The watchdog timeout in seconds systemd set for *this* process, or None when there is none.
 
     ``$WATCHDOG_USEC`` is the timeout; ``$WATCHDOG_PID``, when set, names the process it is meant for

@@ -21,9 +21,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import numpy as np
 
@@ -60,16 +61,16 @@ class RollingStats:
     def samples(self) -> np.ndarray:
         return self._values[: min(self.count, self._values.size)].copy()
 
-    def percentile(self, q: float) -> Optional[float]:
+    def percentile(self, q: float) -> float | None:
         data = self.samples()
         return float(np.percentile(data, q)) if data.size else None
 
-    def mean(self) -> Optional[float]:
+    def mean(self) -> float | None:
         data = self.samples()
         return float(data.mean()) if data.size else None
 
 
-def _ms(value: Optional[float]) -> Optional[float]:
+def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000.0, 2)
 
 
@@ -89,45 +90,45 @@ class EdgeService:
     ``config`` is an ``edge.config.Config``; ``config_path`` is where SIGHUP re-reads it from.
     """
 
-    def __init__(self, config: Any, config_path: Optional[Path] = None, *, notifier: Any = None,
-                 camera: Optional[CameraSource] = None, display: Any = None, detector: Any = None,
-                 pack: Any = None, status_socket: Optional[Path] = None, serve_status: bool = True,
+    def __init__(self, config: Any, config_path: Path | None = None, *, notifier: Any = None,
+                 camera: CameraSource | None = None, display: Any = None, detector: Any = None,
+                 pack: Any = None, status_socket: Path | None = None, serve_status: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path else None
         self.notifier = notifier
         self._camera_override = camera
-        self.camera: Optional[RetryingCamera] = None
+        self.camera: RetryingCamera | None = None
         self.display = display
         self.detector = detector
         self.pack: Any = pack
         self.tracker: Any = None
-        self._tracker_frame_size: Optional[tuple] = None
+        self._tracker_frame_size: tuple | None = None
         self._status_socket = status_socket
         self._serve_status = serve_status
-        self.status_server: Optional[StatusServer] = None
+        self.status_server: StatusServer | None = None
         self.clock = clock
 
         self.state = STARTING
         self.started_at = clock()
-        self.index: Optional[int] = None       # the frame on screen
+        self.index: int | None = None       # the frame on screen
         self.frames = 0                        # camera frames through the whole pipeline
         self.frames_read = 0                   # camera frames read (some may be skipped by a detector error)
         self.iterations = 0
-        self.errors: Dict[str, int] = {"camera": 0, "detector": 0, "display": 0, "reload": 0, "request": 0}
-        self.last_error: Optional[str] = None
+        self.errors: dict[str, int] = {"camera": 0, "detector": 0, "display": 0, "reload": 0, "request": 0}
+        self.last_error: str | None = None
         self.reloads = 0
         self.timing = {name: RollingStats() for name in ("capture", "detect", "gaze", "draw", "frame")}
         self._frame_times = RollingStats(60)   # timestamps of processed frames, for fps
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
-        self._requests: "queue.Queue[tuple[dict, Future]]" = queue.Queue()
+        self._requests: queue.Queue[tuple[dict, Future]] = queue.Queue()
         self._last_watchdog = 0.0
-        self._watchdog_every: Optional[float] = None
+        self._watchdog_every: float | None = None
         self._last_status = 0.0
         self._ready_sent = False
-        self.last_frame: Optional[np.ndarray] = None  # the newest camera frame, in memory only
-        self.viewer_x: Optional[float] = None
+        self.last_frame: np.ndarray | None = None  # the newest camera frame, in memory only
+        self.viewer_x: float | None = None
 
     # --- building the parts from config ---------------------------------------------------------------
     def _make_display(self):
@@ -149,7 +150,7 @@ class EdgeService:
         return FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score)
 
     @staticmethod
-    def _make_camera(config: Any, source: Optional[CameraSource] = None) -> RetryingCamera:
+    def _make_camera(config: Any, source: CameraSource | None = None) -> RetryingCamera:
         c = config.camera
         # A video file plays at its own frame rate: [camera] fps has a default, so it cannot tell us the
         # user meant to override the file's.
@@ -196,7 +197,7 @@ class EdgeService:
                  self.pack.frame_count, "x".join(map(str, self.display.size)), self.camera.name)
 
     @property
-    def pack_name(self) -> Optional[str]:
+    def pack_name(self) -> str | None:
         if self.pack is None:
             return None
         return getattr(self.pack, "name", None) or Path(str(self.config.pack.path)).name
@@ -549,7 +550,7 @@ class SignalThread:
             self.hard_exit(0)
 
 
-def run_daemon(config_path: Optional[Path]) -> int:
+def run_daemon(config_path: Path | None) -> int:
     """``mona-edge run``: load config, notify systemd, loop until SIGTERM."""
     from edge.config import load_config
     from edge.sdnotify import Notifier

@@ -17,8 +17,8 @@ import os
 import socket
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,14 @@ class StatusUnavailable(OSError):
 class StatusServer:
     """Serves ``handler(request) -> dict`` on a Unix socket from a background thread."""
 
-    def __init__(self, path: Union[str, Path], handler: Handler, mode: int = 0o660,
+    def __init__(self, path: str | Path, handler: Handler, mode: int = 0o660,
                  client_timeout: float = 2.0) -> None:
         self.path = Path(path)
         self.handler = handler
         self.mode = mode
         self.client_timeout = client_timeout
-        self._sock: Optional[socket.socket] = None
-        self._thread: Optional[threading.Thread] = None
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.served = 0
 
@@ -84,7 +84,7 @@ class StatusServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
@@ -102,7 +102,7 @@ class StatusServer:
         while len(data) <= MAX_REQUEST and b"\n" not in data:
             try:
                 chunk = conn.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
@@ -134,8 +134,8 @@ class StatusServer:
                 pass
 
 
-def query_status(path: Union[str, Path] = DEFAULT_SOCKET, timeout: float = 2.0,
-                 request: Optional[dict] = None) -> dict:
+def query_status(path: str | Path = DEFAULT_SOCKET, timeout: float = 2.0,
+                 request: dict | None = None) -> dict:
     """Ask the daemon; raises :class:`StatusUnavailable` if it is not there, ``ValueError`` on an error reply."""
     path = Path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,7 +155,7 @@ def query_status(path: Union[str, Path] = DEFAULT_SOCKET, timeout: float = 2.0,
         while True:
             try:
                 chunk = sock.recv(1 << 16)
-            except socket.timeout:
+            except TimeoutError:
                 raise StatusUnavailable(f"{path}: no answer within {timeout:g} s") from None
             if not chunk:
                 break

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 
 #: Tried in order; the first importable one wins unless a caller asks for one by name.
-RUNTIMES: Tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+RUNTIMES: tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 
 
-def runtime_module(prefer: Optional[str] = None) -> Any:
+def runtime_module(prefer: str | None = None) -> Any:
     """Return the first importable runtime module (or exactly ``prefer`` when given)."""
     candidates = (prefer,) if prefer else RUNTIMES
     errors = []
@@ -33,7 +33,7 @@ def runtime_name(module: Any) -> str:
     return module.__name__.split(".")[0].replace("_", "-")
 
 
-def load_interpreter(model_path: Path, threads: int = 1, prefer: Optional[str] = None) -> Any:
+def load_interpreter(model_path: Path, threads: int = 1, prefer: str | None = None) -> Any:
     """Create and allocate an interpreter; a missing or corrupt model is a one-line error naming the file."""
     path = Path(model_path)
     if not path.is_file():

@@ -9,9 +9,9 @@ scikit-image is needed only to obtain the photograph, when a clip is made.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -61,7 +61,7 @@ def cutout(photo: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def room(size: Tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+def room(size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
     """A plain room: lit wall with a window and a door, skirting board, wooden floor. No faces in it."""
     w, h = size
     img = Image.new("RGB", size)
@@ -120,12 +120,12 @@ def _lerp(a: float, b: float, u: float) -> float:
     return a + (b - a) * u
 
 
-def demo_walk(fps: float = 15.0) -> List[List[Person]]:
+def demo_walk(fps: float = 15.0) -> list[list[Person]]:
     """The bundled clip's script: empty room; a walk across at mid distance, leaving right; back from the
     right coming nearer (face 100 -> 200 px), lingering; walking away farther to the left (200 -> 60 px)
     and out; an empty room long enough for the eyes to return to centre; a last peek in from the right.
     About 27 s."""
-    shots: List[List[Person]] = []
+    shots: list[list[Person]] = []
 
     def seg(seconds: float, fn) -> None:
         n = int(round(seconds * fps))
@@ -158,8 +158,8 @@ def demo_walk(fps: float = 15.0) -> List[List[Person]]:
     return shots
 
 
-def write_clip(path: Union[str, Path], script: Iterable[Sequence[Person]], fps: float = 15.0,
-               size: Tuple[int, int] = FRAME_SIZE, photo: Optional[np.ndarray] = None,
+def write_clip(path: str | Path, script: Iterable[Sequence[Person]], fps: float = 15.0,
+               size: tuple[int, int] = FRAME_SIZE, photo: np.ndarray | None = None,
                blur: float = 0.9) -> int:
     """Render ``script`` (people per frame) to a video (``.mp4``: MPEG-4 part 2, ``.avi``: MJPG); returns frames."""
     path = Path(path)

@@ -20,20 +20,19 @@ shape: continuous, non-increasing along every ray from the centre, with a bounde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import cv2
 import numpy as np
 
-Box = Tuple[int, int, int, int]
+Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
 class AlphaParams:
     """The blend ellipse in painting pixels and the sigmoid's shape (see the module docstring)."""
 
-    centre: Tuple[float, float]
-    radii: Tuple[float, float]
+    centre: tuple[float, float]
+    radii: tuple[float, float]
     slope: float = 10.0
     midpoint: float = 0.7
 
@@ -51,7 +50,7 @@ def _sigmoid(r: np.ndarray, slope: float, midpoint: float) -> np.ndarray:
     return 0.5 * (1.0 - np.tanh(0.5 * slope * (r - midpoint)))  # 1/(1+exp(.)) without overflow
 
 
-def sigmoid_alpha(shape: Tuple[int, int], centre: Tuple[float, float], radii: Tuple[float, float],
+def sigmoid_alpha(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float],
                   slope: float, midpoint: float) -> np.ndarray:
     """The blend alpha for an image of ``shape`` (h, w): float32, 1 at ``centre``, 0 for r >= 1."""
     _check_alpha(radii, slope, midpoint)
@@ -64,8 +63,8 @@ def sigmoid_alpha(shape: Tuple[int, int], centre: Tuple[float, float], radii: Tu
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 
-def head_patch_rect(canvas_shape: Tuple[int, ...], centre: Tuple[float, float],
-                    radii: Tuple[float, float]) -> Box:
+def head_patch_rect(canvas_shape: tuple[int, ...], centre: tuple[float, float],
+                    radii: tuple[float, float]) -> Box:
     """(x0, y0, x1, y1), end-exclusive: the tight rectangle of the canvas outside which alpha is 0.
 
     Pixel (x, y) can have alpha > 0 only if |x - cx| < rx and |y - cy| < ry.

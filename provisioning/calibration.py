@@ -12,7 +12,6 @@ reproducible byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -22,7 +21,7 @@ DEFAULT_COUNT = 192
 DEFAULT_SEED = 20261123
 
 
-Point = Tuple[float, float]
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,8 @@ class FaceSource:
 
     name: str
     image: np.ndarray
-    face: Tuple[int, int, int, int]
-    eyes: Optional[Tuple[Point, Point]] = None
+    face: tuple[int, int, int, int]
+    eyes: tuple[Point, Point] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,9 @@ class PlacedFace:
     """Where a face landed in a generated frame: the ground truth a detector is scored against."""
 
     source: str
-    box: Tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
-    eyes: Optional[np.ndarray]  # (2, 2) eye centres in frame pixels, image order; None when not annotated
-    patch: Tuple[int, int, int, int]  # the frame region the portrait was pasted into (for occlusion)
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+    eyes: np.ndarray | None  # (2, 2) eye centres in frame pixels, image order; None when not annotated
+    patch: tuple[int, int, int, int]  # the frame region the portrait was pasted into (for occlusion)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -52,7 +51,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def face_sources() -> List[FaceSource]:
+def face_sources() -> list[FaceSource]:
     """The real portraits, each cropped to head and shoulders with its face box."""
     import matplotlib.cbook
     import skimage.data
@@ -75,7 +74,7 @@ def face_sources() -> List[FaceSource]:
     return sources
 
 
-def background_images() -> List[np.ndarray]:
+def background_images() -> list[np.ndarray]:
     import skimage.data
 
     names = ["coffee", "chelsea", "rocket", "brick", "grass", "gravel", "motorcycle_left", "hubble_deep_field",
@@ -89,8 +88,8 @@ def background_images() -> List[np.ndarray]:
     return out
 
 
-def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: Tuple[float, float],
-           mirror: bool, rng: np.random.Generator) -> Optional[PlacedFace]:
+def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: tuple[float, float],
+           mirror: bool, rng: np.random.Generator) -> PlacedFace | None:
     fx0, fy0, fx1, fy1 = source.face
     scale = face_width / (fx1 - fx0)
     img = source.image[:, ::-1] if mirror else source.image
@@ -124,7 +123,7 @@ def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: Tup
     return PlacedFace(source.name, tuple(float(v) for v in box), eyes, (dx0, dy0, dx1, dy1))
 
 
-def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> Tuple[List[np.ndarray], Dict]:
+def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> tuple[list[np.ndarray], dict]:
     """``count`` RGB 640x480 frames and a record of how they were made (for the model's JSON record)."""
     frames, _, record = room_scenes(count, seed)
     return frames, record
@@ -134,7 +133,7 @@ def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> 
 MIN_VISIBLE = 0.8
 
 
-def room_scenes(count: int, seed: int) -> Tuple[List[np.ndarray], List[List[PlacedFace]], Dict]:
+def room_scenes(count: int, seed: int) -> tuple[list[np.ndarray], list[list[PlacedFace]], dict]:
     """The calibration generator with its ground truth: frames, and per frame the faces not pasted over by
     a later face, with their boxes and eyes (see :func:`fully_visible` for those cut by the frame edge).
 
@@ -151,7 +150,7 @@ def room_scenes(count: int, seed: int) -> Tuple[List[np.ndarray], List[List[Plac
         frame = np.ascontiguousarray(frame if rng.random() < 0.5 else frame[:, ::-1])
         kind = i % 8
         n_faces = 0 if kind == 7 else (2 if kind == 6 else 1)
-        placed: List[PlacedFace] = []
+        placed: list[PlacedFace] = []
         for _ in range(n_faces):
             # Most faces are real portraits; one in three comes from the LFW set for variety of people.
             source = portraits[rng.integers(3)] if rng.random() < 0.67 else sources[3 + rng.integers(len(sources) - 3)]
@@ -178,7 +177,7 @@ def room_scenes(count: int, seed: int) -> Tuple[List[np.ndarray], List[List[Plac
     return frames, truths, record
 
 
-def _overlaps(box: Tuple[float, float, float, float], region: Tuple[int, int, int, int]) -> bool:
+def _overlaps(box: tuple[float, float, float, float], region: tuple[int, int, int, int]) -> bool:
     return box[0] < region[2] and region[0] < box[2] and box[1] < region[3] and region[1] < box[3]
 
 

@@ -16,8 +16,8 @@ import functools
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from provisioning import flash
 from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
@@ -154,7 +154,7 @@ def register_logs(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_logs)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m provisioning.commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in (register_provision, register_rollback, register_logs):

@@ -12,8 +12,8 @@ skip paths) is one such group; a depthwise -> pointwise pair is the smallest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -28,15 +28,15 @@ LINKS = ("ADD", "PAD", "MAX_POOL_2D", "RESIZE_BILINEAR")
 class Group:
     """Tensors that must share one gain vector, with the convolutions that write and read them."""
 
-    tensors: List[int] = field(default_factory=list)
-    producers: List[Node] = field(default_factory=list)
-    consumers: List[Node] = field(default_factory=list)
+    tensors: list[int] = field(default_factory=list)
+    producers: list[Node] = field(default_factory=list)
+    consumers: list[Node] = field(default_factory=list)
     channels: int = 0
 
 
 class _UnionFind:
     def __init__(self) -> None:
-        self.parent: Dict[int, int] = {}
+        self.parent: dict[int, int] = {}
 
     def find(self, x: int) -> int:
         self.parent.setdefault(x, x)
@@ -63,7 +63,7 @@ def _is_link(graph: FloatGraph, node: Node) -> bool:
     return node.op in LINKS
 
 
-def find_groups(graph: FloatGraph, excluded: Sequence[int] = ()) -> List[Group]:
+def find_groups(graph: FloatGraph, excluded: Sequence[int] = ()) -> list[Group]:
     """Every group of activation tensors that can be equalized exactly (``excluded``: tensors to keep as is,
     such as the output heads, whose scales are set per channel elsewhere)."""
     uf = _UnionFind()
@@ -76,7 +76,7 @@ def find_groups(graph: FloatGraph, excluded: Sequence[int] = ()) -> List[Group]:
             for t in node.inputs:
                 if t >= 0 and t not in graph.constants:
                     uf.union(t, node.outputs[0])
-    members: Dict[int, List[int]] = {}
+    members: dict[int, list[int]] = {}
     for t in activations:
         members.setdefault(uf.find(t), []).append(t)
     groups = []
@@ -87,7 +87,7 @@ def find_groups(graph: FloatGraph, excluded: Sequence[int] = ()) -> List[Group]:
     return groups
 
 
-def _build_group(graph: FloatGraph, tensors: List[int], excluded: set) -> Optional[Group]:
+def _build_group(graph: FloatGraph, tensors: list[int], excluded: set) -> Group | None:
     group = Group(tensors=tensors, channels=max(graph.shapes[t][-1] for t in tensors))
     for t in tensors:
         if t in excluded or t in graph.outputs or t in graph.inputs:
@@ -119,7 +119,7 @@ def gains_from_peaks(peaks: np.ndarray, exponent: float, limit: float) -> np.nda
     return np.clip((peaks.max() / peaks) ** exponent, 1.0, limit)
 
 
-def tensor_gains(groups: Sequence[Group], gains: Sequence[np.ndarray], shapes: Dict[int, tuple]) -> Dict[int, np.ndarray]:
+def tensor_gains(groups: Sequence[Group], gains: Sequence[np.ndarray], shapes: dict[int, tuple]) -> dict[int, np.ndarray]:
     """The gain vector each member tensor ends up multiplied by (fewer channels: the leading ones)."""
     out = {}
     for group, gain in zip(groups, gains):

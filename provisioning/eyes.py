@@ -13,9 +13,9 @@ Workstation only: the Pi never runs these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,7 +71,7 @@ class Eye:
     iris_radius: float
 
     @property
-    def corners_left_to_right(self) -> Tuple[np.ndarray, np.ndarray]:
+    def corners_left_to_right(self) -> tuple[np.ndarray, np.ndarray]:
         """The two corners in the order the viewer sees them, left then right."""
         if self.outer_corner[0] <= self.inner_corner[0]:
             return self.outer_corner, self.inner_corner
@@ -92,7 +92,7 @@ class Eye:
         t = float(np.dot(self.iris_centre - left, axis) / max(float(np.dot(axis, axis)), 1e-9))
         return 2.0 * t - 1.0
 
-    def opening_mask(self, shape: Tuple[int, int], supersample: int = 4) -> np.ndarray:
+    def opening_mask(self, shape: tuple[int, int], supersample: int = 4) -> np.ndarray:
         """Anti-aliased fill of the lid contour, float32 in [0, 1], for an image of ``shape`` (h, w)."""
         h, w = shape[:2]
         pts = np.round((self.lid + 0.5) * supersample - 0.5).astype(np.int32)
@@ -108,10 +108,10 @@ class EyeGeometry:
     left: Eye
     right: Eye
     face_box: np.ndarray  # (x0, y0, x1, y1) from the face detector
-    image_size: Tuple[int, int]  # (w, h) of the image they were found in
+    image_size: tuple[int, int]  # (w, h) of the image they were found in
 
     @property
-    def eyes(self) -> Tuple[Eye, Eye]:
+    def eyes(self) -> tuple[Eye, Eye]:
         return self.left, self.right
 
     def gaze(self) -> float:
@@ -120,7 +120,7 @@ class EyeGeometry:
 
 
 # --- model plumbing -----------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _interpreter(member: str) -> Any:
     """One interpreter per model per process: loading costs ~50 ms, invoking a few ms."""
     from edge.tflite import load_interpreter
@@ -129,7 +129,7 @@ def _interpreter(member: str) -> Any:
     return load_interpreter(Path(extract_member(member)), threads=2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _face_detector() -> Any:
     from edge.detector import FaceDetector
     from provisioning.mediapipe_wheel import extract_member
@@ -138,7 +138,7 @@ def _face_detector() -> Any:
 
 
 def _square_crop(rgb: np.ndarray, centre: np.ndarray, side: float, angle_rad: float, size: int,
-                 flip: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+                 flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """A ``size`` x ``size`` crop of a rotated square; returns it and the 2x3 crop->image affine.
 
     Models give points in continuous crop coordinates (pixel j spans [j, j+1]); the returned affine takes
@@ -161,7 +161,7 @@ def _square_crop(rgb: np.ndarray, centre: np.ndarray, side: float, angle_rad: fl
     return crop, to_image
 
 
-def _run(member: str, crop: np.ndarray, value_range: Tuple[float, float]) -> list:
+def _run(member: str, crop: np.ndarray, value_range: tuple[float, float]) -> list:
     interp = _interpreter(member)
     lo, hi = value_range
     tensor = (crop.astype(np.float32) * ((hi - lo) / 255.0) + lo)[None]
@@ -237,7 +237,7 @@ def locate_eyes(rgb: np.ndarray) -> EyeGeometry:
                        image_size=(rgb.shape[1], rgb.shape[0]))
 
 
-def relocate_eyes(rgb: np.ndarray, hint: Optional[EyeGeometry] = None) -> EyeGeometry:
+def relocate_eyes(rgb: np.ndarray, hint: EyeGeometry | None = None) -> EyeGeometry:
     """Re-find both eyes, running only the iris model in the crops ``hint``'s corners define.
 
     Used to measure many images of the same portrait whose lids did not move: the iris model alone is

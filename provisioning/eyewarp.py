@@ -24,8 +24,6 @@ adds a small smooth horizontal warp of the face that follows the gaze.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 import cv2
 import numpy as np
 
@@ -52,7 +50,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def eye_window(eye: Eye, image_size: Tuple[int, int]) -> Tuple[int, int, int, int]:
+def eye_window(eye: Eye, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The pixel rectangle (x0, y0, x1, y1), end-exclusive, that the warp of ``eye`` may touch."""
     w, h = image_size
     lo = np.floor(eye.lid.min(axis=0)) - 2
@@ -89,7 +87,7 @@ def gaze_shift_px(geometry: EyeGeometry, g: float, max_shift: float = DEFAULT_MA
 
 
 def _normalised_blur(image: np.ndarray, weights: np.ndarray, sigma_x: float, sigma_y: float,
-                     need: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+                     need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted Gaussian average of ``image``, the kernel widened until every ``need`` pixel has support."""
     for _ in range(6):
         den = cv2.GaussianBlur(weights, (0, 0), sigmaX=sigma_x, sigmaY=sigma_y, borderType=cv2.BORDER_CONSTANT)
@@ -139,7 +137,7 @@ def _iris_layer(crop: np.ndarray, visible: np.ndarray, disc: np.ndarray, radius:
     return np.concatenate([colour * disc[..., None], disc[..., None]], axis=2).astype(np.float32)
 
 
-def _warp_eye(src: np.ndarray, out: np.ndarray, eye: Eye, shift: float, image_size: Tuple[int, int]) -> None:
+def _warp_eye(src: np.ndarray, out: np.ndarray, eye: Eye, shift: float, image_size: tuple[int, int]) -> None:
     """Move one iris by ``shift`` px along its corner line, writing only inside the eye's window."""
     x0, y0, x1, y1 = eye_window(eye, image_size)
     if x1 - x0 < 3 or y1 - y0 < 3:
@@ -192,7 +190,7 @@ def _warp_eye(src: np.ndarray, out: np.ndarray, eye: Eye, shift: float, image_si
     region[changed] = np.clip(np.rint(result[changed]), 0, 255).astype(np.uint8)
 
 
-def head_ellipse(geometry: EyeGeometry, scale: float = 1.0) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+def head_ellipse(geometry: EyeGeometry, scale: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """(centre, radii) of an ellipse around the face: the region a head turn warps and a blend covers."""
     x0, y0, x1, y1 = (float(v) for v in geometry.face_box)
     centre = ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
@@ -200,7 +198,7 @@ def head_ellipse(geometry: EyeGeometry, scale: float = 1.0) -> Tuple[Tuple[float
     return centre, radii
 
 
-def eyes_ellipse(geometry: EyeGeometry, inner: float = 0.35) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+def eyes_ellipse(geometry: EyeGeometry, inner: float = 0.35) -> tuple[tuple[float, float], tuple[float, float]]:
     """(centre, radii) of the smallest blend ellipse for eye-warp heads without a head turn.
 
     Such heads differ from the painting only inside the eye openings, so the pack's patch need only
@@ -266,8 +264,8 @@ def warp_gaze(rgb: np.ndarray, geometry: EyeGeometry, g: float, *, max_shift: fl
     return out
 
 
-def generate_heads(rgb: np.ndarray, n_candidates: int, *, geometry: Optional[EyeGeometry] = None,
-                   max_shift: float = DEFAULT_MAX_SHIFT, head_turn: float = 0.0) -> List[np.ndarray]:
+def generate_heads(rgb: np.ndarray, n_candidates: int, *, geometry: EyeGeometry | None = None,
+                   max_shift: float = DEFAULT_MAX_SHIFT, head_turn: float = 0.0) -> list[np.ndarray]:
     """``n_candidates`` full-size frames for gazes evenly spaced from -1 to +1, in that order.
 
     Candidates are generated densely and the pack's frames picked from them by *measured* gaze

@@ -8,8 +8,8 @@ point before ``activate`` leaves the frame untouched, and one during it is handl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
 
 from provisioning.plan import Artifacts, Plan, check_target, format_plan, make_plan
 from provisioning.remote import RemoteError, SshTarget, TransferLog
@@ -22,11 +22,11 @@ class TargetCheckError(RuntimeError):
 @dataclass
 class ProvisionReport:
     plan: Plan
-    warnings: List[str]
+    warnings: list[str]
     transfer: TransferLog = field(default_factory=TransferLog)
-    changed: List[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
     restarted: bool = False
-    status: Optional[dict] = None
+    status: dict | None = None
     dry_run: bool = False
 
 
@@ -34,7 +34,7 @@ class ProvisionReport:
 class ProvisionOptions:
     prefix: str = "/"
     service_manager: str = "auto"
-    ready_command: Optional[List[str]] = None
+    ready_command: list[str] | None = None
     ready_timeout: float = 60.0
     dry_run: bool = False
 
@@ -78,7 +78,7 @@ def provision(target: SshTarget, artifacts: Artifacts, options: ProvisionOptions
 
 
 def rollback(target: SshTarget, prefix: str = "/", service_manager: str = "auto",
-             ready_command: Optional[List[str]] = None, ready_timeout: float = 60.0) -> dict:
+             ready_command: list[str] | None = None, ready_timeout: float = 60.0) -> dict:
     """Switch the target back to its previous deployment (software, pack, config and unit together)."""
     args = {"prefix": prefix, "service_manager": service_manager, "ready_timeout": ready_timeout}
     if ready_command:

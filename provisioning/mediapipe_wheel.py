@@ -12,9 +12,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Optional
-
-from edge.install import file_sha256 as sha256_of  # one file hash for the whole project
 
 MEDIAPIPE_VERSION = "0.10.14"
 FACE_DETECTION_DIR = "mediapipe/modules/face_detection"
@@ -48,7 +45,7 @@ def find_or_fetch_wheel(version: str = MEDIAPIPE_VERSION) -> Path:
     return cached[0]
 
 
-def extract_member(member: str, wheel: Optional[Path] = None) -> Path:
+def extract_member(member: str, wheel: Path | None = None) -> Path:
     """Extract one file of the wheel into the cache (once) and return its path."""
     wheel = wheel or find_or_fetch_wheel()
     target = cache_dir() / "models" / wheel.stem / member

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -37,20 +37,20 @@ class PackPlan:
     out_dir: Path
     method: str = "eyewarp"
     frames: int = 33
-    screen: Tuple[int, int] = DEFAULT_SCREEN
-    span_deg: Tuple[float, float] = (-30.0, 30.0)
+    screen: tuple[int, int] = DEFAULT_SCREEN
+    span_deg: tuple[float, float] = (-30.0, 30.0)
     max_shift: float = DEFAULT_MAX_SHIFT
     head_turn: float = 0.0
     slope: float = 10.0
     midpoint: float = 0.7
-    name: Optional[str] = None
-    driver: Optional[Path] = None
-    checkpoint: Optional[Path] = None
+    name: str | None = None
+    driver: Path | None = None
+    checkpoint: Path | None = None
     device: str = "cpu"
     batch_size: int = 8
-    credits: List[Dict] = field(default_factory=list)
+    credits: list[dict] = field(default_factory=list)
 
-    def parameters(self) -> Dict:
+    def parameters(self) -> dict:
         params = {"frames": self.frames, "screen": list(self.screen), "span_deg": list(self.span_deg),
                   "alpha": {"slope": self.slope, "midpoint": self.midpoint}}
         if self.method == "eyewarp":
@@ -62,7 +62,7 @@ class PackPlan:
         return params
 
 
-def fit_canvas(rgb: np.ndarray, screen: Tuple[int, int]) -> np.ndarray:
+def fit_canvas(rgb: np.ndarray, screen: tuple[int, int]) -> np.ndarray:
     """Scale the portrait to fit the screen (aspect kept): the pack is made at the size it is shown."""
     h, w = rgb.shape[:2]
     scale = min(screen[0] / w, screen[1] / h)
@@ -73,7 +73,7 @@ def fit_canvas(rgb: np.ndarray, screen: Tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=interpolation)
 
 
-def eyewarp_heads(canvas: np.ndarray, plan: PackPlan) -> Tuple[List[np.ndarray], EyeGeometry, AlphaParams]:
+def eyewarp_heads(canvas: np.ndarray, plan: PackPlan) -> tuple[list[np.ndarray], EyeGeometry, AlphaParams]:
     """Full-canvas heads from the weightless eye warp, and the blend ellipse that covers what changed."""
     geometry = locate_eyes(canvas)
     heads = generate_heads(canvas, plan.frames * CANDIDATES_PER_FRAME, geometry=geometry,
@@ -82,7 +82,7 @@ def eyewarp_heads(canvas: np.ndarray, plan: PackPlan) -> Tuple[List[np.ndarray],
     return heads, geometry, AlphaParams(centre=centre, radii=radii, slope=plan.slope, midpoint=plan.midpoint)
 
 
-def fomm_heads(canvas: np.ndarray, plan: PackPlan) -> Tuple[List[np.ndarray], EyeGeometry, AlphaParams]:
+def fomm_heads(canvas: np.ndarray, plan: PackPlan) -> tuple[list[np.ndarray], EyeGeometry, AlphaParams]:
     """Heads animated by FOMM from a driving video, each blended into the full canvas."""
     from provisioning.fomm import animate, load_fomm, read_driving_video
 
@@ -106,7 +106,7 @@ def fomm_heads(canvas: np.ndarray, plan: PackPlan) -> Tuple[List[np.ndarray], Ey
     return heads, geometry, alpha
 
 
-def contact_sheet(frames: Sequence[np.ndarray], measured: Sequence[float], rect: Tuple[int, int, int, int],
+def contact_sheet(frames: Sequence[np.ndarray], measured: Sequence[float], rect: tuple[int, int, int, int],
                   columns: int = 4, tile_width: int = 420) -> Image.Image:
     """Every frame's patch region side by side, labelled with its measured gaze."""
     x0, y0, x1, y1 = rect
@@ -123,7 +123,7 @@ def contact_sheet(frames: Sequence[np.ndarray], measured: Sequence[float], rect:
     return sheet
 
 
-def preview_gif(frames: Sequence[np.ndarray], rect: Tuple[int, int, int, int], path: Path, width: int = 480,
+def preview_gif(frames: Sequence[np.ndarray], rect: tuple[int, int, int, int], path: Path, width: int = 480,
                 frame_ms: int = 50) -> None:
     """The gaze sweeping left -> right -> left, cropped to the face around the patch and sharing one
     palette, so it stays small and quick to make."""
@@ -139,7 +139,7 @@ def preview_gif(frames: Sequence[np.ndarray], rect: Tuple[int, int, int, int], p
     sweep[0].save(path, save_all=True, append_images=sweep[1:], duration=frame_ms, loop=0)
 
 
-def build_pack(plan: PackPlan, log: Callable[[str], None] = print) -> Dict:
+def build_pack(plan: PackPlan, log: Callable[[str], None] = print) -> dict:
     """Run the whole build; return a summary (paths, timings) after the pack is written."""
     from edge.pack import write_pack
 

@@ -13,9 +13,9 @@ import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from edge.install import file_sha256, tree_digest, tree_sums
 
@@ -32,12 +32,12 @@ class Software:
     """The project wheel and any wheelhouse carried along, as one content-named version."""
 
     project_wheel: str
-    files: Dict[str, Path]  # wheel file name -> local path
-    sums: Dict[str, str]  # wheel file name -> sha256 of the file
+    files: dict[str, Path]  # wheel file name -> local path
+    sums: dict[str, str]  # wheel file name -> sha256 of the file
     hash: str
     no_deps: bool
     offline: bool
-    extras: Tuple[str, ...]
+    extras: tuple[str, ...]
 
     @property
     def size(self) -> int:
@@ -47,7 +47,7 @@ class Software:
 @dataclass(frozen=True)
 class Pack:
     root: Path
-    files: Dict[str, str]  # relative path -> sha256
+    files: dict[str, str]  # relative path -> sha256
     sha: str
 
     @property
@@ -74,8 +74,8 @@ class Blob:
 class Artifacts:
     software: Software
     unit: Blob
-    pack: Optional[Pack] = None
-    config: Optional[Blob] = None
+    pack: Pack | None = None
+    config: Blob | None = None
 
 
 def build_wheel(project_dir: Path, out_dir: Path) -> Path:
@@ -110,7 +110,7 @@ def wheel_content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_software(project_wheel: Path, wheelhouse: Optional[Path] = None, no_deps: bool = False,
+def load_software(project_wheel: Path, wheelhouse: Path | None = None, no_deps: bool = False,
                   extras: Sequence[str] = ("pi",)) -> Software:
     """With a wheelhouse the target installs offline (``--no-index``) from it; without one, the
     dependencies come from the target's package index. ``no_deps`` installs the project wheel alone
@@ -133,7 +133,7 @@ def load_software(project_wheel: Path, wheelhouse: Optional[Path] = None, no_dep
                     extras=tuple(sorted(extras)))
 
 
-def manifest_checksums(manifest: dict) -> Dict[str, str]:
+def manifest_checksums(manifest: dict) -> dict[str, str]:
     """Per-file sha256 a pack's manifest.json declares: ``files`` as {path: sha} or {path: {sha256}}
     or a list of {path, sha256}."""
     files = manifest.get("files", {})
@@ -197,7 +197,7 @@ def render_unit(text: str, prefix: str) -> bytes:
     return text.encode()
 
 
-def load_unit(path: Optional[Path], prefix: str) -> Blob:
+def load_unit(path: Path | None, prefix: str) -> Blob:
     path = path or default_unit_file()
     return Blob(str(path), render_unit(path.read_text(), prefix))
 
@@ -213,7 +213,7 @@ def _wheel_fits(name: str, machine: str, python: str) -> bool:
     return plat_ok and py_ok
 
 
-def check_target(probe: dict, artifacts: Artifacts) -> Tuple[List[str], List[str]]:
+def check_target(probe: dict, artifacts: Artifacts) -> tuple[list[str], list[str]]:
     """Errors stop the run before anything is sent; warnings are printed and the run goes on."""
     errors, warnings = [], []
     python = probe["python"]
@@ -264,7 +264,7 @@ class Upload:
 
     what: str
     dest: str  # path on the target
-    files: List[Tuple[Path, str]] = field(default_factory=list)  # (local path, relative name)
+    files: list[tuple[Path, str]] = field(default_factory=list)  # (local path, relative name)
 
     @property
     def size(self) -> int:
@@ -273,10 +273,10 @@ class Upload:
 
 @dataclass
 class Plan:
-    uploads: List[Upload]
+    uploads: list[Upload]
     activate: dict
-    changes: List[str]
-    skipped: List[str]
+    changes: list[str]
+    skipped: list[str]
 
     @property
     def nothing_to_do(self) -> bool:
@@ -290,18 +290,18 @@ DAEMON_IMPORTS = ("import edge.service, edge.detector, edge.pack, edge.camera, e
                   "from edge.tflite import runtime_module; runtime_module()")
 
 
-def import_checks(software: Software) -> List[str]:
+def import_checks(software: Software) -> list[str]:
     """With ``no_deps`` the libraries are the target's own business (system site-packages): only the
     project itself is checked."""
     return ["import edge"] if software.no_deps else [DAEMON_IMPORTS]
 
 
-def _missing(want: Dict[str, str], staged: Dict[str, str], local: Dict[str, Path]) -> List[Tuple[Path, str]]:
+def _missing(want: dict[str, str], staged: dict[str, str], local: dict[str, Path]) -> list[tuple[Path, str]]:
     return [(local[rel], rel) for rel, sha in sorted(want.items()) if staged.get(rel) != sha]
 
 
 def make_plan(artifacts: Artifacts, probe: dict, prefix: str, service_manager: str,
-              ready_command: Optional[List[str]] = None, ready_timeout: float = 60.0) -> Plan:
+              ready_command: list[str] | None = None, ready_timeout: float = 60.0) -> Plan:
     from edge.install import Layout
 
     layout = Layout(prefix)

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -32,8 +32,17 @@ from ai_edge_litert import schema_py_generated as schema
 from edge.blazeface import SPECS
 from edge.detector import FaceDetector, input_levels, iou
 from provisioning import equalize
-from provisioning.tflite_graph import (ACT_NONE, ACT_RELU, ACT_RELU6, OP_CODES, FloatGraph, Node, load_float_graph,
-                                       reference_interpreter, serialize)
+from provisioning.tflite_graph import (
+    ACT_NONE,
+    ACT_RELU,
+    ACT_RELU6,
+    OP_CODES,
+    FloatGraph,
+    Node,
+    load_float_graph,
+    reference_interpreter,
+    serialize,
+)
 
 TOOL_VERSION = "mona-edge-quantize 1"
 #: Operators that only move int8 values around: their output must share the input's scale and zero point.
@@ -63,20 +72,20 @@ class TensorStats:
     result does not depend on the order of the frames.
     """
 
-    frame_lo: List[float] = field(default_factory=list)
-    frame_hi: List[float] = field(default_factory=list)
+    frame_lo: list[float] = field(default_factory=list)
+    frame_hi: list[float] = field(default_factory=list)
 
     def observe(self, values: np.ndarray) -> None:
         self.frame_lo.append(float(values.min()))
         self.frame_hi.append(float(values.max()))
 
-    def range(self, non_negative: bool, percentile: float) -> Tuple[float, float]:
+    def range(self, non_negative: bool, percentile: float) -> tuple[float, float]:
         lo = 0.0 if non_negative else min(0.0, float(np.percentile(self.frame_lo, 100.0 - percentile)))
         hi = max(float(np.percentile(self.frame_hi, percentile)), lo + 1e-6)
         return lo, hi
 
 
-def qparams(lo: float, hi: float) -> Tuple[float, int]:
+def qparams(lo: float, hi: float) -> tuple[float, int]:
     """Asymmetric int8 scale and zero point for [lo, hi] (widened to contain 0, as TFLite requires)."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max((hi - lo) / 255.0, 1e-8)
@@ -88,23 +97,23 @@ def qparams(lo: float, hi: float) -> Tuple[float, int]:
 
 @dataclass
 class Calibration:
-    activations: Dict[int, TensorStats]
-    channel_ranges: Dict[int, Tuple[np.ndarray, np.ndarray]]  # head tensor -> per-channel (lo, hi)
-    equalization: Dict[int, np.ndarray]  # tensor -> per-channel gain its values are multiplied by
-    groups: List[equalize.Group]
-    gains: List[np.ndarray]
+    activations: dict[int, TensorStats]
+    channel_ranges: dict[int, tuple[np.ndarray, np.ndarray]]  # head tensor -> per-channel (lo, hi)
+    equalization: dict[int, np.ndarray]  # tensor -> per-channel gain its values are multiplied by
+    groups: list[equalize.Group]
+    gains: list[np.ndarray]
     class_heads: set
     frames: int
     percentile: float
     logit_correction: float = 0.0  # added to the classifier heads' float tail (see quantize_model)
 
 
-def apply_equalization(graph: FloatGraph, calib: "Calibration") -> None:
+def apply_equalization(graph: FloatGraph, calib: Calibration) -> None:
     """Fold the calibrated per-channel gains into the weights (exact in float)."""
     equalize.apply(graph, calib.groups, calib.gains)
 
 
-def head_nodes(graph: FloatGraph) -> List[Node]:
+def head_nodes(graph: FloatGraph) -> list[Node]:
     """Convolutions whose output reaches a model output only through shape operators."""
     heads = []
     for node in graph.nodes:
@@ -125,13 +134,13 @@ def head_nodes(graph: FloatGraph) -> List[Node]:
     return heads
 
 
-def trace_head_elements(graph: FloatGraph, heads: Sequence[Node]) -> Dict[int, np.ndarray]:
+def trace_head_elements(graph: FloatGraph, heads: Sequence[Node]) -> dict[int, np.ndarray]:
     """For each model output, which head tensor and element every output value comes from.
 
     Encoded as ``tensor * 2**32 + flat_index``, pushed through the same reshapes, depth-to-space and
     concatenations the model applies, so no layout is assumed.
     """
-    ids: Dict[int, np.ndarray] = {}
+    ids: dict[int, np.ndarray] = {}
     for node in heads:
         t = node.outputs[0]
         ids[t] = (np.int64(t) << 32) + np.arange(int(np.prod(graph.shapes[t])), dtype=np.int64).reshape(graph.shapes[t])
@@ -171,9 +180,9 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
     spec = SPECS[spec_name]
     regress_out = next(t for t in graph.outputs if graph.shapes[t][-1] == spec.num_coords)
     class_out = next(t for t in graph.outputs if graph.shapes[t][-1] == 1)
-    head_values: Dict[int, List[Tuple[np.ndarray, np.ndarray]]] = {n.outputs[0]: [] for n in heads}
+    head_values: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {n.outputs[0]: [] for n in heads}
     groups = equalize.find_groups(graph, excluded=[n.outputs[0] for n in heads])
-    group_peaks: List[List[np.ndarray]] = [[] for _ in groups]
+    group_peaks: list[list[np.ndarray]] = [[] for _ in groups]
     positive_logit = np.log(POSITIVE_SCORE / (1 - POSITIVE_SCORE))
 
     def run(frame: np.ndarray) -> None:
@@ -235,7 +244,7 @@ def calibrate(graph: FloatGraph, model_bytes: bytes, spec_name: str, frames: Seq
                        percentile=percentile)
 
 
-def _activation_tensors(graph: FloatGraph) -> List[int]:
+def _activation_tensors(graph: FloatGraph) -> list[int]:
     tensors = list(graph.inputs)
     for node in graph.nodes:
         tensors.extend(t for t in node.outputs if t not in tensors)
@@ -253,14 +262,14 @@ class _Builder:
     operators: list = field(default_factory=list)
     opcodes: list = field(default_factory=list)
 
-    def buffer(self, array: Optional[np.ndarray]) -> int:
+    def buffer(self, array: np.ndarray | None) -> int:
         buf = schema.BufferT()
         if array is not None:
             buf.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=np.uint8)
         self.buffers.append(buf)
         return len(self.buffers) - 1
 
-    def tensor(self, name: str, shape: Sequence[int], ttype: int, data: Optional[np.ndarray] = None,
+    def tensor(self, name: str, shape: Sequence[int], ttype: int, data: np.ndarray | None = None,
                scale=None, zero=None, axis: int = 0) -> int:
         t = schema.TensorT()
         t.name = name.encode()
@@ -297,7 +306,7 @@ class _Builder:
         self.operators.append(o)
 
 
-def _quantize_weights(weights: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray]:
+def _quantize_weights(weights: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel int8 weights (zero point 0, range ±127, as TFLite's int8 kernels require)."""
     moved = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1)
     scale = np.abs(moved).max(axis=1) / 127.0
@@ -308,14 +317,14 @@ def _quantize_weights(weights: np.ndarray, axis: int) -> Tuple[np.ndarray, np.nd
     return q, scale.astype(np.float32)
 
 
-def build_int8_model(graph: FloatGraph, calib: Calibration, provenance: Dict) -> bytes:
+def build_int8_model(graph: FloatGraph, calib: Calibration, provenance: dict) -> bytes:
     """Emit the int8 model; outputs stay float32 with the float model's names and shapes."""
     b = _Builder()
-    qmap: Dict[int, Tuple[float, int]] = {}  # float tensor -> int8 (scale, zero)
-    new_id: Dict[int, int] = {}  # float tensor -> new tensor
+    qmap: dict[int, tuple[float, int]] = {}  # float tensor -> int8 (scale, zero)
+    new_id: dict[int, int] = {}  # float tensor -> new tensor
     floats = set()  # float tensors that live in the float tail
 
-    def activation(t: int, non_negative: bool = False) -> Tuple[float, int]:
+    def activation(t: int, non_negative: bool = False) -> tuple[float, int]:
         if t not in qmap:
             qmap[t] = qparams(*calib.activations[t].range(non_negative, calib.percentile))
         return qmap[t]
@@ -429,7 +438,7 @@ def _input_offset(shape: Sequence[int], scale: float, zero: int) -> float:
     return float(offset.mean())
 
 
-def _first_convolutions(graph: FloatGraph) -> List[Node]:
+def _first_convolutions(graph: FloatGraph) -> list[Node]:
     """The convolutions that read the model input directly or through pass-through ops (PAD)."""
     found, frontier = [], list(graph.inputs)
     while frontier:
@@ -464,7 +473,7 @@ def _float_tail(b: _Builder, name: str, shape: Sequence[int], q_out: int, gain: 
 SCORE_MARGIN = 0.1
 
 
-def agreement(float_faces: Sequence[list], int8_model: bytes, spec_name: str, frames: Sequence[np.ndarray]) -> Dict:
+def agreement(float_faces: Sequence[list], int8_model: bytes, spec_name: str, frames: Sequence[np.ndarray]) -> dict:
     """How well an int8 model reproduces the float model's faces: confident faces missed or invented, and
     eye offsets as a fraction of the face's width (so a 300 px face does not outweigh twenty 30 px ones).
 
@@ -496,9 +505,9 @@ def agreement(float_faces: Sequence[list], int8_model: bytes, spec_name: str, fr
             "eye_p95_of_width": round(float(np.percentile(offsets_arr, 95)), 4)}
 
 
-def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarray], provenance: Dict,
+def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarray], provenance: dict,
                    percentiles: Sequence[float] = PERCENTILES, exponents: Sequence[float] = EXPONENTS,
-                   log=lambda message: None) -> Tuple[bytes, Dict]:
+                   log=lambda message: None) -> tuple[bytes, dict]:
     """Float BlazeFace file -> (int8 model bytes, the search record).
 
     Each (percentile, exponent) pair is calibrated and built; the kept model is the one with the fewest

@@ -11,7 +11,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Dict, Optional
 
 from edge.detector import MODEL_FILES
 from provisioning import mediapipe_wheel as wheel
@@ -22,10 +21,10 @@ MEMBERS = {"short": wheel.SHORT_RANGE_MEMBER, "full": wheel.FULL_RANGE_MEMBER}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "models"
 
 
-def quantize_range(detector_range: str, out_dir: Path, float_model: Optional[Path] = None,
-                   frames: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> Dict:
+def quantize_range(detector_range: str, out_dir: Path, float_model: Path | None = None,
+                   frames: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> dict:
     """Quantize one model; return its record (also written as ``<model>.json``)."""
-    source: Dict = {}
+    source: dict = {}
     if float_model is None:
         whl = wheel.find_or_fetch_wheel()
         float_model = wheel.extract_member(MEMBERS[detector_range], whl)

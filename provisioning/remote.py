@@ -18,12 +18,12 @@ import shlex
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, List, Optional, Sequence, Tuple
+from typing import IO
 
 import edge.install
-
 
 #: The target's OS interpreter (Raspberry Pi OS: the one whose dist-packages hold picamera2).
 OS_PYTHON = "/usr/bin/python3"
@@ -49,7 +49,7 @@ class RemoteError(RuntimeError):
 class TransferLog:
     """Every file sent and its size: what the idempotence guarantee is checked against."""
 
-    files: List[Tuple[str, int]] = field(default_factory=list)
+    files: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -69,7 +69,7 @@ class _CountingWriter:
         self.raw.flush()
 
 
-def parse_destination(text: str) -> Tuple[str, str, int]:
+def parse_destination(text: str) -> tuple[str, str, int]:
     """``user@host`` or ``user@host:port`` (a bracketed IPv6 host with a port: ``user@[::1]:2222``)."""
     user, at, hostport = text.rpartition("@")
     if not at or not user or not hostport:
@@ -90,8 +90,8 @@ def parse_destination(text: str) -> Tuple[str, str, int]:
 class SshTarget:
     """One target reached over SSH; use as a context manager so the master connection is closed."""
 
-    def __init__(self, user: str, host: str, port: int = 22, known_hosts: Optional[Path] = None,
-                 identity: Optional[Path] = None, ssh_program: str = "ssh", connect_timeout: int = 10):
+    def __init__(self, user: str, host: str, port: int = 22, known_hosts: Path | None = None,
+                 identity: Path | None = None, ssh_program: str = "ssh", connect_timeout: int = 10):
         self.user, self.host, self.port = user, host, port
         self.known_hosts = known_hosts or Path.home() / ".ssh/known_hosts"
         self.identity = identity
@@ -99,7 +99,7 @@ class SshTarget:
         self.connect_timeout = connect_timeout
         self.sudo = False  # set once the target says the login user is not root and the prefix is /
         self.log = TransferLog()
-        self._control_dir: Optional[tempfile.TemporaryDirectory] = None
+        self._control_dir: tempfile.TemporaryDirectory | None = None
 
     # ------------------------------------------------------------------------------- connection
     @property
@@ -111,7 +111,7 @@ class SshTarget:
         """How known_hosts spells this host: a non-standard port is written ``[host]:port``."""
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
-    def _options(self) -> List[str]:
+    def _options(self) -> list[str]:
         opts = ["-p", str(self.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", f"ConnectTimeout={self.connect_timeout}",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
@@ -121,7 +121,7 @@ class SshTarget:
             opts += ["-o", f"ControlPath={self._control_dir.name}/%C", "-o", "ControlMaster=no"]
         return opts
 
-    def __enter__(self) -> "SshTarget":
+    def __enter__(self) -> SshTarget:
         self.open()
         return self
 
@@ -156,7 +156,7 @@ class SshTarget:
         self._control_dir = None
 
     # ----------------------------------------------------------------------------------- host keys
-    def scan_host_keys(self) -> List[Tuple[str, str]]:
+    def scan_host_keys(self) -> list[tuple[str, str]]:
         """(fingerprint, known_hosts line) for every key the server presents right now."""
         scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), self.host],
                               capture_output=True, text=True)
@@ -201,13 +201,13 @@ class SshTarget:
             fh.write(matches[0] + "\n")
 
     # ------------------------------------------------------------------------------------ commands
-    def _remote(self, argv: Sequence[str], shell: Optional[str] = None) -> List[str]:
+    def _remote(self, argv: Sequence[str], shell: str | None = None) -> list[str]:
         command = shell if shell is not None else shlex.join(argv)
         if self.sudo:
             command = f"sudo -n sh -c {shlex.quote(command)}"
         return [self.ssh_program, *self._options(), f"{self.user}@{self.host}", "--", command]
 
-    def run(self, argv: Sequence[str], input: Optional[bytes] = None, timeout: float = 3600) -> subprocess.CompletedProcess:
+    def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
         return subprocess.run(self._remote(argv), input=input, capture_output=True, timeout=timeout)
 
     @staticmethod
@@ -248,7 +248,7 @@ class SshTarget:
             fh.seek(0)
             return subprocess.run(self._remote([], shell=self._helper_command(action, args)), stdin=fh).returncode
 
-    def upload(self, files: Sequence[Tuple[Path, str]], dest: str) -> int:
+    def upload(self, files: Sequence[tuple[Path, str]], dest: str) -> int:
         """Send ``files`` (local path, name relative to ``dest``) as one tar stream; returns bytes sent."""
         command = f"mkdir -p {shlex.quote(dest)} && tar -x --no-same-owner -C {shlex.quote(dest)} -f -"
         proc = subprocess.Popen(self._remote([], shell=command), stdin=subprocess.PIPE,

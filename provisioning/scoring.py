@@ -10,9 +10,9 @@ did not calibrate on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def belongs(face_box: Sequence[float], truth: PlacedFace) -> bool:
     return x0 <= cx <= x1 and y0 <= cy <= y1 and 1 / WIDTH_FACTOR <= ratio <= WIDTH_FACTOR
 
 
-def score(detections: Sequence[list], truths: Sequence[List[PlacedFace]]) -> Score:
+def score(detections: Sequence[list], truths: Sequence[list[PlacedFace]]) -> Score:
     """Score per-frame detections (each list best score first, as ``FaceDetector.detect`` returns them).
 
     Each fully visible true face is matched to the best-scoring detection that belongs to it (each detection
@@ -77,12 +77,12 @@ def score(detections: Sequence[list], truths: Sequence[List[PlacedFace]]) -> Sco
 
 
 def int8_beside_float(float_model: Path, detector_range: str, frames: Sequence[np.ndarray],
-                      truths: Sequence[List[PlacedFace]]) -> Dict:
+                      truths: Sequence[list[PlacedFace]]) -> dict:
     """The bundled int8 model and the float model it came from, scored on the same scenes in this process's
     runtime: ``{"float": summary, "int8": summary, "runtime": name}``."""
     from edge.detector import FaceDetector
 
-    out: Dict = {}
+    out: dict = {}
     for name, path in (("float", float_model), ("int8", None)):
         detector = FaceDetector(path, detector_range)
         out[name] = score([detector.detect(frame) for frame in frames], truths).summary()

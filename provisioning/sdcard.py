@@ -13,7 +13,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
 
 import edge.install
 from edge.install import Layout, atomic_write
@@ -24,8 +23,8 @@ FIRSTBOOT_UNIT = "mona-edge-firstboot.service"
 
 @dataclass
 class SdReport:
-    written: List[str] = field(default_factory=list)
-    boot_changes: List[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    boot_changes: list[str] = field(default_factory=list)
 
 
 def check_card(boot: Path, root: Path) -> None:
@@ -38,7 +37,7 @@ def check_card(boot: Path, root: Path) -> None:
             raise ValueError(f"--sd root partition {root}: no {path.relative_to(root)}; is it the Raspberry Pi OS root partition?")
 
 
-def add_kernel_args(cmdline: Path, args: List[str]) -> List[str]:
+def add_kernel_args(cmdline: Path, args: list[str]) -> list[str]:
     """cmdline.txt is one line; arguments are appended to it, each only once."""
     words = cmdline.read_text().split()
     added = [a for a in args if a not in words and not any(w.startswith(a.split("=")[0] + "=") for w in words)]

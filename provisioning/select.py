@@ -9,7 +9,7 @@ measured values, not the requested ones, go into the pack's manifest.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ DEFAULT_FRAMES = 33
 DEFAULT_MIN_SPAN = 0.15
 
 
-def measure_gaze(rgb: np.ndarray, geometry_hint: Optional[EyeGeometry] = None) -> float:
+def measure_gaze(rgb: np.ndarray, geometry_hint: EyeGeometry | None = None) -> float:
     """Horizontal gaze shown in ``rgb``: mean over both eyes of the iris centre's position between the
     corners, -1 (viewer's left corner) .. +1 (right corner); 0 is the iris midway between the corners.
 
@@ -32,7 +32,7 @@ def measure_gaze(rgb: np.ndarray, geometry_hint: Optional[EyeGeometry] = None) -
     return relocate_eyes(rgb, geometry_hint).gaze()
 
 
-def _pick_evenly(values: np.ndarray, n: int) -> List[int]:
+def _pick_evenly(values: np.ndarray, n: int) -> list[int]:
     """Indices (into ``values``, sorted ascending) of ``n`` increasing picks closest to an even spread.
 
     Dynamic programming over (target, candidate): the picks keep their order, each candidate is used at
@@ -59,8 +59,8 @@ def _pick_evenly(values: np.ndarray, n: int) -> List[int]:
 
 
 def select_frames(heads: Sequence[np.ndarray], n: int = DEFAULT_FRAMES, *,
-                  geometry_hint: Optional[EyeGeometry] = None,
-                  min_span: float = DEFAULT_MIN_SPAN) -> Tuple[List[int], List[float]]:
+                  geometry_hint: EyeGeometry | None = None,
+                  min_span: float = DEFAULT_MIN_SPAN) -> tuple[list[int], list[float]]:
     """Choose ``n`` of ``heads`` spanning far left to far right; returns (indices, measured gazes).
 
     Both lists are in frame order: frame 0 looks furthest left, frame n-1 furthest right, measured gazes

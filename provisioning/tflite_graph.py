@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-OP_NAMES: Dict[int, str] = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-OP_CODES: Dict[str, int] = {k: v for v, k in OP_NAMES.items()}
+OP_NAMES: dict[int, str] = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+OP_CODES: dict[str, int] = {k: v for v, k in OP_NAMES.items()}
 #: Operators whose output is a constant once the model is loaded: their outputs become fp32 weights.
 CONSTANT_PRODUCERS = {"DEQUANTIZE", "DENSIFY"}
 #: Fused activation codes of the schema (ActivationFunctionType).
@@ -32,8 +32,8 @@ class Node:
     """One operator of the float graph, with tensor indices of the original model."""
 
     op: str
-    inputs: List[int]
-    outputs: List[int]
+    inputs: list[int]
+    outputs: list[int]
     options: Any
     options_type: int
     activation: int = ACT_NONE
@@ -44,17 +44,17 @@ class FloatGraph:
     """A single-subgraph float model: operators in execution order and every constant as fp32."""
 
     model: Any  # schema.ModelT of the source file
-    nodes: List[Node]
-    constants: Dict[int, np.ndarray]
-    inputs: List[int]
-    outputs: List[int]
-    names: Dict[int, str] = field(default_factory=dict)
-    shapes: Dict[int, tuple] = field(default_factory=dict)
+    nodes: list[Node]
+    constants: dict[int, np.ndarray]
+    inputs: list[int]
+    outputs: list[int]
+    names: dict[int, str] = field(default_factory=dict)
+    shapes: dict[int, tuple] = field(default_factory=dict)
 
-    def consumers(self, tensor: int) -> List[Node]:
+    def consumers(self, tensor: int) -> list[Node]:
         return [n for n in self.nodes if tensor in n.inputs]
 
-    def producer(self, tensor: int) -> Optional[Node]:
+    def producer(self, tensor: int) -> Node | None:
         for node in self.nodes:
             if tensor in node.outputs:
                 return node
@@ -91,7 +91,7 @@ def load_float_graph(path: Path) -> FloatGraph:
     if not model.subgraphs or len(model.subgraphs) != 1:
         raise ValueError(f"{path}: expected one subgraph, found {len(model.subgraphs or [])}")
     graph = model.subgraphs[0]
-    constants: Dict[int, np.ndarray] = {}
+    constants: dict[int, np.ndarray] = {}
     for index, tensor in enumerate(graph.tensors):
         buffer = model.buffers[tensor.buffer]
         if buffer.data is not None and len(buffer.data) and tensor.sparsity is None:  # sparse: DENSIFY's job
@@ -104,7 +104,7 @@ def load_float_graph(path: Path) -> FloatGraph:
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=np.float32))
     interpreter.invoke()
-    nodes: List[Node] = []
+    nodes: list[Node] = []
     for operator in graph.operators:
         name = op_name(model, operator.opcodeIndex)
         if name in CONSTANT_PRODUCERS:

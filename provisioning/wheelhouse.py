@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 #: Raspberry Pi OS Bookworm, 64-bit: aarch64, glibc 2.36.
 PI_PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)]
 PI_PYTHON = "3.11"
 
 
-def download_argv(wheel: Path, out_dir: Path, python: str, platforms: Optional[Sequence[str]] = None,
-                  extras: str = "pi", constraints: Optional[Path] = None) -> List[str]:
+def download_argv(wheel: Path, out_dir: Path, python: str, platforms: Sequence[str] | None = None,
+                  extras: str = "pi", constraints: Path | None = None) -> list[str]:
     """The ``pip download`` command line; binary wheels only, since a Pi has no compilers to spare."""
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
             "--only-binary=:all:", "--python-version", python, "-d", str(out_dir), f"{wheel}[{extras}]"]
@@ -31,8 +31,8 @@ def download_argv(wheel: Path, out_dir: Path, python: str, platforms: Optional[S
     return argv
 
 
-def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platforms: Optional[Sequence[str]] = None,
-                     numpy_pin: Optional[str] = None, extras: str = "pi") -> List[Path]:
+def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platforms: Sequence[str] | None = None,
+                     numpy_pin: str | None = None, extras: str = "pi") -> list[Path]:
     """Download the wheel's dependencies into ``out_dir`` (with the wheel itself); return the wheels."""
     out_dir.mkdir(parents=True, exist_ok=True)
     constraints = None

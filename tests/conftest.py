@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -90,8 +90,8 @@ print(json.dumps(out))
 """
 
 
-def detect_both_in(python: Sequence[str], runtime: Optional[str], detector_range: str, float_model: Path,
-                   frames: np.ndarray, workdir: Path, timeout: Optional[float] = 600) -> Dict:
+def detect_both_in(python: Sequence[str], runtime: str | None, detector_range: str, float_model: Path,
+                   frames: np.ndarray, workdir: Path, timeout: float | None = 600) -> dict:
     """The bundled int8 model and ``float_model`` on the same ``frames``, run by another Python (``python``
     is its command line: tflite-runtime's own environment, or the emulated Pi) in the TFLite ``runtime``
     module given (None: whichever that Python has).
@@ -113,14 +113,14 @@ def detect_both_in(python: Sequence[str], runtime: Optional[str], detector_range
 
 
 def agreement_in(python: Sequence[str], runtime: str, detector_range: str, float_model: Path,
-                 frames: np.ndarray, workdir: Path) -> Dict:
+                 frames: np.ndarray, workdir: Path) -> dict:
     """:func:`detect_both_in`, compared: per frame the box IoU and the worst eye offset (px) between the two
     models; a frame where either finds other than one face fails the caller."""
     from edge.detector import iou
 
     result = detect_both_in(python, runtime, detector_range, float_model, frames, workdir)
-    ious: List[float] = []
-    offsets: List[float] = []
+    ious: list[float] = []
+    offsets: list[float] = []
     for i, (int8, ref) in enumerate(zip(result["int8"], result["float"])):
         assert len(int8) == len(ref) == 1, f"frame {i}: int8 found {len(int8)} faces, float {len(ref)}"
         ious.append(float(iou(ref[0].box, int8[0].box[None])[0]))

@@ -8,8 +8,7 @@ import pytest
 
 skimage_data = pytest.importorskip("skimage.data")
 
-from provisioning.blend import (AlphaParams, blend_head, head_patch_rect, match_colour,  # noqa: E402
-                                seam_weights, sigmoid_alpha)
+from provisioning.blend import AlphaParams, blend_head, head_patch_rect, match_colour, seam_weights, sigmoid_alpha  # noqa: E402
 
 CENTRE, RADII = (100.0, 90.0), (60.0, 75.0)
 

@@ -10,8 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.camera import (CameraError, CameraUnavailable, OpenCVSource, Picamera2Source, RetryingCamera,
-                         VideoFileSource, open_source)
+from edge.camera import (
+    CameraError,
+    CameraUnavailable,
+    OpenCVSource,
+    Picamera2Source,
+    RetryingCamera,
+    VideoFileSource,
+    open_source,
+)
 
 FPS = 10.0
 COUNT = 20

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shutil
 import tempfile
@@ -13,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_service import FPS, config_toml, walk
 
 from edge import commands
 from edge.viewerclip import Person, eye_height, write_clip
-from test_service import FPS, TEST_PACK, config_toml, walk
 
 NOT_RUNNING = commands.NOT_RUNNING
 
@@ -49,7 +47,7 @@ class RunningDaemon:
         self.service = EdgeService(load_config(self.config_path), self.config_path, camera=camera)
         self.thread = threading.Thread(target=self.service.run, daemon=True)
 
-    def __enter__(self) -> "RunningDaemon":
+    def __enter__(self) -> RunningDaemon:
         self.thread.start()
         import time
 

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import (DEFAULT_CONFIG_PATH, Config, ConfigError, Offset, calibration_keys, config_from_dict,
-                         dump_default_config, load_config, write_config_values)
+from edge.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    Offset,
+    calibration_keys,
+    config_from_dict,
+    dump_default_config,
+    load_config,
+    write_config_values,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
@@ -106,7 +115,7 @@ def test_dump_default_config_is_commented_and_loads_as_the_defaults(tmp_path):
         if line and not line.startswith(("#", "[")):
             assert lines[i - 1].startswith("#"), line
     # optional keys appear as commented examples that are themselves valid
-    examples = "\n".join(l[2:] for l in lines if l.startswith("# ") and " = " in l and "[" not in l.split("=")[0])
+    examples = "\n".join(ln[2:] for ln in lines if ln.startswith("# ") and " = " in ln and "[" not in ln.split("=")[0])
     assert "# min_score = 0.6" in text and "# calibration_left_x = 0.82" in text
     assert "calibration_right_x = 0.18" in examples
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.demo import CLIP_NAME, DemoTrace, GIF_STEP, clip_frame_count, find_asset, plot_trace, run_demo
+from edge.demo import CLIP_NAME, GIF_STEP, DemoTrace, clip_frame_count, find_asset, plot_trace, run_demo
 from edge.detector import FaceDetector
 from edge.viewerclip import FRAME_SIZE, Person, demo_walk, eye_height, write_clip
 

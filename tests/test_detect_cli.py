@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE
 from PIL import Image
 
-from conftest import ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE
 from edge.cli import main
 from edge.detector import FaceDetector
 

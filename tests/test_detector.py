@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import (
+    ASTRONAUT_LEFT_EYE,
+    ASTRONAUT_RIGHT_EYE,
+    GROUND_TRUTH_FRAMES,
+    GROUND_TRUTH_SEED,
+    MODELS,
+    agreement_scenes,
+    assert_int8_matches_float,
+)
 
-from conftest import (ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE, GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, MODELS,
-                      agreement_scenes, assert_int8_matches_float, place_astronaut)
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres
 from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
 from provisioning.calibration import DEFAULT_SEED, room_scenes

@@ -8,8 +8,7 @@ import pytest
 skimage_data = pytest.importorskip("skimage.data")
 
 from provisioning.eyes import LID_INNER, LID_OUTER, relocate_eyes  # noqa: E402
-from provisioning.eyewarp import (eye_window, gaze_shift_px, generate_heads, head_ellipse,  # noqa: E402
-                                  locate_eyes, warp_gaze)
+from provisioning.eyewarp import eye_window, gaze_shift_px, generate_heads, head_ellipse, locate_eyes, warp_gaze  # noqa: E402
 
 #: Iris centres of skimage's astronaut (Eileen Collins), read by hand off a 24x pixel grid: the middle of
 #: the dark columns between the visible white on either side, and of the visible dark rows.

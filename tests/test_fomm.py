@@ -12,15 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from provisioning.fomm import CheckpointError, FommConfig, FommModel, VOX_256, animate, load_fomm, read_driving_video
+from provisioning.fomm import VOX_256, CheckpointError, FommConfig, FommModel, animate, load_fomm, read_driving_video
 from provisioning.fomm.animate import detect_keypoints, driving_motion
 from provisioning.fomm.blocks import AntiAliasDownsample, ResBlock, coordinate_grid, gaussian_kernel
 from provisioning.fomm.checkpoint import build_networks, check_state_dict, resolve_device
 from provisioning.fomm.dense_motion import DenseMotionNetwork, sparse_motions
 from provisioning.fomm.generator import warp
 from provisioning.fomm.keypoint_detector import KeypointDetector, Keypoints
-from provisioning.fomm.motion import (best_aligned_frame, hull_side, movement_scale, normalised_shape,
-                                      relative_keypoints)
+from provisioning.fomm.motion import best_aligned_frame, hull_side, movement_scale, normalised_shape, relative_keypoints
 
 SMALL = FommConfig(image_size=64, kp_block_expansion=8, kp_max_features=32, kp_num_blocks=3,
                    dm_block_expansion=8, dm_max_features=32, dm_num_blocks=3,

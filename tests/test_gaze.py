@@ -11,8 +11,16 @@ import pytest
 
 from edge.config import GazeConfig, Offset
 from edge.faces import Face
-from edge.gaze import (FaceTracks, FrameStepper, GazeTracker, GeometryMapping, LinearMapping, OneEuroFilter,
-                       focal_length_px, viewer_angle_deg)
+from edge.gaze import (
+    FaceTracks,
+    FrameStepper,
+    GazeTracker,
+    GeometryMapping,
+    LinearMapping,
+    OneEuroFilter,
+    focal_length_px,
+    viewer_angle_deg,
+)
 
 W, H = 640, 480
 N = 33
@@ -187,7 +195,7 @@ def test_two_viewers_of_similar_size_do_not_cause_flicker_and_a_clearly_closer_o
     tr = GazeTracker(cfg(sticky_margin=0.3, sticky_seconds=1.0), N, (W, H))
     t = 0.0
     indices = []
-    for i in range(int(8 * FPS)):
+    for _i in range(int(8 * FPS)):
         # A stands at the viewer's left, B at the right, same distance; their detected sizes wobble by 10 %
         # so each is "the largest" on about half the frames; the detector's order is arbitrary too.
         a = room_face(-800.0, 2000.0, jitter_px=1.0, rng=rng, size_scale=1 + rng.uniform(-0.1, 0.1))
@@ -202,7 +210,7 @@ def test_two_viewers_of_similar_size_do_not_cause_flicker_and_a_clearly_closer_o
     closer_x = 800.0 if first_side else -800.0
     switch_t = t
     moved_at = None
-    for i in range(int(4 * FPS)):
+    for _i in range(int(4 * FPS)):
         far = room_face(-closer_x, 2000.0, jitter_px=1.0, rng=rng)
         near = room_face(closer_x / 2, 1000.0, jitter_px=1.0, rng=rng)
         index = tr.update([far, near], t)
@@ -260,7 +268,7 @@ def test_a_static_face_is_ignored_while_a_moving_viewer_is_followed():
         t += 1 / FPS
     assert tr.viewer_present and abs(index - viewer_index) <= 1
     # the viewer leaves; the painting does not get the eyes back, even long after static_seconds
-    for i in range(int(3 * FPS)):
+    for _ in range(int(3 * FPS)):
         index = tr.update([painting()], t)
         t += 1 / FPS
     assert index == CENTRE and not tr.viewer_present

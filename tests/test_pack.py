@@ -22,7 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge.pack import (  # noqa: E402
-    FORMAT, PackError, expected_files, extract_archive, frame_name, load_pack, make_layout, verify_pack,
+    FORMAT,
+    PackError,
+    expected_files,
+    extract_archive,
+    frame_name,
+    load_pack,
+    make_layout,
+    verify_pack,
     write_pack,
 )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from edge.pack import load_pack
 from provisioning.packer import PackPlan, build_pack
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, agreement_in, agreement_scenes
 
 LAUNCHER = REPO / "tests" / "pi" / "python"

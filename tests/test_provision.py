@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 import edge.install
 from provisioning import flash
@@ -30,7 +31,6 @@ from provisioning.commands import main as cli
 from provisioning.plan import REPO, Artifacts, build_wheel, load_pack, load_software, load_unit
 from provisioning.remote import HostKeyError, RemoteError, SshTarget, TransferError
 from provisioning.sdcard import check_card, write_card
-from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 DAEMON = r'''
 import json, os, signal, sys, time

@@ -24,14 +24,22 @@ import time
 from pathlib import Path
 
 import pytest
+from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 import edge.install
 from provisioning import flash
-from provisioning.plan import (REPO, Artifacts, build_wheel, check_target, load_config, load_pack, load_software,
-                               load_unit)
+from provisioning.plan import (
+    REPO,
+    Artifacts,
+    build_wheel,
+    check_target,
+    load_config,
+    load_pack,
+    load_software,
+    load_unit,
+)
 from provisioning.remote import RemoteError, SshTarget
 from provisioning.wheelhouse import build_wheelhouse
-from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 TEST_PACK = REPO / "assets/packs/test"
 UPDATE_PACK = REPO / "assets/packs/default"

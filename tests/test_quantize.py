@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-
 from conftest import MODELS, REPO, place_astronaut
+
 from edge.detector import FaceDetector, iou
 from provisioning.quantize import TensorStats, head_nodes, qparams, trace_head_elements
 from provisioning.tflite_graph import load_float_graph, op_name

@@ -127,7 +127,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from edge.camera import VideoFileSource  # noqa: E402
 from edge.viewerclip import Person, eye_height, write_clip  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import (
+    GROUND_TRUTH_FRAMES,
+    GROUND_TRUTH_SEED,
+    agreement_in,
+    agreement_scenes,
+    assert_int8_matches_float,
+    detect_both_in,
+)
 
-from conftest import (GROUND_TRUTH_FRAMES, GROUND_TRUTH_SEED, agreement_in, agreement_scenes,
-                      assert_int8_matches_float, detect_both_in)
 from provisioning.calibration import room_scenes
 from provisioning.scoring import score
 

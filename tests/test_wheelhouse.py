@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from conftest import REPO
+
 from provisioning.wheelhouse import PI_PLATFORMS, download_argv
 
 

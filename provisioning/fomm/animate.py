@@ -3,8 +3,9 @@ starting from the driving frame best aligned with the portrait."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, NamedTuple, Sequence, Union
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from .keypoint_detector import Keypoints
 from .motion import best_aligned_frame, movement_scale, relative_keypoints
 
 
-def read_driving_video(path: Union[str, Path]) -> List[np.ndarray]:
+def read_driving_video(path: str | Path) -> list[np.ndarray]:
     """Every frame of the video at ``path`` as RGB uint8 ``(H, W, 3)``."""
     path = Path(path)
     if not path.is_file():
@@ -104,7 +105,7 @@ def driving_motion(kp_source: Keypoints, kp_driving: Keypoints) -> DrivingMotion
 
 
 def animate(model: FommModel, source_rgb: np.ndarray, driving_frames: Sequence[np.ndarray],
-            batch_size: int = 8, progress: bool = True) -> List[np.ndarray]:
+            batch_size: int = 8, progress: bool = True) -> list[np.ndarray]:
     """One uint8 RGB frame per driving frame, each the size of ``source_rgb``.
 
     The source is resized to the model's square input (256) and the results back to the source's size, so
@@ -128,7 +129,7 @@ def animate(model: FommModel, source_rgb: np.ndarray, driving_frames: Sequence[n
         motion = driving_motion(kp_source, detect_keypoints(model, driving_frames, batch_size, progress))
         encoded = model.generator.encode(source)
 
-        results: List[np.ndarray] = []
+        results: list[np.ndarray] = []
         with tqdm(total=len(driving_frames), unit="frame", desc="FOMM frames", disable=not progress) as bar:
             for start in range(0, len(driving_frames), batch_size):
                 kp_norm = motion.keypoints.take(slice(start, start + batch_size))

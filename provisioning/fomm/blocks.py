@@ -6,8 +6,6 @@ are part of the checkpoint format: the published state dicts name parameters by 
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,7 +37,7 @@ def keypoint_gaussians(keypoints: torch.Tensor, height: int, width: int, varianc
     return torch.exp(diff.pow(2).sum(-1) * (-0.5 / variance))
 
 
-def gaussian_kernel(scale: float) -> Tuple[torch.Tensor, float]:
+def gaussian_kernel(scale: float) -> tuple[torch.Tensor, float]:
     """Normalised 2-D Gaussian for anti-aliasing a ``1/scale`` downsample, and its sigma.
 
     sigma = (1/scale - 1) / 2 and side 2 * round(4 sigma) + 1: for scale 0.25 that is sigma 1.5, 13x13.
@@ -144,7 +142,7 @@ class Encoder(nn.Module):
                       _width(block_expansion, max_features, i + 1))
             for i in range(num_blocks))
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         levels = [x]
         for block in self.down_blocks:
             levels.append(block(levels[-1]))
@@ -164,7 +162,7 @@ class Decoder(nn.Module):
         self.up_blocks = nn.ModuleList(blocks)
         self.out_filters = block_expansion + in_features
 
-    def forward(self, levels: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         out = levels[-1]
         for block, skip in zip(self.up_blocks, reversed(levels[:-1])):
             out = torch.cat((block(out), skip), dim=1)

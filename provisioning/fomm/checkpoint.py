@@ -10,9 +10,9 @@ never reads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Tuple, Union
 
 import torch
 from torch import nn
@@ -39,12 +39,12 @@ class FommModel:
     config: FommConfig
 
 
-def build_networks(config: FommConfig = VOX_256) -> Tuple[KeypointDetector, OcclusionAwareGenerator]:
+def build_networks(config: FommConfig = VOX_256) -> tuple[KeypointDetector, OcclusionAwareGenerator]:
     """Freshly initialised ``(kp_detector, generator)`` in the checkpoint's layout."""
     return KeypointDetector(config), OcclusionAwareGenerator(config)
 
 
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
     """``device`` as a torch device, refusing CUDA on a machine without it (torch's own error is late
     and long)."""
     try:
@@ -93,7 +93,7 @@ def read_checkpoint(path: Path) -> Mapping:
         raise FileNotFoundError(f"FOMM checkpoint {path}: no such file (pass the vox-cpk.pth.tar you downloaded)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file is not a checkpoint
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason[:200]})") from exc
     if not isinstance(data, Mapping):
@@ -107,7 +107,7 @@ def read_checkpoint(path: Path) -> Mapping:
     return data
 
 
-def load_fomm(checkpoint_path: Union[str, Path], device: Union[str, torch.device] = "cpu",
+def load_fomm(checkpoint_path: str | Path, device: str | torch.device = "cpu",
               config: FommConfig = VOX_256) -> FommModel:
     """The published FOMM networks from ``checkpoint_path``, strictly checked, in eval mode on ``device``."""
     path = Path(checkpoint_path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,7 +51,7 @@ class DenseMotionNetwork(nn.Module):
         self.down = AntiAliasDownsample(c.num_channels, c.dm_scale_factor)
 
     def forward(self, small_source: torch.Tensor, kp_driving: Keypoints,
-                kp_source: Keypoints) -> Dict[str, torch.Tensor]:
+                kp_source: Keypoints) -> dict[str, torch.Tensor]:
         """``small_source`` is the source already passed through ``self.down`` (done once per animation).
 
         Returns ``mask`` (B, K+1, h, w), ``deformation`` (B, h, w, 2), ``occlusion_map`` (B, 1, h, w) and

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,7 @@ class OcclusionAwareGenerator(nn.Module):
         return EncodedSource(source, self.dense_motion_network.down(source), features)
 
     def render(self, encoded: EncodedSource, kp_driving: Keypoints, kp_source: Keypoints,
-               visuals: bool = False) -> Dict[str, torch.Tensor]:
+               visuals: bool = False) -> dict[str, torch.Tensor]:
         """Frames for a batch of driving keypoints (the source may have batch 1: it is broadcast).
 
         Returns ``prediction`` (B, C, H, W) in [0, 1] and the motion outputs; with ``visuals`` also
@@ -89,5 +89,5 @@ class OcclusionAwareGenerator(nn.Module):
         return result
 
     def forward(self, source: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints,
-                visuals: bool = False) -> Dict[str, torch.Tensor]:
+                visuals: bool = False) -> dict[str, torch.Tensor]:
         return self.render(self.encode(source), kp_driving, kp_source, visuals=visuals)

@@ -18,7 +18,7 @@ class Keypoints(NamedTuple):
     value: torch.Tensor  # (B, K, 2)
     jacobian: torch.Tensor  # (B, K, 2, 2)
 
-    def take(self, index: slice) -> "Keypoints":
+    def take(self, index: slice) -> Keypoints:
         """The frames ``index`` selects, both tensors sliced alike (batches are cut this way)."""
         return Keypoints(self.value[index], self.jacobian[index])
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List
 
 import cv2
 import numpy as np
@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import place_astronaut  # noqa: E402
 from haar import haar_detector  # noqa: E402
+
 from edge.detector import FaceDetector  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 
 
-def make_frames(count: int) -> List[np.ndarray]:
+def make_frames(count: int) -> list[np.ndarray]:
     import skimage.data
 
     astronaut = skimage.data.astronaut()
@@ -48,7 +49,7 @@ def make_frames(count: int) -> List[np.ndarray]:
     return frames
 
 
-def time_it(detect: Callable[[np.ndarray], list], frames: List[np.ndarray], repeat: int):
+def time_it(detect: Callable[[np.ndarray], list], frames: list[np.ndarray], repeat: int):
     for frame in frames[:10]:  # warm-up: first invokes allocate and pack weights
         detect(frame)
     times, found = [], 0

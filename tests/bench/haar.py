@@ -7,7 +7,7 @@ can import it too (tests/bench/pi_work.py), and both benches measure the very sa
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detector import make_frames  # noqa: E402
+
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 
 PI = REPO / "tests" / "pi"
@@ -103,11 +103,11 @@ def main() -> int:
         print(f"{runtime} aarch64 on emulated boards, one thread, {args.frames} frames of 640x480 "
               f"(as tests/bench/detector.py), guest instructions per frame")
         for board in args.boards:
-            counts: Dict[str, float] = {}
+            counts: dict[str, float] = {}
             for name, kind, model in rows:
                 counts[name] = per_frame(plugin, board, args.runtime, frames, kind, model, args.frames)
                 print(f"  {board}  {name:32s} {counts[name] / 1e6:9.1f} M")
-            haar: Optional[float] = counts.get("OpenCV Haar frontal face")
+            haar: float | None = counts.get("OpenCV Haar frontal face")
             for rng in ("short", "full"):
                 ours, peer = counts[f"BlazeFace {rng} int8 (ours)"], counts[f"BlazeFace {rng} float32"]
                 print(f"  {board}  {rng} range: float32 / int8 = {peer / ours:.2f}x, Haar / int8 = {haar / ours:.2f}x")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import detect_both_in  # noqa: E402
+
 from edge.detector import FaceDetector  # noqa: E402
 from provisioning.calibration import room_scenes  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pi", metavar="BOARD:RUNTIME", help="run on an emulated Pi, e.g. pi4:tflite or pi5:litert")
     args = parser.parse_args()
-    pi: Optional[List[str]] = args.pi.split(":") if args.pi else None
+    pi: list[str] | None = args.pi.split(":") if args.pi else None
     if pi is not None and (len(pi) != 2 or pi[0] not in ("pi4", "pi5") or pi[1] not in ("litert", "tflite")):
         parser.error(f"--pi {args.pi}: expected BOARD:RUNTIME with BOARD pi4 or pi5, RUNTIME litert or tflite")
     frames, truths, _ = room_scenes(args.frames, args.seed)
