@@ -140,8 +140,9 @@ def test_default_pack_is_what_the_readme_command_makes(default_rebuilt):
 def test_default_pack_comparison_holds_under_other_float_rounding(tmp_path, monkeypatch):
     """Another CPU, simulated: the face-mesh and iris models run without XNNPACK (TFLite's reference
     kernels round differently), and the rebuilt pack still counts as the committed one."""
-    import edge.tflite
     from ai_edge_litert.interpreter import OpResolverType
+
+    import edge.tflite
 
     real = edge.tflite.runtime_module
 
@@ -150,7 +151,7 @@ def test_default_pack_comparison_holds_under_other_float_rounding(tmp_path, monk
             self.__name__ = module.__name__
             self._module = module
 
-        def Interpreter(self, **kwargs):  # noqa: N802 (the runtime's own name)
+        def Interpreter(self, **kwargs):
             return self._module.Interpreter(
                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, **kwargs)
 
