@@ -1,6 +1,6 @@
 """``mona-edge demo``: the whole Pi pipeline on a bundled clip, with pictures to show for it.
 
-The daemon's own loop (:class:`edge.service.EdgeService`) runs on a recording of a visitor walking through
+The daemon's own pipeline step (:meth:`edge.pipeline.Pipeline.step`) runs on a recording of a visitor walking through
 a room (made from a real photograph, see :mod:`edge.viewerclip`) with the real int8 detector, the gaze
 tracker and a headless display, frame by frame as fast as it goes. It writes:
 
@@ -20,13 +20,21 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
+
+from edge.camera import VideoFileSource
+from edge.config import load_config
+from edge.detector import FaceDetector
+from edge.display import open_display
+from edge.errors import CameraError
+from edge.pack import load_pack
+from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts
 
 CLIP_NAME = "viewer-walk.mp4"
 DEMO_FPS = 15.0
@@ -58,13 +66,13 @@ def clip_frame_count(path: Path) -> int:
     """Frames in a clip, counted by decoding (container headers can be wrong by a frame or two)."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot decode this video")
+        raise CameraError(f"{path}: OpenCV cannot decode this video")
     count = 0
     while cap.grab():
         count += 1
     cap.release()
     if count == 0:
-        raise ValueError(f"{path}: no frames")
+        raise CameraError(f"{path}: no frames")
     return count
 
 
@@ -78,7 +86,7 @@ class DemoTrace:
     frame_width: int = 0
     frame_count: int = 0
     wall_seconds: float = 0.0
-    latency_ms: dict = field(default_factory=dict)
+    latency_ms: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"frames": len(self.times), "pack_frames": self.frame_count, "frame_width": self.frame_width,
@@ -125,7 +133,7 @@ def plot_trace(trace: DemoTrace, path: Path, size: tuple[int, int] = (960, 480))
     def tx(v: float) -> float:
         return left + (v - t0) / span * (right - left)
 
-    def axes(top: int, bottom: int, lo: float, hi: float, label: str, ticks: Sequence[float]) -> callable:
+    def axes(top: int, bottom: int, lo: float, hi: float, label: str, ticks: Sequence[float]) -> Callable[[float], float]:
         draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
         draw.text((left, top - 16), label, fill=(0, 0, 0))
 
@@ -175,65 +183,58 @@ def plot_trace(trace: DemoTrace, path: Path, size: tuple[int, int] = (960, 480))
 def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | None = None,
              write_video: bool = True, write_gif: bool = True, screen_height: int = 480,
              quiet: bool = False) -> DemoTrace:
-    """Run the daemon's loop over ``clip`` and write the demo's outputs into ``out_dir``."""
-    from edge.camera import VideoFileSource
-    from edge.config import load_config
-    from edge.detector import FaceDetector
-    from edge.display import open_display
-    from edge.pack import load_pack
-    from edge.service import EdgeService
+    """Run the daemon's pipeline over ``clip`` and write the demo's outputs into ``out_dir``.
 
+    Every figure and picture comes from the :class:`~edge.pipeline.FrameResult` of each step: the demo
+    shows what the daemon's own step did, not a copy of its loop.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     total = clip_frame_count(clip)
     if max_frames:
         total = min(total, int(max_frames))
-    config = load_config(None)
     natural = load_pack(pack_path)  # verify once at its own size to learn its shape
     cw, ch = natural.screen_size
     screen = (max(2, int(round(cw * screen_height / ch))), screen_height)
     display = open_display("headless", size=screen)
     pack = load_pack(pack_path, screen_size=display.size, rotation=0)
-    service = EdgeService(config, None, camera=VideoFileSource(clip, realtime=False, loop=False),
-                          display=display, detector=FaceDetector(None, "short", threads=1), pack=pack,
-                          serve_status=False)
+    parts = build_parts(load_config(None), camera=VideoFileSource(clip, realtime=False, loop=False),
+                        display=display, detector=FaceDetector(None, "short", threads=1), pack=pack)
+    pipeline = Pipeline(parts)
     trace = DemoTrace(frame_count=pack.frame_count)
+    results: list[FrameResult] = []
     writer = None
     gif_frames: list[Image.Image] = []
-    service.start()
+    pipeline.open()
     started = time.perf_counter()
     try:
-        while service.frames_read < total:
-            before = service.frames_read
-            service.step()
-            if service.frames_read == before:
-                if service.camera.state != "ok":
-                    raise ValueError(f"{clip}: the camera source failed: {service.camera.last_error}")
+        while len(results) < total:
+            result = pipeline.step()
+            if result.frame is None:
+                if result.camera_down:
+                    raise CameraError(f"{clip}: the camera source failed: {parts.camera.last_error}")
                 continue
-            rgb = service.last_frame
-            trace.frame_width = rgb.shape[1]
-            trace.times.append(service.frames_read / DEMO_FPS)
-            trace.viewer_x.append(service.viewer_x)
-            trace.index.append(int(service.index))
+            results.append(result)
+            trace.frame_width = result.frame.shape[1]
+            trace.times.append(len(results) / DEMO_FPS)
+            trace.viewer_x.append(result.viewer_x)
+            trace.index.append(result.index)
             if write_video or write_gif:
-                viewer = getattr(service.tracker, "viewer", None)
-                frame = side_by_side(rgb, None if viewer is None else viewer.box, display.snapshot(),
-                                     int(service.index), pack.frame_count)
+                frame = side_by_side(result.frame, None if result.viewer is None else result.viewer.box,
+                                     display.snapshot(), result.index, pack.frame_count)
                 if write_video:
                     if writer is None:
-                        writer = cv2.VideoWriter(str(out_dir / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                        writer = cv2.VideoWriter(str(out_dir / "demo.mp4"), cv2.VideoWriter.fourcc(*"mp4v"),
                                                  DEMO_FPS, (frame.shape[1], frame.shape[0]))
                     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                if write_gif and (service.frames_read - 1) % GIF_STEP == 0:
+                if write_gif and (len(results) - 1) % GIF_STEP == 0:
                     small = _fit_height(frame, GIF_HEIGHT)
                     gif_frames.append(Image.fromarray(small).quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT))
     finally:
         trace.wall_seconds = time.perf_counter() - started
-        service.shutdown()
+        pipeline.close()
         if writer is not None:
             writer.release()
-    trace.latency_ms = {name: {"p50": _ms(stats.percentile(50)), "p95": _ms(stats.percentile(95)),
-                               "samples": min(stats.count, stats.samples().size)}
-                        for name, stats in service.timing.items()}
+    trace.latency_ms = stage_latency_ms(results)
     if gif_frames:
         gif_frames[0].save(out_dir / "demo.gif", save_all=True, append_images=gif_frames[1:],
                            duration=int(1000 * GIF_STEP / DEMO_FPS), loop=0, optimize=True)
@@ -242,6 +243,23 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
     if not quiet:
         print(report(trace, out_dir))
     return trace
+
+
+def stage_latency_ms(results: Sequence[FrameResult]) -> dict[str, dict[str, float | int | None]]:
+    """Per stage p50/p95 in ms and the sample count, over the frames that went through every stage
+    (``draw`` only over those that drew)."""
+    samples: dict[str, list[float]] = {name: [] for name in STAGES}
+    for result in results:
+        times = result.times
+        if times is None:
+            continue
+        for name, seconds in times.by_stage().items():
+            if seconds is not None:
+                samples[name].append(seconds)
+    return {name: {"p50": _ms(float(np.percentile(values, 50))) if values else None,
+                   "p95": _ms(float(np.percentile(values, 95))) if values else None,
+                   "samples": len(values)}
+            for name, values in samples.items()}
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -270,8 +288,6 @@ def report(trace: DemoTrace, out_dir: Path) -> str:
 def default_pack() -> Path:
     """The configured pack if it is installed, else the bundled default pack, else the small test pack."""
     try:
-        from edge.config import load_config
-
         path = Path(load_config(None).pack.path)
         if path.exists():
             return path

@@ -1,4 +1,4 @@
-"""The daemon: status socket, rolling statistics, and (further down) the whole loop end to end."""
+"""The daemon: status socket, rolling statistics, health, and (further down) the whole loop end to end."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ import threading
 import numpy as np
 import pytest
 
-from edge.service import RollingStats
+from edge.status_api import RollingStats
+from edge.errors import MonaEdgeError
 from edge.status import StatusServer, StatusUnavailable, query_status
+
+#: What edge.status raises for a refused socket or an error reply: built-in errors until it moves to
+#: edge.errors (a change in flight), MonaEdgeError subclasses after.
+REFUSED_BY_STATUS = (OSError, ValueError, MonaEdgeError)
 
 
 # --- rolling statistics --------------------------------------------------------------------------------
@@ -55,7 +60,7 @@ def test_status_socket_answers_json_with_mode_0660(sock_path):
         assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o660
         assert query_status(sock_path) == {"state": "READY", "echo": {"command": "status"}}
         assert query_status(sock_path, request={"command": "x", "n": 2})["echo"] == {"command": "x", "n": 2}
-        with pytest.raises(ValueError, match="RuntimeError: exploded"):
+        with pytest.raises(REFUSED_BY_STATUS, match="RuntimeError: exploded"):
             query_status(sock_path, request={"command": "boom"})
         # A client that sends nothing and just shuts its side down gets the status too.
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -87,7 +92,7 @@ def test_stale_socket_is_replaced_but_a_live_one_is_not(sock_path):
     first = StatusServer(sock_path, lambda r: {"who": "first"})
     first.start()
     try:
-        with pytest.raises(OSError, match="another mona-edge daemon"):
+        with pytest.raises(REFUSED_BY_STATUS, match="another mona-edge daemon"):
             StatusServer(sock_path, lambda r: {"who": "second"}).start()
         assert query_status(sock_path) == {"who": "first"}
     finally:
@@ -98,7 +103,7 @@ def test_a_regular_file_in_the_way_is_not_deleted(sock_path):
     os.makedirs(os.path.dirname(sock_path))
     with open(sock_path, "w") as f:
         f.write("precious")
-    with pytest.raises(OSError, match="not a socket"):
+    with pytest.raises(REFUSED_BY_STATUS, match="not a socket"):
         StatusServer(sock_path, lambda r: {}).start()
     assert open(sock_path).read() == "precious"
 
@@ -195,14 +200,15 @@ def make_service(tmp_path, clip, *, rotation=0, size=(192, 256), extra="", detec
 
 
 def run_clip(service, frames):
-    """Step until ``frames`` camera frames went through; the on-screen index after each."""
+    """Step until ``frames`` camera frames went through; the on-screen index after each, and whether a
+    viewer was followed, as each step's result says."""
     indices, present = [], []
-    while service.frames_read < frames:
-        before = service.frames_read
-        service.step()
-        if service.frames_read != before:
-            indices.append(service.index)
-            present.append(service.viewer_x is not None)
+    while service.stats.frames_read < frames:
+        result = service.step()
+        if result.frame is not None:
+            assert result.index == service.pipeline.index
+            indices.append(result.index)
+            present.append(result.viewer_present)
     return indices, present
 
 
@@ -233,7 +239,7 @@ def test_eyes_follow_the_viewer_across_the_room_into_the_framebuffer(tmp_path, p
         # What the framebuffer file holds is the pack's frame, turned for a screen mounted at 90 degrees.
         from edge.pack import load_pack
 
-        upright = load_pack(TEST_PACK).frame_image(service.index)
+        upright = load_pack(TEST_PACK).frame_image(service.pipeline.index)
         expected = np.rot90(upright, 1)
         assert expected.shape == (192, 256, 3)
         np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (256, 192)), expected)
@@ -253,7 +259,7 @@ def test_with_nobody_in_view_the_eyes_return_to_centre(tmp_path, photo, detector
         assert any(i != centre for i in indices[: int(2 * FPS)])  # she pulled the eyes away from centre
         assert not any(present[-int(4 * FPS):])
         assert indices[-1] == centre
-        np.testing.assert_array_equal(service.display.snapshot(), service.pack.frame_image(centre))
+        np.testing.assert_array_equal(service.parts.display.snapshot(), service.pack.frame_image(centre))
     finally:
         service.shutdown()
 
@@ -289,38 +295,41 @@ def test_camera_dies_mid_run_and_comes_back_while_the_portrait_stays(tmp_path, p
     service.start()
     try:
         run_clip(service, len(script))
-        away = service.index
+        away = service.pipeline.index
         assert away != service.pack.centre_index
         clip.rename(tmp_path / "unplugged.avi")  # the device vanishes: the file ends and cannot reopen
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            service.step()
-            assert _is_pack_frame(service.display.snapshot(), service.pack)  # never black, never torn
+            result = service.step()
+            assert result.frame is None and result.camera_down and result.index == service.pack.centre_index
+            assert _is_pack_frame(service.parts.display.snapshot(), service.pack)  # never black, never torn
         status = service.status()
         assert status["camera"]["state"] == "retrying" and status["state"] != "READY"
         assert status["camera"]["failures"] >= 2 and "unplugged" not in str(status["camera"]["last_error"])
         assert status["index"] == service.pack.centre_index  # eyes at centre while the camera is away
         (tmp_path / "unplugged.avi").rename(clip)  # plugged back in
-        frames = service.frames_read
+        frames = service.stats.frames_read
         deadline = time.monotonic() + 2.0
-        while service.frames_read < frames + 10 and time.monotonic() < deadline:
+        while service.stats.frames_read < frames + 10 and time.monotonic() < deadline:
             service.step()
         status = service.status()
         assert status["camera"]["state"] == "ok" and status["state"] == "READY"
-        assert status["camera"]["recoveries"] >= 1 and service.frames_read >= frames + 10
+        assert status["camera"]["recoveries"] >= 1 and service.stats.frames_read >= frames + 10
     finally:
         service.shutdown()
 
 
-def test_a_corrupt_pack_or_a_bad_config_on_reload_changes_nothing(tmp_path, photo, detector):
+def test_a_corrupt_pack_or_a_bad_config_on_reload_changes_nothing(tmp_path, photo, detector, caplog):
     import shutil
+
+    from edge.reload import REFUSED
 
     pack_dir = tmp_path / "pack"
     shutil.copytree(TEST_PACK, pack_dir)
     clip = tmp_path / "c.avi"
     write_clip(clip, walk(1.0, 130, 130, 300, 320), FPS, photo=photo)
     cfg = tmp_path / "config.toml"
-    good = config_toml(clip=clip, pack=pack_dir, fb=tmp_path / "fb").replace("[service]", "[service]")
+    good = config_toml(clip=clip, pack=pack_dir, fb=tmp_path / "fb")
     cfg.write_text(good)
     from edge.config import load_config
     from edge.service import EdgeService
@@ -329,30 +338,72 @@ def test_a_corrupt_pack_or_a_bad_config_on_reload_changes_nothing(tmp_path, phot
     service.start()
     try:
         run_clip(service, 5)
-        old_pack, screen = service.pack, service.display.snapshot()
+        old_parts, old_config = service.parts, service.config
+        screen = service.parts.display.snapshot()
         frame = pack_dir / "frames" / "03.png"
         data = bytearray(frame.read_bytes())
         data[len(data) // 2] ^= 0xFF
         frame.write_bytes(bytes(data))
-        assert service.reload() is False
-        assert service.pack is old_pack and "03.png" in service.last_error
-        np.testing.assert_array_equal(service.display.snapshot(), screen)
+        with caplog.at_level("WARNING", logger="edge.reload"):
+            assert service.reload() is False
+        assert service.parts is old_parts and service.config is old_config
+        assert service.stats.last_error.startswith(REFUSED) and "03.png" in service.stats.last_error
+        # The user's fault is one warning line, no traceback.
+        refusals = [r for r in caplog.records if r.name == "edge.reload"]
+        assert len(refusals) == 1 and refusals[0].levelname == "WARNING" and refusals[0].exc_info is None
+        np.testing.assert_array_equal(service.parts.display.snapshot(), screen)
         cfg.write_text(good.replace("[service]", "[service]\nno_such_key = 1"))
-        assert service.reload() is False and "no_such_key" in service.last_error
-        assert service.errors["reload"] == 2 and service.pack is old_pack
-        # A good pack at a new path: switched in one full draw, the loop keeps going.
+        assert service.reload() is False and "no_such_key" in service.stats.last_error
+        assert service.stats.errors["reload"] == 2 and service.parts is old_parts
+        # A good pack at a new path, and other gaze settings: switched in one full draw, the loop goes on.
         fresh = tmp_path / "fresh"
         shutil.copytree(TEST_PACK, fresh)
-        cfg.write_text(config_toml(clip=clip, pack=fresh, fb=tmp_path / "fb"))
-        assert service.reload() is True and service.pack is not old_pack and service.reloads == 1
-        np.testing.assert_array_equal(service.display.snapshot(), service.pack.frame_image(service.index))
-        service.step()
+        cfg.write_text(config_toml(clip=clip, pack=fresh, fb=tmp_path / "fb", extra="[gaze]\nmapping = \"linear\"\n"))
+        assert service.reload() is True and service.stats.reloads == 1
+        assert service.pack is not old_parts.pack and service.config.gaze.mapping == "linear"
+        # Unchanged settings keep their parts: the same model and the same open camera.
+        assert service.parts.detector is old_parts.detector and service.parts.camera is old_parts.camera
+        assert service.pipeline.index == service.pack.centre_index
+        np.testing.assert_array_equal(service.parts.display.snapshot(), service.pack.frame_image(service.pipeline.index))
+        result = service.step()
+        assert result.frame is not None and result.times is not None  # the loop runs on the new parts
+    finally:
+        service.shutdown()
+
+
+def test_a_bug_while_reloading_is_logged_with_its_traceback_and_changes_nothing(tmp_path, photo, detector,
+                                                                                caplog, monkeypatch):
+    """Not the user's fault: log.error with the traceback, the reload refused, the running state untouched."""
+    import edge.reload
+
+    clip = tmp_path / "c.avi"
+    write_clip(clip, walk(0.5, 130, 130, 300, 320), FPS, photo=photo)
+    service = make_service(tmp_path, clip, detector=detector)
+    service.start()
+    try:
+        run_clip(service, 3)
+        old_parts, old_config, index = service.parts, service.config, service.pipeline.index
+
+        def broken(config, screen_size):
+            raise KeyError("a defect")
+
+        monkeypatch.setattr(edge.reload, "make_pack", broken)
+        with caplog.at_level("ERROR", logger="edge.reload"):
+            assert service.reload() is False
+        errors = [r for r in caplog.records if r.name == "edge.reload" and r.levelname == "ERROR"]
+        assert len(errors) == 1 and errors[0].exc_info is not None and errors[0].exc_info[0] is KeyError
+        assert service.parts is old_parts and service.config is old_config and service.pipeline.index == index
+        assert service.stats.errors["reload"] == 1 and service.stats.reloads == 0
+        assert "KeyError" in service.stats.last_error
+        assert service.step().times is not None
     finally:
         service.shutdown()
 
 
 def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
     from edge.config import ConfigError, load_config
+    from edge.errors import MonaEdgeError
+    from edge.pack import load_pack
     from edge.service import EdgeService
 
     clip = tmp_path / "c.avi"
@@ -364,11 +415,13 @@ def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
     cfg.write_text(config_toml(clip=clip, fb=tmp_path / "fb").replace(
         'range = "short"', f'range = "short"\nmodel = "{tmp_path / "gone.tflite"}"'))
     service = EdgeService(load_config(cfg), cfg, serve_status=False)
-    with pytest.raises((OSError, ValueError), match="gone.tflite"):
+    with pytest.raises((OSError, ValueError, MonaEdgeError), match="gone.tflite"):
         service.start()
+    with pytest.raises(RuntimeError, match="not started"):
+        service.pipeline  # noqa: B018 - nothing half-built is left behind to be used
     # The portrait went up before the model was looked for: the screen is not black.
-    screen = read_fb_xrgb(tmp_path / "fb", (192, 256))
-    np.testing.assert_array_equal(screen, service.pack.frame_image(service.pack.centre_index))
+    pack = load_pack(TEST_PACK, screen_size=(192, 256))
+    np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (192, 256)), pack.frame_image(pack.centre_index))
     service.shutdown()
 
 

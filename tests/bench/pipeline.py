@@ -1,7 +1,7 @@
 """Pipeline benchmark: frames per second and per-stage cost on one core, and peak memory with a big pack.
 
-The daemon's own loop (edge.service.EdgeService) runs on the bundled viewer clip, decoded as fast as it
-goes, with the bundled int8 detector on one thread, the gaze tracker, and a 1080x1920 XRGB8888
+The daemon's own pipeline step (edge.pipeline.Pipeline.step, what edge.service.EdgeService runs) on the
+bundled viewer clip, decoded as fast as it goes, with the bundled int8 detector on one thread, the gaze tracker, and a 1080x1920 XRGB8888
 framebuffer *file* showing a 33-frame pack made here from the test pack scaled up (a portrait-mounted
 1080p screen with a full-size pack: the memory case that matters on a 1 GB Pi).
 
@@ -9,7 +9,7 @@ framebuffer *file* showing a 33-frame pack made here from the test pack scaled u
 
 Figures printed: fps, per-stage p50/p95/mean (capture = decode + colour conversion here; on a Pi it is
 the picamera2 lores read), the share of each stage, the cost of a worst-case redraw, and peak RSS before
-and after the pack is loaded.
+and after the pack is loaded. Every per-stage figure is taken from the steps' own FrameResult times.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,7 +36,7 @@ from edge.config import load_config  # noqa: E402
 from edge.detector import FaceDetector  # noqa: E402
 from edge.display import open_display  # noqa: E402
 from edge.pack import load_pack, write_pack  # noqa: E402
-from edge.service import EdgeService  # noqa: E402
+from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts  # noqa: E402
 
 CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
 TEST_PACK = REPO / "assets" / "packs" / "test"
@@ -76,8 +78,44 @@ def big_pack(out: Path) -> Path:
     eyes = {k: [v[0] * scale, v[1] * scale] for k, v in small.eyes.items()}
     return write_pack(out, base=base, frames=frames, patch=(px0, py0, px1 - px0, py1 - py0),
                       name="bench: test pack scaled to 1080x1920, 33 frames", eyes=eyes,
-                      span_deg=tuple(small.span_deg), generator={"method": "bench-scale", "parameters": {}},
+                      span_deg=small.span_deg, generator={"method": "bench-scale", "parameters": {}},
                       credits=[dict(c) for c in small.manifest.credits])
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """One stage over the measured frames, in milliseconds; ``count`` frames had it (draw: those that drew)."""
+
+    count: int
+    p50: float
+    p95: float
+    mean: float
+
+
+def measure(pipeline: Pipeline, frames: int, warmup: int = 20) -> tuple[list[FrameResult], float]:
+    """Step ``pipeline`` until ``frames`` frames went through every stage (after ``warmup`` such frames);
+    the measured steps' results and their wall time in seconds."""
+    done = 0
+    while done < warmup:
+        done += pipeline.step().times is not None
+    results: list[FrameResult] = []
+    t = time.perf_counter()
+    while len(results) < frames:
+        result = pipeline.step()
+        if result.times is not None:
+            results.append(result)
+    return results, time.perf_counter() - t
+
+
+def stage_figures(results: Sequence[FrameResult]) -> dict[str, StageFigures | None]:
+    """Per-stage figures from the results' own times (None for a stage no frame had)."""
+    figures: dict[str, StageFigures | None] = {}
+    for name in STAGES:
+        seconds = [r.times.by_stage()[name] for r in results if r.times is not None]
+        values = np.array([s for s in seconds if s is not None], np.float64) * 1e3
+        figures[name] = StageFigures(int(values.size), float(np.percentile(values, 50)),
+                                     float(np.percentile(values, 95)), float(values.mean())) if values.size else None
+    return figures
 
 
 def main() -> int:
@@ -93,11 +131,11 @@ def main() -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     cam_w, cam_h = (int(v) for v in args.camera_size.lower().split("x"))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         clip = tmp / "clip.avi"
         cap = cv2.VideoCapture(str(CLIP))
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 15, (cam_w, cam_h))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 15, (cam_w, cam_h))
         while True:
             ok, bgr = cap.read()
             if not ok:
@@ -114,20 +152,11 @@ def main() -> int:
         pack = load_pack(pack_dir, screen_size=display.size)
         load_s = time.perf_counter() - t
         rss_pack = current_rss_mb()
-        service = EdgeService(load_config(None), None, camera=VideoFileSource(clip, realtime=False, loop=True),
-                              display=display, detector=FaceDetector(None, "short", threads=1), pack=pack,
-                              serve_status=False)
-        service.start()
-        for _ in range(20):  # warm-up
-            service.step()
-        for stats in service.timing.values():
-            stats.__init__(max(args.frames, 300))
-        start_frames = service.frames
-        t = time.perf_counter()
-        while service.frames - start_frames < args.frames:
-            service.step()
-        wall = time.perf_counter() - t
-        frames = service.frames - start_frames
+        detector = FaceDetector(None, "short", threads=1)
+        pipeline = Pipeline(build_parts(load_config(None), camera=VideoFileSource(clip, realtime=False, loop=True),
+                                        display=display, detector=detector, pack=pack))
+        pipeline.open()
+        results, wall = measure(pipeline, args.frames)
         # Worst-case redraw: every frame's patch, one after another.
         t = time.perf_counter()
         for i in range(pack.frame_count):
@@ -136,23 +165,25 @@ def main() -> int:
         t = time.perf_counter()
         display.show_full(pack.frame_image(pack.centre_index))
         full = time.perf_counter() - t
-        service.shutdown()
+        pipeline.close()
 
-    print(f"one core, camera {cam_w}x{cam_h}, bundled int8 short-range detector ({service.detector.runtime_name}), "
+    frames = len(results)
+    figures = stage_figures(results)
+    print(f"one core, camera {cam_w}x{cam_h}, bundled int8 short-range detector ({detector.runtime_name}), "
           f"screen {SCREEN[0]}x{SCREEN[1]} XRGB8888 file, pack {pack.frame_count} frames, patch {pack.rect}")
     print(f"{frames} frames in {wall:.2f} s: {frames / wall:.1f} fps through the whole loop")
     print("stage          p50 ms   p95 ms  mean ms  share of frame")
-    frame_mean = service.timing["frame"].mean() or 1e-9
-    for name in ("capture", "detect", "gaze", "draw", "frame"):
-        s = service.timing[name]
-        if not s.count:
+    frame_fig = figures["frame"]
+    frame_mean = frame_fig.mean if frame_fig is not None else 1e-9
+    for name in STAGES:
+        fig = figures[name]
+        if fig is None:
             print(f"  {name:<10}      -        -        -")
             continue
-        p50, p95, mean = s.percentile(50) * 1e3, s.percentile(95) * 1e3, s.mean() * 1e3
         # draw runs only when the index changes: its share is per frame on average
-        share = (mean * s.count / frames) / (frame_mean * 1e3)
-        print(f"  {name:<10} {p50:8.2f} {p95:8.2f} {mean:8.2f}     {share:6.1%}" + (
-            f"  (drawn on {s.count} of {frames} frames)" if name == "draw" else ""))
+        share = (fig.mean * fig.count / frames) / frame_mean
+        print(f"  {name:<10} {fig.p50:8.2f} {fig.p95:8.2f} {fig.mean:8.2f}     {share:6.1%}" + (
+            f"  (drawn on {fig.count} of {frames} frames)" if name == "draw" else ""))
     print(f"worst-case redraw (one patch {pack.rect[2]}x{pack.rect[3]}): {redraw * 1e3:.2f} ms; "
           f"full screen: {full * 1e3:.1f} ms ({full / max(redraw, 1e-9):.0f}x a patch)")
     print(f"pack load: {load_s:.2f} s; RSS {rss0:.0f} MB before display+pack (peak so far {peak0:.0f} MB), "

@@ -1,0 +1,422 @@
+"""The frame loop as one typed pipeline: camera -> detector -> gaze tracker -> pack -> display.
+
+Why one module: the daemon (:mod:`edge.service`), the demo (:mod:`edge.demo`), the benchmarks and the
+tests must all measure and trust *the same* loop, not copies of it that drift apart. So the parts are
+built in one place (:func:`build_parts`, from an :class:`edge.config.Config`; callers pass their own
+parts in where they have them), each behind a small Protocol saying exactly what the loop uses, and one
+:meth:`Pipeline.step` does one iteration and returns everything that happened in it as a
+:class:`FrameResult`. What a driver does with a result (count it, plot it, report it on the status
+socket, feed the watchdog) is the driver's business; the pipeline only keeps the picture right:
+
+  * the eyes follow the tracker's index, and only the pack's patch is redrawn when the index changes;
+  * a camera that is down puts the eyes back at the centre frame (nobody can be seen: look ahead);
+  * a detector or display error skips that frame and is *reported* in the result, never raised: one bad
+    frame must not take the portrait down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from edge.camera import CameraSource, Frame, RetryingCamera, open_source
+from edge.config import Config, GazeConfig
+from edge.detector import FaceDetector
+from edge.display import open_display
+from edge.faces import Face
+from edge.gaze import GazeTracker
+from edge.pack import load_pack
+
+log = logging.getLogger(__name__)
+
+Rect = tuple[int, int, int, int]
+Size = tuple[int, int]
+#: The longest the loop pauses while no frame can come (camera retrying): short, so that signals and
+#: status requests, which are served between steps, stay prompt.
+IDLE_WAIT = 0.05
+#: The stages a frame goes through, as :class:`StageTimes` names them.
+STAGES = ("capture", "detect", "gaze", "draw", "frame")
+
+
+# --- what the loop needs from each part ----------------------------------------------------------------
+class Camera(Protocol):
+    """A camera that never raises from :meth:`read` (:class:`edge.camera.RetryingCamera`): a failing source
+    shows in ``state`` ("ok", "retrying", "failed") and is retried in the background of ``read``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def frames(self) -> int: ...  # frames delivered since start
+    @property
+    def failures(self) -> int: ...
+    @property
+    def recoveries(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def retry_in(self) -> float: ...  # seconds until the next reopen attempt (0 when ok)
+
+    def open(self) -> None: ...
+    def read(self) -> Frame | None: ...  # the newest (RGB, timestamp), or None when none is due
+    def close(self) -> None: ...
+
+
+class Detector(Protocol):
+    """Faces in one RGB frame, best first (:class:`edge.detector.FaceDetector`)."""
+
+    def detect(self, rgb: np.ndarray) -> Sequence[Face]: ...
+
+
+class Tracker(Protocol):
+    """Faces of each frame in, pack frame index out (:class:`edge.gaze.GazeTracker`). After ``update`` it
+    tells who it follows (``viewer``) and where (``angle_deg``, None when idle)."""
+
+    @property
+    def viewer(self) -> Face | None: ...
+    @property
+    def angle_deg(self) -> float | None: ...
+
+    def update(self, faces: Sequence[Face], t: float) -> int: ...
+    def reset(self) -> None: ...  # forget everyone, eyes to the centre frame at once
+
+
+class TrackerFactory(Protocol):
+    """Makes the tracker for one camera stream: a tracker's mapping is fixed to a frame size, so the
+    pipeline makes a new one whenever the frames' size changes (and after a reload)."""
+
+    def __call__(self, frame_count: int, frame_size: Size, span_deg: tuple[float, float]) -> Tracker: ...
+
+
+class Pack(Protocol):
+    """A loaded gaze pack, already scaled and turned for the screen (:class:`edge.pack.GazePack`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def frame_count(self) -> int: ...
+    @property
+    def centre_index(self) -> int: ...
+    @property
+    def span_deg(self) -> tuple[float, float]: ...
+
+    def patch(self, i: int) -> tuple[Rect, np.ndarray]: ...  # the screen rectangle frame i differs in
+    def frame_image(self, i: int) -> np.ndarray: ...  # the whole screen showing frame i
+
+
+class Display(Protocol):
+    """Where the portrait is drawn (:class:`edge.display.DisplaySink`)."""
+
+    @property
+    def size(self) -> Size: ...
+
+    def show_full(self, image: np.ndarray) -> None: ...
+    def update(self, rect: Rect, patch: np.ndarray) -> None: ...
+    def snapshot(self) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything one pipeline runs on. Frozen: a reload builds a new ``Parts`` and switches whole."""
+
+    camera: Camera
+    detector: Detector
+    pack: Pack
+    display: Display
+    make_tracker: TrackerFactory
+
+
+# --- building the parts from config ---------------------------------------------------------------------
+def make_display(config: Config) -> Display:
+    d = config.display
+    return open_display(d.kind, device=d.device, size=d.size, drm_card=d.drm_card,
+                        output=None if d.output is None else str(d.output))
+
+
+def make_pack(config: Config, screen_size: Size) -> Pack:
+    """Load and verify the configured pack, pre-scaled and pre-turned for a screen of ``screen_size``."""
+    return load_pack(config.pack.path, screen_size=screen_size, rotation=config.display.rotation)
+
+
+def make_detector(config: Config) -> Detector:
+    d = config.detector
+    return FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score)
+
+
+def make_camera(config: Config, source: CameraSource | None = None) -> Camera:
+    """The configured source (or ``source``), wrapped so that it is retried with the configured backoff.
+    Not opened: opening may block in a driver, and the caller decides when it can afford that."""
+    c = config.camera
+    # A video file plays at its own frame rate: [camera] fps has a default, so it cannot tell us the
+    # user meant to override the file's.
+    src = source or open_source(c.source, device=c.device, path=c.path, size=c.size,
+                                fps=None if c.source == "file" else c.fps, realtime=c.realtime, loop=c.loop,
+                                hflip=c.hflip, vflip=c.vflip)
+    return RetryingCamera(src, initial=c.retry_initial, maximum=c.retry_max)
+
+
+def gaze_tracker(gaze: GazeConfig) -> TrackerFactory:
+    """The configured :class:`edge.gaze.GazeTracker`, made per stream by the pipeline."""
+
+    def make(frame_count: int, frame_size: Size, span_deg: tuple[float, float]) -> Tracker:
+        return GazeTracker(gaze, frame_count, frame_size=frame_size, span_deg=span_deg)
+
+    return make
+
+
+def show_portrait(display: Display, pack: Pack) -> int:
+    """Draw the pack's centre frame over the whole screen; returns that index."""
+    index = pack.centre_index
+    display.show_full(pack.frame_image(index))
+    return index
+
+
+def build_parts(config: Config, *, camera: CameraSource | None = None, detector: Detector | None = None,
+                pack: Pack | None = None, display: Display | None = None,
+                make_tracker: TrackerFactory | None = None,
+                on_stage: Callable[[str], object] | None = None) -> Parts:
+    """The parts ``config`` asks for; any part given is used as it is (``camera`` is still wrapped in a
+    :class:`~edge.camera.RetryingCamera`).
+
+    Order matters on a wall: display and pack first, and the portrait is drawn (looking ahead) before the
+    model loads, so a slow or missing model never leaves the screen black. ``on_stage("display")`` and
+    ``on_stage("detector")`` are called as each begins (the daemon's status line). On return the display
+    shows the pack's centre frame, which is what :class:`Pipeline` expects; the camera is not opened yet.
+    If a later part fails, a display opened here is closed again before the error propagates.
+    """
+    stage = on_stage or (lambda _name: None)
+    stage("display")
+    own_display = display is None
+    screen = display if display is not None else make_display(config)
+    try:
+        portrait = pack if pack is not None else make_pack(config, screen.size)
+        show_portrait(screen, portrait)
+        stage("detector")
+        model = detector if detector is not None else make_detector(config)
+        return Parts(camera=make_camera(config, camera), detector=model, pack=portrait, display=screen,
+                     make_tracker=make_tracker or gaze_tracker(config.gaze))
+    except BaseException:
+        if own_display:
+            screen.close()
+        raise
+
+
+# --- one step -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds each stage took on one camera frame (``time.perf_counter``). ``capture`` includes waiting
+    for the camera's next frame; ``draw`` is None when the index did not change and nothing was drawn."""
+
+    capture: float
+    detect: float
+    gaze: float
+    draw: float | None
+    frame: float  # capture through draw
+
+    def by_stage(self) -> dict[str, float | None]:
+        """The times keyed by :data:`STAGES`, for tables and rolling statistics."""
+        return {"capture": self.capture, "detect": self.detect, "gaze": self.gaze, "draw": self.draw,
+                "frame": self.frame}
+
+
+@dataclass(frozen=True, slots=True)
+class StepError:
+    """A stage that failed in one step: ``stage`` is "detector" or "display"; ``message`` names it."""
+
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What one :meth:`Pipeline.step` did, and the picture's state after it.
+
+    ``frame`` is the camera frame read in this step, or None (none due yet, or the camera is down). It is
+    the camera's own buffer, overwritten by the next read: copy it to keep it. ``faces`` are those found
+    in it. ``viewer``, ``angle_deg`` and ``index`` describe the state *after* the step
+    (unchanged by a step that read no frame). ``times`` is set only for a frame that went through every
+    stage (a detector error skips the rest of that frame).
+    """
+
+    frame: np.ndarray | None
+    timestamp: float | None
+    faces: tuple[Face, ...]
+    viewer: Face | None
+    angle_deg: float | None
+    frame_size: Size | None  # the camera frames' (width, height) the tracker runs at; None before the first
+    index: int  # the pack frame on screen
+    drew: bool  # whether the screen changed in this step
+    camera_state: str
+    error: StepError | None
+    times: StageTimes | None
+
+    @property
+    def viewer_present(self) -> bool:
+        return self.viewer is not None
+
+    @property
+    def camera_down(self) -> bool:
+        return self.camera_state != "ok"
+
+    @property
+    def viewer_x(self) -> float | None:
+        """The followed viewer's eye midpoint X in camera pixels."""
+        return None if self.viewer is None else float(self.viewer.eye_midpoint[0])
+
+
+class Pipeline:
+    """Runs :class:`Parts`: one :meth:`step` per camera frame, on one thread (the display and camera are
+    not shared across threads). Owns the tracker, which it makes for the frames' size.
+
+    ``parts.display`` must show ``parts.pack``'s centre frame when this is made (:func:`build_parts` leaves
+    it so). ``wait(seconds)`` is how a step pauses while the camera is down: the daemon passes its stop
+    event's ``wait`` so that SIGTERM cuts the pause short.
+    """
+
+    def __init__(self, parts: Parts, *, wait: Callable[[float], object] = time.sleep,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        self._parts = parts
+        self._wait = wait
+        self._timer = timer
+        self._index = parts.pack.centre_index
+        self._tracker: Tracker | None = None
+        self._frame_size: Size | None = None
+        self._viewer: Face | None = None
+        self._angle: float | None = None
+        self._last_frame: np.ndarray | None = None
+        self._opened = False
+
+    @property
+    def parts(self) -> Parts:
+        return self._parts
+
+    @property
+    def index(self) -> int:
+        """The pack frame on screen."""
+        return self._index
+
+    @property
+    def opened(self) -> bool:
+        return self._opened
+
+    @property
+    def last_frame(self) -> np.ndarray | None:
+        """The newest camera frame (the camera's buffer; in memory only): what a debug snapshot copies."""
+        return self._last_frame
+
+    @property
+    def frame_size(self) -> Size | None:
+        return self._frame_size
+
+    def open(self) -> None:
+        """Open the camera (it may block in a driver call; a failure only sets it retrying)."""
+        self._parts.camera.open()
+        self._opened = True
+
+    def close(self) -> None:
+        """Close camera and display; the last picture stays on a framebuffer."""
+        try:
+            self._parts.camera.close()
+        finally:
+            self._opened = False
+            self._parts.display.close()
+
+    def step(self) -> FrameResult:
+        """Read one frame, find faces, update the gaze, redraw the patch if the index changed."""
+        parts = self._parts
+        t0 = self._timer()
+        frame = parts.camera.read()
+        t1 = self._timer()
+        if frame is None:
+            drew = False
+            if parts.camera.state != "ok":
+                drew = self._camera_down()
+                self._wait(min(IDLE_WAIT, max(0.001, parts.camera.retry_in)))
+            return self._result(None, None, (), drew, None, None)
+        rgb, t = frame
+        self._last_frame = rgb
+        size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        if self._tracker is None or size != self._frame_size:
+            self._tracker = parts.make_tracker(parts.pack.frame_count, size, parts.pack.span_deg)
+            self._frame_size = size
+        tracker = self._tracker
+        try:
+            faces = tuple(parts.detector.detect(rgb))
+        except Exception as exc:  # one bad frame must not stop the portrait
+            return self._result(rgb, t, (), False, self._report("detector", exc), None)
+        t2 = self._timer()
+        index = int(tracker.update(faces, t))
+        self._viewer = tracker.viewer
+        self._angle = None if tracker.angle_deg is None else float(tracker.angle_deg)
+        t3 = self._timer()
+        error = None
+        drew = False
+        if index != self._index:
+            error = self._draw(index)
+            drew = error is None
+        t4 = self._timer()
+        times = StageTimes(capture=t1 - t0, detect=t2 - t1, gaze=t3 - t2, draw=t4 - t3 if drew else None,
+                           frame=t4 - t0)
+        return self._result(rgb, t, faces, drew, error, times)
+
+    def switch_to(self, parts: Parts) -> None:
+        """Run on ``parts`` from now on (a reload): the new portrait in one full draw, a new tracker at the
+        next frame, and, if the camera is a new one, the old closed and the new opened. If the draw fails
+        the old parts stay and the old picture is put back; the error propagates to the caller."""
+        old = self._parts
+        try:
+            index = show_portrait(parts.display, parts.pack)
+        except Exception:
+            try:
+                old.display.show_full(old.pack.frame_image(self._index))
+            except Exception as exc:
+                log.warning("could not restore the previous picture: %s", exc)
+            raise
+        self._parts, self._index = parts, index
+        self._tracker = None
+        self._viewer, self._angle = None, None
+        if parts.camera is not old.camera:
+            try:
+                old.camera.close()
+            except Exception as exc:  # a vanished device may fail to close; it is being replaced anyway
+                log.warning("closing the previous camera %s: %s", old.camera.name, exc)
+            if self._opened:
+                parts.camera.open()
+
+    # --- inside a step ----------------------------------------------------------------------------------
+    def _camera_down(self) -> bool:
+        """Nobody can be seen: eyes to centre, screen untouched otherwise. Returns whether it drew."""
+        self._viewer, self._angle = None, None
+        centre = self._parts.pack.centre_index
+        if self._index == centre:
+            return False
+        if self._tracker is not None:
+            self._tracker.reset()
+        return self._draw(centre) is None
+
+    def _draw(self, index: int) -> StepError | None:
+        try:
+            rect, patch = self._parts.pack.patch(index)
+            self._parts.display.update(rect, patch)
+        except Exception as exc:
+            return self._report("display", exc)
+        self._index = index
+        return None
+
+    @staticmethod
+    def _report(stage: str, exc: Exception) -> StepError:
+        error = StepError(stage, f"{stage}: {exc}")
+        log.warning("%s", error.message)
+        return error
+
+    def _result(self, rgb: np.ndarray | None, t: float | None, faces: tuple[Face, ...], drew: bool,
+                error: StepError | None, times: StageTimes | None) -> FrameResult:
+        return FrameResult(frame=rgb, timestamp=t, faces=faces, viewer=self._viewer, angle_deg=self._angle, frame_size=self._frame_size, index=self._index, drew=drew,
+                           camera_state=self._parts.camera.state, error=error, times=times)
