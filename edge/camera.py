@@ -19,6 +19,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edge.errors import CameraError, ConfigError  # CameraError re-exported: callers import it from here
+
 log = logging.getLogger(__name__)
 
 Frame = tuple[np.ndarray, float]
@@ -27,12 +29,11 @@ Frame = tuple[np.ndarray, float]
 CAMERA_STATES = ("ok", "retrying", "failed")
 
 
-class CameraError(OSError):
-    """A source could not open or stopped delivering frames (unplugged, busy, end of a non-looping file)."""
-
-
 class CameraUnavailable(CameraError):
-    """A source that can never work on this machine (e.g. picamera2 not installed): retrying is pointless."""
+    """A source that can never work on this machine (e.g. picamera2 not installed): retrying is pointless.
+
+    (:class:`CameraError` itself, a source that could not open or stopped delivering frames, lives in
+    :mod:`edge.errors` with the other user-facing errors.)"""
 
 
 class CameraSource(Protocol):
@@ -121,6 +122,7 @@ class VideoFileSource:
     def _rewind(self) -> bool:
         if not self.loop or self._next == 0:
             return False
+        assert self._cap is not None  # only called while open
         self._loop_frames = self._next
         self._loops += 1
         self._next = 0
@@ -135,7 +137,7 @@ class VideoFileSource:
 
     def read(self) -> Frame | None:
         if self._cap is None:
-            raise CameraError(f"{self.name}: read before open")
+            raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
         if self.realtime:
             # Which frame is on "air" now? Sleep until the next one is due, or skip to the newest.
             target = int((self._clock() - self._start) * self.fps)
@@ -211,7 +213,7 @@ class OpenCVSource:
 
     def read(self) -> Frame | None:
         if self._cap is None:
-            raise CameraError(f"{self.name}: read before open")
+            raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
         now = self._clock()
         if now - self._last_read > self._interval:
             self._cap.grab()  # a buffer filled while we were busy: drop it
@@ -256,18 +258,18 @@ class Picamera2Source:
 
     def open(self) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as exc:
             raise CameraUnavailable("picamera2 is not installed (on Raspberry Pi OS: sudo apt install "
                                     f"python3-picamera2, and create the venv with --system-site-packages): {exc}") from exc
         try:
             cam = Picamera2(self.camera_num)
         except Exception as exc:  # picamera2 raises IndexError/RuntimeError when no camera is attached
-            raise CameraError(f"{self.name}: cannot open the camera ({exc})") from None
+            raise CameraError(f"{self.name}: cannot open the camera ({exc})") from exc
         controls = {"FrameRate": float(self.fps)} if self.fps else {}
         extra = {}
         if self.hflip or self.vflip:  # flipped by the ISP, for free
-            from libcamera import Transform  # type: ignore[import-not-found]
+            from libcamera import Transform
 
             extra["transform"] = Transform(hflip=int(self.hflip), vflip=int(self.vflip))
         last_exc: Exception | None = None
@@ -284,12 +286,12 @@ class Picamera2Source:
                 last_exc = exc
         else:
             cam.close()
-            raise CameraError(f"{self.name}: no usable lores configuration ({last_exc})")
+            raise CameraError(f"{self.name}: no usable lores configuration ({last_exc})") from last_exc
         try:
             cam.start()
         except Exception as exc:
             cam.close()
-            raise CameraError(f"{self.name}: cannot start the camera ({exc})") from None
+            raise CameraError(f"{self.name}: cannot start the camera ({exc})") from exc
         self._cam = cam
         self._rgb = np.empty((self.size[1], self.size[0], 3), np.uint8)
         self.state = "ok"
@@ -297,11 +299,11 @@ class Picamera2Source:
 
     def read(self) -> Frame | None:
         if self._cam is None:
-            raise CameraError(f"{self.name}: read before open")
+            raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
         try:
             array = self._cam.capture_array("lores")
         except Exception as exc:
-            raise CameraError(f"{self.name}: capture failed ({exc})") from None
+            raise CameraError(f"{self.name}: capture failed ({exc})") from exc
         t = self._clock()
         w, h = self.size
         if self._yuv:
@@ -438,6 +440,6 @@ def open_source(kind: str, *, device: str | int | None = None, path: str | Path 
         return OpenCVSource(device if device is not None else 0, size=size, fps=fps, hflip=hflip, vflip=vflip)
     if kind == "file":
         if path is None:
-            raise ValueError("camera.path: a video file is required when camera.source is 'file'")
+            raise ConfigError("camera.path: a video file is required when camera.source is 'file'")
         return VideoFileSource(path, realtime=realtime, loop=loop, fps=fps, hflip=hflip, vflip=vflip)
-    raise ValueError(f"camera.source {kind!r}: expected one of 'picamera2', 'opencv', 'file'")
+    raise ConfigError(f"camera.source {kind!r}: expected one of 'picamera2', 'opencv', 'file'")

@@ -2,6 +2,11 @@
 
 Everything but ``run`` talks to the running daemon through its status socket (or, for ``doctor``, looks
 at the machine): the daemon owns the camera and the screen, so no command opens either behind its back.
+
+``edge.cli`` imports this module to register the commands, on every ``mona-edge`` call: so it imports only
+the standard library and :mod:`edge.status` at the top, and each handler imports what it needs. Handlers
+return an :class:`~edge.errors.ExitStatus` and raise :class:`~edge.errors.MonaEdgeError` for what the
+user can fix; the CLI prints that as one line.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from edge.status import DEFAULT_SOCKET, StatusUnavailable, query_status
+from edge.errors import (
+    ConfigError,
+    ExitStatus,
+    ModelError,
+    MonaEdgeError,
+    NotRunningError,
+    PackError,
+    StatusError,
+)
+from edge.status import DEFAULT_SOCKET, query_status
 
-#: Exit code when the daemon is not running (as ``systemctl status`` uses for an inactive unit).
-NOT_RUNNING = 3
 #: The user the systemd unit runs the daemon as, and the groups it needs for camera and screen.
 SERVICE_USER = "mona-edge"
 NEEDED_GROUPS = ("video", "render")
@@ -51,7 +63,7 @@ def _socket_path(args: argparse.Namespace) -> Path:
     explicit = getattr(args, "config", None)
     try:
         return Path(load_config(_config_path(explicit)).service.status_socket)
-    except (ValueError, OSError):
+    except ConfigError:
         if explicit is not None:
             raise
         return DEFAULT_SOCKET
@@ -74,15 +86,11 @@ def _num(value, unit: str = "", digits: int = 1) -> str:
 
 
 # --- run -----------------------------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    from edge.display import DisplayError
+def cmd_run(args: argparse.Namespace) -> ExitStatus:
+    """The daemon; a bad config, pack, model or screen is a MonaEdgeError: one line in the journal."""
     from edge.service import run_daemon
 
-    try:
-        return run_daemon(_config_path(args.config))
-    except DisplayError as exc:  # a RuntimeError: still one clear line for the journal, not a traceback
-        print(f"mona-edge run: error: {exc}", file=sys.stderr)
-        return 1
+    return ExitStatus(run_daemon(_config_path(args.config)))
 
 
 # --- status --------------------------------------------------------------------------------------------
@@ -119,37 +127,37 @@ def format_status(s: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> ExitStatus:
+    """Not running is an answer here, not an error: it is printed (as JSON with ``--json``, for scripts)."""
     path = _socket_path(args)
     try:
         status = query_status(path, timeout=args.timeout)
-    except StatusUnavailable as exc:
+    except NotRunningError as exc:
         if args.json:
             print(json.dumps({"state": "NOT_RUNNING", "error": str(exc)}))
         else:
             print(f"mona-edge is not running: {exc}", file=sys.stderr)
-        return NOT_RUNNING
+        return ExitStatus.NOT_RUNNING
     print(json.dumps(status, indent=2) if args.json else format_status(status))
-    return 0
+    return ExitStatus.OK
 
 
 # --- snapshot ------------------------------------------------------------------------------------------
-def cmd_snapshot(args: argparse.Namespace) -> int:
+def cmd_snapshot(args: argparse.Namespace) -> ExitStatus:
     path = _socket_path(args)
     source = "camera" if args.camera else "display"
-    try:
-        reply = query_status(path, timeout=args.timeout, request={"command": "snapshot", "source": source})
-    except StatusUnavailable as exc:
-        print(f"mona-edge is not running: {exc}", file=sys.stderr)
-        return NOT_RUNNING
+    reply = query_status(path, timeout=args.timeout, request={"command": "snapshot", "source": source})
     data = base64.b64decode(reply["png_base64"])
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise MonaEdgeError(f"{out}: cannot write the snapshot: {exc.strerror or exc}") from exc
     what = "camera frame (debug capture)" if args.camera else f"screen (frame {reply.get('index')})"
     print(f"{out}: {what}, {len(data)} bytes")
-    return 0
+    return ExitStatus.OK
 
 
 # --- calibrate -----------------------------------------------------------------------------------------
@@ -171,7 +179,7 @@ def sample_viewer_x(path: Path, seconds: float = 1.5, interval: float = 0.1,
             break
         time.sleep(interval)
     if not xs:
-        raise ValueError("nobody seen: stand in front of the camera, facing the portrait, and try again")
+        raise MonaEdgeError("nobody seen: stand in front of the camera, facing the portrait, and try again")
     xs.sort()
     return xs[len(xs) // 2], width
 
@@ -183,11 +191,11 @@ def calibration_values(left: float, centre: float, right: float, frame_width: fl
 
     values = (float(left), float(centre), float(right))
     if not (values[0] < values[1] < values[2] or values[0] > values[1] > values[2]):
-        raise ValueError(f"calibration: left {values[0]:g}, centre {values[1]:g}, right {values[2]:g} "
-                         "are not in order; stand clearly apart at each position")
+        raise ConfigError(f"calibration: left {values[0]:g}, centre {values[1]:g}, right {values[2]:g} "
+                          "are not in order; stand clearly apart at each position")
     spread = abs(values[2] - values[0]) / (frame_width or 1.0)
     if spread < 0.05:
-        raise ValueError(f"calibration: left and right are only {spread:.0%} of the frame apart; stand farther apart")
+        raise ConfigError(f"calibration: left and right are only {spread:.0%} of the frame apart; stand farther apart")
     return calibration_keys(*values, frame_width=frame_width)
 
 
@@ -196,7 +204,7 @@ def read_calibration(config) -> tuple[float, float, float] | None:
     return config.gaze.calibration
 
 
-def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
+def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> ExitStatus:
     from edge.config import write_config_values
 
     config = args.config or _config_path(None)
@@ -211,9 +219,8 @@ def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
         path = _socket_path(args)
         try:
             query_status(path)
-        except StatusUnavailable as exc:
-            print(f"mona-edge is not running: {exc}\nStart it first: sudo systemctl start mona-edge", file=sys.stderr)
-            return NOT_RUNNING
+        except NotRunningError as exc:
+            raise NotRunningError(f"{exc}; start it first: sudo systemctl start mona-edge") from exc
         measured = {}
         for position in POSITIONS:
             where = {"left": "at the LEFT edge of where people stand to look at the portrait",
@@ -221,8 +228,7 @@ def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
                      "right": "at the RIGHT edge of where people stand"}[position]
             print(f"Stand {where}, facing the portrait, then press Enter (Ctrl-C to abort).", flush=True)
             if not stdin.readline():
-                print("calibration aborted", file=sys.stderr)
-                return 1
+                raise MonaEdgeError("calibration aborted (end of input); the config is unchanged")
             x, width = sample_viewer_x(path, seconds=args.seconds)
             measured[position] = x
             print(f"  {position}: eyes at x={x:.0f} px of {width}", flush=True)
@@ -231,7 +237,7 @@ def cmd_calibrate(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
     write_config_values(config, "gaze", values)
     print(f"{config}: [gaze] " + ", ".join(f"{k} = {v}" for k, v in values.items()))
     print("Apply it with: sudo systemctl reload mona-edge")
-    return 0
+    return ExitStatus.OK
 
 
 # --- doctor --------------------------------------------------------------------------------------------
@@ -276,7 +282,7 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
     try:
         config = load_config(config_path)
         checks.append(Check("config", True, f"{config_path or 'built-in defaults'}"))
-    except (ValueError, OSError) as exc:
+    except ConfigError as exc:
         checks.append(Check("config", False, str(exc), "edit the file; the message names the key and the allowed values"))
         return checks
 
@@ -285,9 +291,9 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
     try:
         daemon = query_status(socket_path, timeout=2.0)
         checks.append(Check("daemon", True, f"{daemon.get('state')} on {socket_path}, up {_duration(daemon.get('uptime_s') or 0)}"))
-    except StatusUnavailable as exc:
+    except NotRunningError as exc:
         checks.append(Check("daemon", False, str(exc), "sudo systemctl enable --now mona-edge; journalctl -u mona-edge"))
-    except ValueError as exc:
+    except StatusError as exc:
         checks.append(Check("daemon", False, str(exc), "journalctl -u mona-edge"))
 
     checks.append(_check_model(config))
@@ -305,7 +311,7 @@ def _check_model(config) -> Check:
 
         detector = FaceDetector(config.detector.model, config.detector.range, threads=1)
         return Check("model", True, f"{detector.model_path} ({detector.runtime_name})")
-    except (ValueError, OSError, ImportError, RuntimeError) as exc:
+    except (ModelError, ImportError) as exc:  # ImportError: a dependency of the detector is not installed
         return Check("model", False, str(exc), "reinstall mona-edge (bundles the int8 model) or fix [detector] model; "
                      "the runtime is ai-edge-litert (pip) or tflite-runtime")
 
@@ -316,7 +322,7 @@ def _check_pack(config) -> Check:
 
         pack = load_pack(config.pack.path)
         return Check("pack", True, f"{pack.name}: {pack.frame_count} frames from {config.pack.path}, checksums verified")
-    except (ValueError, OSError) as exc:
+    except PackError as exc:
         return Check("pack", False, str(exc), "re-provision the pack (mona-edge provision) or fix [pack] path")
 
 
@@ -427,7 +433,7 @@ def _check_socket_dir(socket_path: Path, daemon: dict | None) -> Check:
                  "the unit's RuntimeDirectory=mona-edge creates it; or set [service] status_socket")
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: argparse.Namespace) -> ExitStatus:
     checks = doctor_checks(args.config, args.socket)
     if args.json:
         print(json.dumps([c.as_dict() for c in checks], indent=2))
@@ -436,7 +442,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(check)
         failed = sum(not c.ok for c in checks)
         print(f"{len(checks) - failed} OK, {failed} FAIL")
-    return 0 if all(c.ok for c in checks) else 1
+    return ExitStatus.OK if all(c.ok for c in checks) else ExitStatus.ERROR
 
 
 # --- registration --------------------------------------------------------------------------------------
@@ -453,7 +459,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_run)
 
     p = subparsers.add_parser("status", help="what the running daemon is doing",
-                              description="Ask the daemon over its status socket; exit 3 if it is not running.")
+                              description="Ask the daemon over its status socket; exit "
+                              f"{int(ExitStatus.NOT_RUNNING)} if it is not running.")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the raw JSON object")
     p.add_argument("--timeout", type=float, default=2.0)
@@ -486,15 +493,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """These commands alone (``python -m edge.commands``), for tests and before the entry points exist."""
-    parser = argparse.ArgumentParser(prog="mona-edge")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
+    """``python -m edge.commands ...`` is ``mona-edge ...``: the same parser, logging and error model."""
+    from edge.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(main())

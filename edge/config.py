@@ -54,11 +54,9 @@ except ImportError:  # Python 3.9/3.10 on older Raspberry Pi OS images
     except ImportError:
         _toml = None  # type: ignore[assignment]
 
+from edge.errors import ConfigError  # re-exported: callers import it from here
+
 DEFAULT_CONFIG_PATH = Path("/etc/mona-edge/config.toml")
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message is one line naming file, key and allowed values."""
 
 
 def _require_toml():
@@ -499,13 +497,13 @@ def _read_data(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
         return toml.loads(text)
     except toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -516,7 +514,7 @@ def load_config(path: str | Path | None = None) -> Config:
     ``--config`` silently running on defaults would look like the config being ignored.
     """
     explicit = path is not None
-    p = Path(path) if explicit else DEFAULT_CONFIG_PATH
+    p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     if not p.exists():
         if explicit and p != DEFAULT_CONFIG_PATH:
             raise ConfigError(f"{p}: no such config file")
@@ -542,7 +540,7 @@ def calibration_keys(left_x: float, centre_x: float, right_x: float,
     xs = [float(v) for v in (left_x, centre_x, right_x)]
     if frame_width is not None:
         if not frame_width > 0:
-            raise ValueError(f"calibration: frame width {frame_width!r} must be positive")
+            raise ConfigError(f"calibration: frame width {frame_width!r} must be positive")
         xs = [x / float(frame_width) for x in xs]
     return {"mapping": "linear", "calibration_left_x": round(xs[0], 4), "calibration_centre_x": round(xs[1], 4),
             "calibration_right_x": round(xs[2], 4)}
@@ -679,8 +677,11 @@ def write_config_values(path: str | Path, section: str, values: Mapping[str, Any
     old_text = ""
     old_bytes = b""
     if exists:
-        old_bytes = p.read_bytes()
-        data = _read_data(p)
+        data = _read_data(p)  # a ConfigError naming the file if it cannot be read or parsed
+        try:
+            old_bytes = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from exc
         old_text = old_bytes.decode("utf-8")
     else:
         data = {}
@@ -698,12 +699,16 @@ def write_config_values(path: str | Path, section: str, values: Mapping[str, Any
         faithful = False
     if not faithful:
         text = _emit(merged)
-    like = p.stat() if exists else None
-    if exists:
-        _atomic_write(p.with_name(p.name + ".bak"), old_bytes, like)
-    else:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(p, text.encode("utf-8"), like)
+    try:
+        like = p.stat() if exists else None
+        if exists:
+            _atomic_write(p.with_name(p.name + ".bak"), old_bytes, like)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(p, text.encode("utf-8"), like)
+    except OSError as exc:  # typically calibrate without sudo on /etc/mona-edge: say which file and why
+        hint = " (try sudo)" if isinstance(exc, PermissionError) else ""
+        raise ConfigError(f"{p}: cannot write: {exc.strerror or exc}{hint}; the config is unchanged") from exc
     return config
 
 

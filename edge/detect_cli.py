@@ -10,16 +10,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from PIL import Image, ImageDraw
+from edge.errors import ExitStatus, ImageError
 
-from edge.detector import FaceDetector
-from edge.faces import Face
-from edge.images import read_rgb
+if TYPE_CHECKING:  # annotations only: registering the command must not import numpy, Pillow or the detector
+    import numpy as np
+    from PIL import Image
+
+    from edge.faces import Face
 
 
 def annotate(rgb: np.ndarray, faces: list[Face]) -> Image.Image:
+    from PIL import Image, ImageDraw
+
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     r = max(2, int(round(max(rgb.shape[:2]) / 200)))
@@ -32,15 +36,20 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> Image.Image:
     return img
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> ExitStatus:
     """One result per image; an unreadable image is reported (stderr, and in the JSON) and the rest still run."""
+    from edge.detector import MAX_SIDE, FaceDetector
+    from edge.images import read_rgb
+
     detector = FaceDetector(args.model, args.range, threads=args.threads, min_score=args.min_score)
-    results = []
+    results: list[dict[str, Any]] = []
     failed = 0
     for path in args.images:
         try:
             rgb = read_rgb(path)
-        except (OSError, ValueError) as exc:
+            if max(rgb.shape[:2]) > MAX_SIDE:  # the detector's own limit, said about this file
+                raise ImageError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is larger than {MAX_SIDE} px on a side")
+        except ImageError as exc:
             failed += 1
             print(f"mona-edge detect: error: {exc}", file=sys.stderr)
             results.append({"image": str(path), "error": str(exc)})
@@ -52,7 +61,10 @@ def _run(args: argparse.Namespace) -> int:
             out = Path(args.annotate)
             if len(args.images) > 1:
                 out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
-            annotate(rgb, faces).save(out, format="PNG")
+            try:
+                annotate(rgb, faces).save(out, format="PNG")
+            except OSError as exc:
+                raise ImageError(f"--annotate {out}: cannot write: {exc.strerror or exc}") from exc
         if not args.json:
             print(f"{path}: {len(faces)} face(s)")
             for face in faces:
@@ -61,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(detector.model_path), "runtime": detector.runtime_name,
                           "results": results}, indent=2))
-    return 1 if failed else 0
+    return ExitStatus.ERROR if failed else ExitStatus.OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

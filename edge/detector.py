@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge.blazeface import SPECS, BlazeFaceSpec, anchor_centres
+from edge.errors import ModelError
 from edge.faces import Face
 from edge.tflite import load_interpreter
 
@@ -42,13 +43,13 @@ def model_search_dirs() -> list[Path]:
 def default_model_path(detector_range: str) -> Path:
     """The bundled int8 model for a range ("short" or "full")."""
     if detector_range not in MODEL_FILES:
-        raise ValueError(f"detector range {detector_range!r}: expected one of {sorted(MODEL_FILES)}")
+        raise ModelError(f"detector range {detector_range!r}: expected one of {sorted(MODEL_FILES)}")
     for folder in model_search_dirs():
         candidate = folder / MODEL_FILES[detector_range]
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{MODEL_FILES[detector_range]}: bundled model not found in "
-                            + ", ".join(str(d) for d in model_search_dirs()))
+    raise ModelError(f"{MODEL_FILES[detector_range]}: bundled model not found in "
+                     + ", ".join(str(d) for d in model_search_dirs()))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,14 +105,14 @@ class FaceDetector:
     def __init__(self, model_path: Path | None = None, detector_range: str = "full", threads: int = 1,
                  min_score: float | None = None, runtime: str | None = None) -> None:
         if detector_range not in SPECS:
-            raise ValueError(f"detector range {detector_range!r}: expected one of {sorted(SPECS)}")
+            raise ModelError(f"detector range {detector_range!r}: expected one of {sorted(SPECS)}")
         self.spec: BlazeFaceSpec = SPECS[detector_range]
         self.model_path = Path(model_path) if model_path else default_model_path(detector_range)
         self.interpreter: Any = load_interpreter(self.model_path, threads=threads, prefer=runtime)
         self.runtime_name: str = self.interpreter.runtime_name
         self.min_score = self.spec.min_score if min_score is None else float(min_score)
         if not 0.0 < self.min_score < 1.0:
-            raise ValueError(f"min_score {self.min_score}: expected a number between 0 and 1")
+            raise ModelError(f"min_score {self.min_score}: expected a number between 0 and 1")
         # Compare in logit space so the sigmoid runs only on the few anchors that pass.
         self._min_logit = float(np.log(self.min_score / (1.0 - self.min_score)))
         self._anchors = anchor_centres(self.spec)
@@ -123,7 +124,7 @@ class FaceDetector:
         detail = self.interpreter.get_input_details()[0]
         size = self.spec.input_size
         if tuple(detail["shape"]) != (1, size, size, 3):
-            raise ValueError(f"{self.model_path}: input shape {tuple(detail['shape'])} does not match the "
+            raise ModelError(f"{self.model_path}: input shape {tuple(detail['shape'])} does not match the "
                              f"{self.spec.name}-range model (1, {size}, {size}, 3)")
         self._input_index = detail["index"]
         self._input_dtype = np.dtype(detail["dtype"])
@@ -144,22 +145,24 @@ class FaceDetector:
             black = q[0]
             self._input = np.full((1, size, size, 3), black, dtype=self._input_dtype)
         else:
-            raise ValueError(f"{self.model_path}: input type {self._input_dtype} not supported (float32, int8, uint8)")
+            raise ModelError(f"{self.model_path}: input type {self._input_dtype} not supported (float32, int8, uint8)")
         self._border = self._input[0, 0, 0, 0].copy()
-        self._last_geometry = None
+        self._last_geometry: tuple[int, int, int, int] | None = None
 
     def _setup_outputs(self) -> None:
         details = self.interpreter.get_output_details()
-        self._regressor = self._classifier = None
+        regressor = classifier = None
         for detail in details:
             shape = tuple(detail["shape"])
             if shape == (1, self.spec.num_boxes, self.spec.num_coords):
-                self._regressor = detail
+                regressor = detail
             elif shape == (1, self.spec.num_boxes, 1):
-                self._classifier = detail
-        if self._regressor is None or self._classifier is None:
-            raise ValueError(f"{self.model_path}: outputs {[tuple(d['shape']) for d in details]} are not "
+                classifier = detail
+        if regressor is None or classifier is None:
+            raise ModelError(f"{self.model_path}: outputs {[tuple(d['shape']) for d in details]} are not "
                              f"BlazeFace {self.spec.name}-range regressors and classificators")
+        self._regressor: dict = regressor
+        self._classifier: dict = classifier
 
     def _output(self, detail: dict) -> np.ndarray:
         raw = self.interpreter.get_tensor(detail["index"])[0]
@@ -247,6 +250,8 @@ class FaceDetector:
 
     @staticmethod
     def _check_image(image: np.ndarray) -> np.ndarray:
+        """The frame as contiguous RGB; a ValueError for anything else, because frames come from our own
+        camera and image readers (a caller that lets a user's too-large image through checks it first)."""
         if not isinstance(image, np.ndarray):
             raise ValueError(f"image: expected a numpy array, got {type(image).__name__}")
         if image.dtype != np.uint8:

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.errors import DisplayError  # re-exported: callers import it from here
+
 Rect = tuple[int, int, int, int]
 Size = tuple[int, int]
 
@@ -26,10 +28,6 @@ KINDS = ("pygame", "fbdev", "file", "headless")
 #: A Pi 5 has two DRM cards (the display controller is not card0 there), so this is configurable.
 SDL_KMSDRM_DEVICE_INDEX = "SDL_KMSDRM_DEVICE_INDEX"
 MAX_SIDE = 16384
-
-
-class DisplayError(RuntimeError):
-    """The display cannot be opened or driven: the message names the device and the likely cause."""
 
 
 class DisplaySink(Protocol):
@@ -57,16 +55,18 @@ class DisplaySink(Protocol):
 
 
 def check_size(size: Any, what: str = "display size") -> Size:
-    """A ``(width, height)`` of positive ints, or a one-line error naming it."""
+    """A ``(width, height)`` of positive ints, or a one-line :class:`DisplayError` naming it (sizes come
+    from the user's config or command line when a display opens)."""
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
                        for v in size)):
-        raise ValueError(f"{what} {size!r}: expected (width, height), each 1..{MAX_SIDE}")
+        raise DisplayError(f"{what} {size!r}: expected (width, height), each 1..{MAX_SIDE}")
     return int(size[0]), int(size[1])
 
 
 def check_image(size: Size, image: np.ndarray) -> None:
-    """A full-screen image must be exactly the screen's size, RGB, uint8."""
+    """A full-screen image must be exactly the screen's size, RGB, uint8 (a ValueError otherwise: images
+    are made by our own code, so a wrong one is a bug)."""
     w, h = size
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (h, w, 3):
         shape = getattr(image, "shape", None)
@@ -136,7 +136,7 @@ class PygameSink:
             size = check_size(size)
         if drm_card is not None and (not isinstance(drm_card, int) or isinstance(drm_card, bool)
                                      or not 0 <= drm_card <= 99):
-            raise ValueError(f"drm_card {drm_card!r}: expected an integer 0..99 (/dev/dri/cardN)")
+            raise DisplayError(f"drm_card {drm_card!r}: expected an integer 0..99 (/dev/dri/cardN)")
         if driver:
             os.environ["SDL_VIDEODRIVER"] = driver
         elif not os.environ.get("SDL_VIDEODRIVER") and not (os.environ.get("DISPLAY")
@@ -155,7 +155,7 @@ class PygameSink:
         if fullscreen is None:
             fullscreen = os.environ.get("SDL_VIDEODRIVER") not in ("dummy", "offscreen")
         if not fullscreen and size is None:
-            raise ValueError("display 'pygame': a window that is not full screen needs a size")
+            raise DisplayError("display 'pygame': a window that is not full screen needs a size")
         try:
             pygame.display.init()
             self._surface = pygame.display.set_mode(size or (0, 0), pygame.FULLSCREEN if fullscreen else 0)
@@ -180,7 +180,7 @@ class PygameSink:
         if not pixels.flags.c_contiguous:
             pixels = np.ascontiguousarray(pixels)
         # frombuffer wraps the array's memory: no copy before the blit converts to the screen's format.
-        source = self._pg.image.frombuffer(pixels, (w, h), "RGB")
+        source = self._pg.image.frombuffer(pixels, (w, h), "RGB")  # type: ignore[arg-type]  # any buffer works
         self._surface.blit(source, (x, y))
         self._pg.display.update((x, y, w, h))
         self._pg.event.pump()  # keep SDL's event queue drained; nothing here reads input
@@ -214,12 +214,12 @@ def open_display(kind: str, *, device: str | None = None, size: Size | None = No
     ``size`` and ``bpp`` 16 or 32 required). ``headless``: memory only (``size`` required).
     """
     if kind not in KINDS:
-        raise ValueError(f"display kind {kind!r}: expected one of {', '.join(KINDS)}")
+        raise DisplayError(f"display kind {kind!r}: expected one of {', '.join(KINDS)}")
 
     def refuse(**given: Any) -> None:
         for key, value in given.items():
             if value is not None:
-                raise ValueError(f"display kind {kind!r} takes no {key} (got {value!r})")
+                raise DisplayError(f"display kind {kind!r} takes no {key} (got {value!r})")
 
     if kind == "pygame":
         refuse(device=device, output=output)
@@ -227,7 +227,7 @@ def open_display(kind: str, *, device: str | None = None, size: Size | None = No
     if kind == "headless":
         refuse(device=device, output=output, drm_card=drm_card)
         if size is None:
-            raise ValueError("display kind 'headless': needs size (width, height)")
+            raise DisplayError("display kind 'headless': needs size (width, height)")
         return HeadlessSink(size)
 
     from edge.framebuffer import FramebufferSink
@@ -243,6 +243,6 @@ def open_display(kind: str, *, device: str | None = None, size: Size | None = No
         return sink
     refuse(device=device, drm_card=drm_card)
     if output is None or size is None:
-        raise ValueError("display kind 'file': needs output (a file path) and size (width, height)")
+        raise DisplayError("display kind 'file': needs output (a file path) and size (width, height)")
     w, h = check_size(size)
     return FramebufferSink(output, width=w, height=h, bpp=bpp)

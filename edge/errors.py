@@ -53,7 +53,8 @@ class PackError(MonaEdgeError):
 
 
 class ModelError(MonaEdgeError):
-    """A detector model cannot be loaded or run, or no TFLite runtime is installed."""
+    """A model (the detector's TFLite file, a float model to quantize, a FOMM checkpoint) or its settings
+    cannot be used, or the runtime it needs (a TFLite interpreter, CUDA) is not installed."""
 
     exit_status = ExitStatus.MODEL
 
@@ -76,7 +77,19 @@ class ProvisioningError(MonaEdgeError):
     exit_status = ExitStatus.PROVISIONING
 
 
-class NotRunningError(MonaEdgeError):
-    """The daemon does not answer on its status socket."""
+class ImageError(MonaEdgeError):
+    """An input image the user named (a photo for ``detect``, a portrait for ``build-pack``) cannot be read."""
+
+
+class StatusError(MonaEdgeError):
+    """The status socket cannot be served (its path is taken by a file or by another daemon), or the daemon
+    answered with an error or with something that is not its protocol."""
+
+
+class NotRunningError(StatusError):
+    """The daemon does not answer on its status socket (no socket, nobody listening, no permission).
+
+    A :class:`StatusError` too, so one ``except StatusError`` covers every way a status request fails; it
+    has its own exit status because scripts (and ``systemctl``-style checks) ask "is it running?"."""
 
     exit_status = ExitStatus.NOT_RUNNING

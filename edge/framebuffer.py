@@ -63,18 +63,19 @@ class FbGeometry:
 
 def make_geometry(width: int, height: int, bpp: int, stride: int | None = None,
                   where: str = "framebuffer") -> FbGeometry:
-    """Check a geometry; ``stride`` defaults to tightly packed rows."""
+    """Check a geometry; ``stride`` defaults to tightly packed rows. It comes from sysfs or the user's
+    config, so a bad one is a :class:`DisplayError` naming the framebuffer."""
     for key, value in (("width", width), ("height", height)):
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIDE:
-            raise ValueError(f"{where}: {key} {value!r}: expected an integer 1..{MAX_SIDE}")
+            raise DisplayError(f"{where}: {key} {value!r}: expected an integer 1..{MAX_SIDE}")
     if bpp not in FORMATS:
-        raise ValueError(f"{where}: bits_per_pixel {bpp!r}: supported are "
+        raise DisplayError(f"{where}: bits_per_pixel {bpp!r}: supported are "
                          + ", ".join(f"{b} ({n})" for b, n in FORMATS.items()))
     row = width * (bpp // 8)
     if stride is None:
         stride = row
     if not isinstance(stride, int) or isinstance(stride, bool) or stride < row or stride % (bpp // 8):
-        raise ValueError(f"{where}: stride {stride!r}: expected a multiple of {bpp // 8} bytes, at least "
+        raise DisplayError(f"{where}: stride {stride!r}: expected a multiple of {bpp // 8} bytes, at least "
                          f"{row} (width {width} x {bpp // 8} bytes)")
     return FbGeometry(width, height, bpp, stride)
 
@@ -86,8 +87,8 @@ def _read_sysfs_int_list(path: Path) -> tuple[int, ...]:
         raise DisplayError(f"{path}: cannot read framebuffer geometry: {exc.strerror or exc}") from exc
     try:
         return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise DisplayError(f"{path}: {text!r} is not a number or a comma-separated pair") from None
+    except ValueError as exc:
+        raise DisplayError(f"{path}: {text!r} is not a number or a comma-separated pair") from exc
 
 
 def read_sysfs_geometry(sysfs_dir: str | Path) -> FbGeometry:
@@ -100,10 +101,7 @@ def read_sysfs_geometry(sysfs_dir: str | Path) -> FbGeometry:
     stride = None
     if (folder / "stride").exists():
         stride = _read_sysfs_int_list(folder / "stride")[0]
-    try:
-        return make_geometry(size[0], size[1], bpp, stride, where=str(folder))
-    except ValueError as exc:
-        raise DisplayError(str(exc)) from None
+    return make_geometry(size[0], size[1], bpp, stride, where=str(folder))
 
 
 class FramebufferSink:
@@ -170,19 +168,17 @@ class FramebufferSink:
         self._size: Size = (g.width, g.height)
 
     def _geometry(self, sysfs_dir, width, height, bpp, stride) -> FbGeometry:
-        base = read_sysfs_geometry(sysfs_dir) if sysfs_dir is not None else None
-        if base is None and None in (width, height, bpp):
-            raise DisplayError(f"{self.path}: a plain file needs width, height and bpp (16 or 32), or a sysfs "
-                               f"folder with virtual_size, bits_per_pixel and stride")
+        if sysfs_dir is None:
+            if None in (width, height, bpp):
+                raise DisplayError(f"{self.path}: a plain file needs width, height and bpp (16 or 32), or a "
+                                   f"sysfs folder with virtual_size, bits_per_pixel and stride")
+            return make_geometry(width, height, bpp, stride, where=str(self.path))
+        base = read_sysfs_geometry(sysfs_dir)
         w = width if width is not None else base.width
         h = height if height is not None else base.height
         b = bpp if bpp is not None else base.bpp
-        s = stride if stride is not None else (base.stride if base is not None and base.bpp == b
-                                                 and base.width == w else None)
-        try:
-            return make_geometry(w, h, b, s, where=str(self.path))
-        except ValueError as exc:
-            raise DisplayError(str(exc)) from None
+        s = stride if stride is not None else (base.stride if base.bpp == b and base.width == w else None)
+        return make_geometry(w, h, b, s, where=str(self.path))
 
     @property
     def size(self) -> Size:
@@ -222,7 +218,7 @@ class FramebufferSink:
         self._pixels = None  # type: ignore[assignment]
         self._map.flush()
         self._map.close()
-        self._map = None
+        self._map = None  # type: ignore[assignment]
         os.close(self._fd)
 
     def __enter__(self) -> FramebufferSink:

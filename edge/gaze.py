@@ -294,14 +294,14 @@ class FaceTracks:
         seen = []
         for fi, face in enumerate(faces):
             x, y, w = obs[fi]
-            tr = matched[fi]
-            if tr is None:
-                tr = Track(self._next_id, face, x, y, w, t)
+            known = matched[fi]
+            if known is None:
+                known = Track(self._next_id, face, x, y, w, t)
                 self._next_id += 1
-                self.tracks.append(tr)
+                self.tracks.append(known)
             else:
-                self._observe(tr, x, y, w, t)
-            seen.append(tr)
+                self._observe(known, x, y, w, t)
+            seen.append(known)
         self._forget(t)
         return seen
 
@@ -468,6 +468,7 @@ class GazeTracker:
         self.frame_size = (w, h)
         self.stepper = FrameStepper(frame_count, span_deg, cfg.hysteresis, cfg.max_speed_fps)
         self.span_deg = (self.stepper.lo, self.stepper.hi)
+        self.mapping: GeometryMapping | LinearMapping
         if cfg.mapping == "geometry":
             offset = cfg.camera_offset_mm
             self.mapping = GeometryMapping(self.frame_size, cfg.fov_deg, cfg.ipd_mm, (offset.x, offset.y),
@@ -523,6 +524,7 @@ class GazeTracker:
         if track is not None:
             if self.selector.switched:
                 self.filter.reset()
+            assert track.face is not None  # selected among this frame's tracks: each was seen in it
             self.viewer = track.face
             self.viewer_present = True
             self._last_seen = t

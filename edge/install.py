@@ -45,7 +45,12 @@ COMPONENTS = ("software", "pack", "config", "unit")
 
 
 class StepError(Exception):
-    """A named step of an install failed; ``step`` tells the workstation which one."""
+    """A named step of an install failed; ``step`` tells the workstation which one.
+
+    Not an :class:`edge.errors.ProvisioningError`: this script runs on the target from the standard
+    library alone, before any mona-edge is installed there, so it cannot import :mod:`edge.errors`. It
+    never crosses to the workstation as an exception either: :func:`main` turns it into the JSON result,
+    and the workstation raises its own ProvisioningError (``provisioning.remote.RemoteError``) from that."""
 
     def __init__(self, step: str, message: str):
         super().__init__(message)
@@ -75,7 +80,7 @@ def tree_digest(sums: dict[str, str]) -> str:
 
 
 def tree_sums(root: Path, skip: tuple = ()) -> dict[str, str]:
-    sums = {}
+    sums: dict[str, str] = {}
     if not root.is_dir():
         return sums
     for path in sorted(root.rglob("*")):
@@ -367,7 +372,8 @@ def pack_verified(layout: Layout, sha: str) -> bool:
 
 def probe(args: dict) -> dict:
     layout = Layout(args.get("prefix", "/"))
-    software, pack = args.get("software"), args.get("pack")
+    software: str = args.get("software") or ""  # the hashes the workstation asks about, if any
+    pack: str = args.get("pack") or ""
     try:
         manager = service_manager(layout, args.get("service_manager", "auto"))
         manager_name, state = manager.name, manager.state()
@@ -663,7 +669,7 @@ def activate(args: dict) -> dict:
     status = _switch(layout, manager, old, new, args, log)
     previous = old if old and old != new else state.get("previous")
     atomic_write(layout.deploy_file, json.dumps({"current": new, "previous": previous}, indent=1).encode())
-    _garbage_collect(layout, [new, previous])
+    _garbage_collect(layout, [new, previous] if previous else [new])
     return {"ok": True, "changed": changed, "restarted": True, "status": status, "log": log}
 
 

@@ -48,6 +48,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -58,6 +59,7 @@ import numpy as np
 from PIL import Image
 
 from edge import __version__
+from edge.errors import PackError  # re-exported: callers import it from here
 
 FORMAT = "mona-edge-gaze-pack"
 FORMAT_VERSION = 1
@@ -86,10 +88,6 @@ Point = tuple[float, float]
 PathLike = Union[str, "os.PathLike[str]"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class PackError(ValueError):
-    """A pack that must not be shown: the message names the file or key and what is allowed."""
 
 
 def frame_name(index: int, frame_count: int) -> str:
@@ -622,7 +620,7 @@ def _load_folder(folder: Path, screen_size: tuple[int, int] | None, rotation: in
     # packs of full frames), never in the black bars. Only this window is computed and compared.
     window: Rect | None = layout.canvas_rect
     if manifest.patch is not None:
-        window = _intersect(window, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
+        window = _intersect(layout.canvas_rect, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
     assert window is not None  # the patch lies inside the canvas, which lies inside the screen
     wx, wy, ww, wh = window
     base_window = base_screen[wy:wy + wh, wx:wx + ww]
@@ -692,46 +690,54 @@ def extract_archive(archive: PathLike, dest: PathLike) -> Path:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError) as exc:
         raise PackError(f"{archive}: not a readable .tar or .tar.gz: {exc}") from exc
-    with tar:
-        total = 0
-        members = []
-        for count, member in enumerate(tar, start=1):
-            if count > MAX_ARCHIVE_MEMBERS:
-                raise PackError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members; not a pack")
-            name = member.name[2:] if member.name.startswith("./") else member.name
-            name = name.rstrip("/") if member.isdir() else name
-            if member.isdir() and name in ("", "."):
-                continue
-            if not _safe_member_name(name):
-                raise PackError(f"{archive}: member {member.name!r}: absolute or '..' paths are refused")
-            if not (member.isfile() or member.isdir()):
-                raise PackError(f"{archive}: member {member.name!r}: only regular files and folders are allowed")
-            total += member.size
-            if total > MAX_ARCHIVE_BYTES:
-                raise PackError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; not a pack")
-            members.append((name, member))
-        for name, member in members:
-            target = dest.joinpath(*name.split("/"))
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            source = tar.extractfile(member)
-            if source is None:
-                raise PackError(f"{archive}: member {member.name!r} cannot be read")
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with source, open(target, "xb") as out:
-                    shutil.copyfileobj(source, out)
-            except FileExistsError as exc:
-                raise PackError(f"{archive}: member {member.name!r} appears twice") from exc
-            except OSError as exc:
-                raise PackError(f"{archive}: member {member.name!r} cannot be unpacked: {exc.strerror or exc}") from exc
+    try:
+        with tar:
+            _extract_members(tar, archive, dest)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # truncated or corrupt: half-copied
+        raise PackError(f"{archive}: cannot unpack: {exc}") from exc
     if (dest / MANIFEST).is_file():
         return dest
     tops = [p for p in dest.iterdir()]
     if len(tops) == 1 and (tops[0] / MANIFEST).is_file():
         return tops[0]
     raise PackError(f"{archive}: no {MANIFEST} at the top or in a single top folder")
+
+
+def _extract_members(tar: tarfile.TarFile, archive: Path, dest: Path) -> None:
+    """Check every member, then write the files; PackError names the member that is refused."""
+    total = 0
+    members = []
+    for count, member in enumerate(tar, start=1):
+        if count > MAX_ARCHIVE_MEMBERS:
+            raise PackError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members; not a pack")
+        name = member.name[2:] if member.name.startswith("./") else member.name
+        name = name.rstrip("/") if member.isdir() else name
+        if member.isdir() and name in ("", "."):
+            continue
+        if not _safe_member_name(name):
+            raise PackError(f"{archive}: member {member.name!r}: absolute or '..' paths are refused")
+        if not (member.isfile() or member.isdir()):
+            raise PackError(f"{archive}: member {member.name!r}: only regular files and folders are allowed")
+        total += member.size
+        if total > MAX_ARCHIVE_BYTES:
+            raise PackError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; not a pack")
+        members.append((name, member))
+    for name, member in members:
+        target = dest.joinpath(*name.split("/"))
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        source = tar.extractfile(member)
+        if source is None:
+            raise PackError(f"{archive}: member {member.name!r} cannot be read")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with source, open(target, "xb") as out:
+                shutil.copyfileobj(source, out)
+        except FileExistsError as exc:
+            raise PackError(f"{archive}: member {member.name!r} appears twice") from exc
+        except OSError as exc:
+            raise PackError(f"{archive}: member {member.name!r} cannot be unpacked: {exc.strerror or exc}") from exc
 
 
 # --- writer ---------------------------------------------------------------------------------------------
@@ -841,8 +847,11 @@ def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarr
         raise PackError(f"{out}: is a symlink; write to a versioned folder and switch the link instead")
     if out.exists() and not (out.is_dir() and _is_pack_folder(out)):
         raise PackError(f"{out}: exists and is not a gaze pack; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise PackError(f"{out}: cannot write the pack there: {exc.strerror or exc}") from exc
     old: Path | None = None
     try:
         os.chmod(tmp, 0o755)
@@ -857,11 +866,14 @@ def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarr
             os.rename(out, old)
         os.rename(tmp, out)
         _fsync_dir(out.parent)
-    except BaseException:
+    except BaseException as exc:
         if old is not None and not out.exists():
             os.rename(old, out)
             old = None
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a read-only folder: the user's to fix, named here
+            raise PackError(f"{out}: writing the pack failed ({exc.strerror or exc}); "
+                            "the previous pack there, if any, is untouched") from exc
         raise
     finally:
         if old is not None:

@@ -13,18 +13,21 @@ and never raised: a missing status line must not take the picture down.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "systemd", "socket")
 
-try:
-    from systemd import daemon as _systemd_daemon
+_systemd_daemon: Any
+try:  # by name, typed Any: systemd-python ships no type information for mypy to check against
+    _systemd_daemon = importlib.import_module("systemd.daemon")
 except ImportError:
     _systemd_daemon = None
 

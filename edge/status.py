@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.errors import MonaEdgeError, NotRunningError, StatusError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = Path("/run/mona-edge/status.sock")
@@ -31,8 +33,9 @@ MAX_RESPONSE = 64 * 1024 * 1024
 Handler = Callable[[dict], dict]
 
 
-class StatusUnavailable(OSError):
-    """Nobody answers on the socket: the daemon is not running (or we may not talk to it)."""
+#: Nobody answers on the socket: the daemon is not running (or we may not talk to it). The old name of
+#: :class:`edge.errors.NotRunningError`, kept so existing imports keep working.
+StatusUnavailable = NotRunningError
 
 
 class StatusServer:
@@ -50,28 +53,39 @@ class StatusServer:
         self.served = 0
 
     def start(self) -> None:
-        """Bind (replacing a stale socket file, refusing if a live daemon answers there) and serve."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                raise OSError(f"{self.path}: exists and is not a socket; refusing to replace it")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            probe.settimeout(0.5)
-            try:
-                probe.connect(str(self.path))
-            except OSError:
-                self.path.unlink()  # left behind by a daemon that died: safe to replace
-            else:
-                raise OSError(f"{self.path}: another mona-edge daemon is answering there")
-            finally:
-                probe.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o117)  # never world-accessible, not even between bind and chmod
+        """Bind (replacing a stale socket file, refusing if a live daemon answers there) and serve.
+
+        Every way this fails is the configured socket path's fault (taken, or a folder we may not write),
+        so each is a :class:`StatusError` naming it.
+        """
         try:
-            sock.bind(str(self.path))
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.path, self.mode)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() or self.path.is_symlink():
+                if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                    raise StatusError(f"{self.path}: exists and is not a socket; refusing to replace it")
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                probe.settimeout(0.5)
+                try:
+                    probe.connect(str(self.path))
+                except OSError:
+                    self.path.unlink()  # left behind by a daemon that died: safe to replace
+                else:
+                    raise StatusError(f"{self.path}: another mona-edge daemon is answering there")
+                finally:
+                    probe.close()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o117)  # never world-accessible, not even between bind and chmod
+            try:
+                sock.bind(str(self.path))
+                os.chmod(self.path, self.mode)
+            except OSError:
+                sock.close()
+                raise
+            finally:
+                os.umask(old_umask)
+        except OSError as exc:
+            raise StatusError(f"{self.path}: cannot serve the status socket: {exc.strerror or exc} "
+                              "(set [service] status_socket)") from exc
         sock.listen(8)
         sock.settimeout(0.2)  # so stop() is noticed promptly
         self._sock = sock
@@ -114,6 +128,8 @@ class StatusServer:
             response = self.handler(request)
         except (ValueError, UnicodeDecodeError) as exc:
             response = {"error": f"bad request: {exc}"}
+        except MonaEdgeError as exc:  # the handler refused for a reason the asker can act on: no traceback
+            response = {"error": str(exc)}
         except Exception as exc:  # the handler failed: report it, keep serving
             log.exception("status request %r failed", data[:200])
             response = {"error": f"{type(exc).__name__}: {exc}"}
@@ -136,41 +152,42 @@ class StatusServer:
 
 def query_status(path: str | Path = DEFAULT_SOCKET, timeout: float = 2.0,
                  request: dict | None = None) -> dict:
-    """Ask the daemon; raises :class:`StatusUnavailable` if it is not there, ``ValueError`` on an error reply."""
+    """Ask the daemon; raises :class:`NotRunningError` if it is not there, :class:`StatusError` on an error
+    reply or one that is not the protocol."""
     path = Path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         try:
             sock.connect(str(path))
-        except FileNotFoundError:
-            raise StatusUnavailable(f"{path}: no status socket (is mona-edge running? systemctl status mona-edge)") from None
-        except PermissionError:
-            raise StatusUnavailable(f"{path}: permission denied (add yourself to the service's group)") from None
+        except FileNotFoundError as exc:
+            raise NotRunningError(f"{path}: no status socket (is mona-edge running? systemctl status mona-edge)") from exc
+        except PermissionError as exc:
+            raise NotRunningError(f"{path}: permission denied (add yourself to the service's group)") from exc
         except OSError as exc:
-            raise StatusUnavailable(f"{path}: nobody answers ({exc.strerror or exc}); is mona-edge running?") from None
+            raise NotRunningError(f"{path}: nobody answers ({exc.strerror or exc}); is mona-edge running?") from exc
         sock.sendall(json.dumps(request or {"command": "status"}).encode("utf-8") + b"\n")
         chunks = []
         total = 0
         while True:
             try:
                 chunk = sock.recv(1 << 16)
-            except TimeoutError:
-                raise StatusUnavailable(f"{path}: no answer within {timeout:g} s") from None
+            except TimeoutError as exc:
+                raise NotRunningError(f"{path}: no answer within {timeout:g} s") from exc
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
             if total > MAX_RESPONSE:
-                raise ValueError(f"{path}: answer larger than {MAX_RESPONSE} bytes")
+                raise StatusError(f"{path}: answer larger than {MAX_RESPONSE} bytes")
     finally:
         sock.close()
     try:
         reply = json.loads(b"".join(chunks).decode("utf-8"))
-    except ValueError:
-        raise ValueError(f"{path}: the daemon's answer is not JSON") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise StatusError(f"{path}: the daemon's answer is not JSON") from exc
     if not isinstance(reply, dict):
-        raise ValueError(f"{path}: the daemon's answer is not a JSON object")
+        raise StatusError(f"{path}: the daemon's answer is not a JSON object")
     if "error" in reply:
-        raise ValueError(f"daemon: {reply['error']}")
+        raise StatusError(f"daemon: {reply['error']}")
     return reply

@@ -11,12 +11,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from edge.errors import ModelError
+
 #: Tried in order; the first importable one wins unless a caller asks for one by name.
 RUNTIMES: tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 
 
 def runtime_module(prefer: str | None = None) -> Any:
-    """Return the first importable runtime module (or exactly ``prefer`` when given)."""
+    """Return the first importable runtime module (or exactly ``prefer`` when given); a :class:`ModelError`
+    saying what to install when there is none (the machine's setup, not a bug)."""
     candidates = (prefer,) if prefer else RUNTIMES
     errors = []
     for name in candidates:
@@ -24,8 +27,8 @@ def runtime_module(prefer: str | None = None) -> Any:
             return importlib.import_module(name)
         except ImportError as exc:  # numpy-2 vs tflite-runtime also lands here
             errors.append(f"{name}: {exc}")
-    raise ImportError("no TFLite runtime could be imported; install ai-edge-litert (numpy 2) "
-                      "or tflite-runtime (numpy < 2). Tried: " + "; ".join(errors))
+    raise ModelError("no TFLite runtime could be imported; install ai-edge-litert (numpy 2) "
+                     "or tflite-runtime (numpy < 2). Tried: " + "; ".join(errors))
 
 
 def runtime_name(module: Any) -> str:
@@ -37,13 +40,13 @@ def load_interpreter(model_path: Path, threads: int = 1, prefer: str | None = No
     """Create and allocate an interpreter; a missing or corrupt model is a one-line error naming the file."""
     path = Path(model_path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise ModelError(f"{path}: model file not found")
     module = runtime_module(prefer)
     try:
         interpreter = module.Interpreter(model_path=str(path), num_threads=int(threads))
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: not a loadable TFLite model ({first})") from None
-    interpreter.runtime_name = runtime_name(module)  # type: ignore[attr-defined]
+        raise ModelError(f"{path}: not a loadable TFLite model ({first})") from exc
+    interpreter.runtime_name = runtime_name(module)
     return interpreter

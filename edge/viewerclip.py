@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from edge.errors import MonaEdgeError
+
 #: Her eye centres in scikit-image's 512x512 ``astronaut`` (hand-measured on a 4x enlargement), image order.
 PHOTO_EYES = np.array([[203.0, 101.0], [246.0, 103.0]])
 #: Face width (ear to ear at eye height) in that photo, px: the scale reference for ``face_width``.
@@ -167,9 +169,9 @@ def write_clip(path: str | Path, script: Iterable[Sequence[Person]], fps: float 
     sprite = cutout(photo)
     background = room(size)
     fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
     if not writer.isOpened():
-        raise OSError(f"{path}: OpenCV cannot write {fourcc} video here")
+        raise MonaEdgeError(f"{path}: OpenCV cannot write {fourcc} video here")  # the user's output path
     count = 0
     try:
         for people in script:

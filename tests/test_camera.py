@@ -19,6 +19,7 @@ from edge.camera import (
     VideoFileSource,
     open_source,
 )
+from edge.errors import ConfigError, ExitStatus, MonaEdgeError
 
 FPS = 10.0
 COUNT = 20
@@ -109,8 +110,11 @@ def test_realtime_file_source_gives_the_newest_frame_not_the_next_queued(countin
 
 
 def test_missing_file_and_missing_device_are_camera_errors(tmp_path):
-    with pytest.raises(CameraError, match="no such video file"):
+    with pytest.raises(CameraError, match="no such video file") as caught:
         VideoFileSource(tmp_path / "nope.mp4").open()
+    # A user's error in the one error model (a one-line CLI message and its own exit status), not an OSError.
+    assert isinstance(caught.value, MonaEdgeError) and not isinstance(caught.value, OSError)
+    assert caught.value.exit_status == ExitStatus.CAMERA
     with pytest.raises(CameraError, match="no such device"):
         OpenCVSource("/dev/video97").open()
 
@@ -300,9 +304,9 @@ def test_retrying_camera_gives_up_after_max_failures():
 
 
 def test_open_source_names_the_allowed_kinds():
-    with pytest.raises(ValueError, match="'picamera2', 'opencv', 'file'"):
+    with pytest.raises(ConfigError, match="'picamera2', 'opencv', 'file'"):
         open_source("gopro")
-    with pytest.raises(ValueError, match="camera.path"):
+    with pytest.raises(ConfigError, match="camera.path"):
         open_source("file")
     assert isinstance(open_source("opencv", device="/dev/video0"), OpenCVSource)
 

@@ -14,9 +14,10 @@ from PIL import Image
 from test_service import FPS, config_toml, walk
 
 from edge import commands
+from edge.errors import ExitStatus
 from edge.viewerclip import Person, eye_height, write_clip
 
-NOT_RUNNING = commands.NOT_RUNNING
+NOT_RUNNING = ExitStatus.NOT_RUNNING
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +76,20 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
-def test_status_when_not_running_exits_3(folder, capsys):
+def test_status_snapshot_and_calibrate_when_not_running_exit_not_running(folder, capsys):
     code, out, err = run(["status", "--socket", str(folder / "none.sock")], capsys)
     assert code == NOT_RUNNING and "not running" in err
     code, out, _ = run(["status", "--json", "--socket", str(folder / "none.sock")], capsys)
     assert code == NOT_RUNNING and json.loads(out)["state"] == "NOT_RUNNING"
+    # The others: the CLI's one error line, the same exit status, nothing written.
+    code, _, err = run(["snapshot", str(folder / "s.png"), "--socket", str(folder / "none.sock")], capsys)
+    assert code == NOT_RUNNING and not (folder / "s.png").exists()
+    assert err.splitlines() == [f"mona-edge snapshot: error: {folder / 'none.sock'}: no status socket "
+                                "(is mona-edge running? systemctl status mona-edge)"]
+    code, _, err = run(["calibrate", "--config", str(folder / "c.toml"), "--socket", str(folder / "none.sock")],
+                       capsys)
+    assert code == NOT_RUNNING and err.strip().endswith("start it first: sudo systemctl start mona-edge")
+    assert not (folder / "c.toml").exists()
 
 
 def test_status_snapshot_against_the_running_loop(folder, clip, capsys):
@@ -182,8 +192,10 @@ def test_calibrate_non_interactive_and_refusals(folder, clip, capsys):
     assert code == 0 and "calibration_left_x = 0.1562" in out
     expected = (100 / 640, 320 / 640, 540 / 640)
     assert commands.read_calibration(load_config(cfg)) == pytest.approx(expected, abs=1e-4)
-    with pytest.raises(ValueError, match="not in order"):
-        commands.main(["calibrate", "--config", str(cfg), "--non-interactive", "0.1", "0.9", "0.8"])
+    code, _, err = run(["calibrate", "--config", str(cfg), "--non-interactive", "0.1", "0.9", "0.8"], capsys)
+    assert code == ExitStatus.CONFIG
+    assert err.splitlines() == ["mona-edge calibrate: error: calibration: left 0.1, centre 0.9, right 0.8 are not "
+                                "in order; stand clearly apart at each position"]
     assert commands.read_calibration(load_config(cfg)) == pytest.approx(expected, abs=1e-4)  # unchanged
 
 
@@ -243,5 +255,5 @@ def test_status_with_an_unusable_config_says_so_instead_of_asking_the_default_so
     from edge.cli import main as cli_main
 
     missing = folder / "nowhere.toml"
-    assert cli_main(["status", "--json", "--config", str(missing)]) == 1
+    assert cli_main(["status", "--json", "--config", str(missing)]) == ExitStatus.CONFIG
     assert f"mona-edge status: error: {missing}: no such config file" in capsys.readouterr().err

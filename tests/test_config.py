@@ -19,6 +19,7 @@ from edge.config import (
     load_config,
     write_config_values,
 )
+from edge.errors import ExitStatus, MonaEdgeError
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
@@ -60,8 +61,11 @@ def test_missing_default_file_gives_defaults_but_a_named_file_must_exist(tmp_pat
     monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
     assert config.load_config(None) == Config()
     assert config.load_config(tmp_path / "absent.toml") == Config()
-    with pytest.raises(ConfigError, match=r"typo\.toml: no such config file"):
+    with pytest.raises(ConfigError, match=r"typo\.toml: no such config file") as caught:
         config.load_config(tmp_path / "typo.toml")
+    # The user's error, in the one error model: not a ValueError, and the CLI's exit status for a config.
+    assert isinstance(caught.value, MonaEdgeError) and not isinstance(caught.value, ValueError)
+    assert caught.value.exit_status == ExitStatus.CONFIG
     assert DEFAULT_CONFIG_PATH == Path("/etc/mona-edge/config.toml")
 
 
@@ -287,8 +291,22 @@ def test_write_config_values_refuses_bad_values_and_leaves_the_file_alone(tmp_pa
 def test_calibration_keys_from_pixels():
     assert calibration_keys(512, 320, 128, frame_width=640) == {
         "mapping": "linear", "calibration_left_x": 0.8, "calibration_centre_x": 0.5, "calibration_right_x": 0.2}
-    with pytest.raises(ValueError, match="frame width"):
+    with pytest.raises(ConfigError, match="frame width"):
         calibration_keys(1, 2, 3, frame_width=0)
+
+
+def test_a_config_that_cannot_be_read_or_written_is_a_config_error_naming_it(tmp_path):
+    """OSErrors at the user's file are wrapped where the file is opened: one line naming the path."""
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"conf\.d: not a file"):
+        load_config(folder)
+    blocker = tmp_path / "etc"
+    blocker.write_text("a file where the config's folder should be")
+    target = blocker / "config.toml"
+    with pytest.raises(ConfigError, match=r"etc/config\.toml: cannot write: .*; the config is unchanged"):
+        write_config_values(target, "gaze", {"mirror": True})
+    assert blocker.read_text() == "a file where the config's folder should be"
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="changing a file's owner needs root")

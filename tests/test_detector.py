@@ -16,6 +16,7 @@ from conftest import (
 
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, anchor_centres
 from edge.detector import FaceDetector, default_model_path, iou, weighted_nms
+from edge.errors import ModelError
 from provisioning.calibration import DEFAULT_SEED, room_scenes
 from provisioning.scoring import int8_beside_float, score
 
@@ -201,17 +202,27 @@ def test_odd_images_give_an_empty_result_or_a_clear_error(astronaut):
 
 
 def test_missing_or_corrupt_model_is_a_one_line_error(tmp_path, float_models):
-    with pytest.raises(FileNotFoundError, match="nowhere.tflite"):
+    with pytest.raises(ModelError, match="nowhere.tflite"):
         FaceDetector(tmp_path / "nowhere.tflite", "short")
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"this is not a model" * 10)
-    with pytest.raises(ValueError, match="junk.tflite"):
+    with pytest.raises(ModelError, match="junk.tflite"):
         FaceDetector(junk, "short")
-    with pytest.raises(ValueError, match="range"):
+    with pytest.raises(ModelError, match="range"):
         FaceDetector(None, "medium")
+    with pytest.raises(ModelError, match="min_score 1.5"):
+        FaceDetector(None, "short", min_score=1.5)
     # A real model of the other range is refused by its shape, not run with wrong anchors.
-    with pytest.raises(ValueError, match="input shape"):
+    with pytest.raises(ModelError, match="input shape"):
         FaceDetector(float_models["full"], "short")
+
+
+def test_no_tflite_runtime_is_a_model_error_saying_what_to_install(monkeypatch):
+    import edge.tflite
+
+    monkeypatch.setattr(edge.tflite, "RUNTIMES", ("no_such_runtime_module.interpreter",))
+    with pytest.raises(ModelError, match="install ai-edge-litert .*no_such_runtime_module"):
+        FaceDetector(None, "short")
 
 
 @pytest.mark.parametrize("detector_range", ["short", "full"])

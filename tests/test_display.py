@@ -201,17 +201,17 @@ def test_open_display_kinds_and_errors(tmp_path, monkeypatch):
     sink = open_display("pygame", size=(64, 48))
     assert sink.size == (64, 48)
     sink.close()
-    with pytest.raises(ValueError, match="display kind 'lcd': expected one of pygame, fbdev, file, headless"):
+    with pytest.raises(DisplayError, match="display kind 'lcd': expected one of pygame, fbdev, file, headless"):
         open_display("lcd")
-    with pytest.raises(ValueError, match="'headless': needs size"):
+    with pytest.raises(DisplayError, match="'headless': needs size"):
         open_display("headless")
-    with pytest.raises(ValueError, match="'file': needs output"):
+    with pytest.raises(DisplayError, match="'file': needs output"):
         open_display("file", size=(64, 48))
-    with pytest.raises(ValueError, match="takes no device"):
+    with pytest.raises(DisplayError, match="takes no device"):
         open_display("pygame", device="/dev/fb0")
-    with pytest.raises(ValueError, match="drm_card 100"):
+    with pytest.raises(DisplayError, match="drm_card 100"):
         open_display("pygame", drm_card=100)
-    with pytest.raises(ValueError, match="display size"):
+    with pytest.raises(DisplayError, match="display size"):
         open_display("headless", size=(0, 10))
     with pytest.raises(DisplayError, match="no such framebuffer device"):
         open_display("fbdev", device=str(tmp_path / "fb7"))
@@ -237,5 +237,5 @@ def test_pygame_full_screen_takes_the_screens_mode_and_refuses_a_size_it_lacks(m
         sink.close()
     with pytest.raises(DisplayError, match="asked for 64x48, got 1024x768"):
         PygameSink((64, 48), fullscreen=True)
-    with pytest.raises(ValueError, match="needs a size"):
+    with pytest.raises(DisplayError, match="needs a size"):
         PygameSink(fullscreen=False)

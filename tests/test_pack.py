@@ -503,6 +503,26 @@ def test_archive_without_manifest_and_garbage_file(tmp_path):
         load_pack(junk)
 
 
+def test_a_half_copied_archive_is_a_pack_error(pack_dir, tmp_path):
+    """Truncated mid-stream, tarfile and gzip raise EOFError or their own errors, not OSError: still the
+    user's damaged file, so still one PackError naming it."""
+    whole = tmp_path / "whole.tar.gz"
+    with tarfile.open(whole, "w:gz") as tar:
+        tar.add(pack_dir, arcname=".")
+    half = tmp_path / "half.tar.gz"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(PackError, match=r"half\.tar\.gz: cannot unpack"):
+        load_pack(half)
+
+
+def test_a_pack_that_cannot_be_written_is_a_pack_error_naming_the_folder(tmp_path, astronaut):
+    blocker = tmp_path / "packs"
+    blocker.write_text("a file where the packs folder should be")
+    with pytest.raises(PackError, match=r"packs/p: cannot write the pack there"):
+        make_test_pack(blocker / "p", astronaut)
+    assert blocker.read_text() == "a file where the packs folder should be"
+
+
 if __name__ == "__main__":
     import skimage.data
 
