@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from edge.detector import MODEL_FILES
+from edge.install import file_sha256
 from provisioning import mediapipe_wheel as wheel
 from provisioning.calibration import DEFAULT_COUNT, DEFAULT_SEED, calibration_frames
 from provisioning.quantize import TOOL_VERSION, quantize_model
@@ -34,7 +35,7 @@ def quantize_range(detector_range: str, out_dir: Path, float_model: Path | None 
     float_model = Path(float_model)
     if not float_model.is_file():
         raise FileNotFoundError(f"{float_model}: float model not found")
-    source["sha256"] = wheel.sha256_of(float_model)
+    source["sha256"] = file_sha256(float_model)
     calib_frames, calib_record = calibration_frames(frames, seed)
     provenance = {"source": source, "calibration": calib_record, "tool": TOOL_VERSION}
     started = time.perf_counter()
@@ -45,7 +46,7 @@ def quantize_range(detector_range: str, out_dir: Path, float_model: Path | None 
     tmp = target.with_suffix(".tflite.part")
     tmp.write_bytes(data)
     tmp.replace(target)
-    record = dict(provenance, model=target.name, sha256=wheel.sha256_of(target), bytes=len(data))
+    record = dict(provenance, model=target.name, sha256=file_sha256(target), bytes=len(data))
     # Timing is printed, not recorded: the record (like the model) must come out byte for byte the same.
     target.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return dict(record, seconds=round(time.perf_counter() - started, 1))

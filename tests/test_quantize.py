@@ -42,7 +42,7 @@ def test_committed_models_run_every_convolution_on_int8(model, convs):
 @pytest.mark.parametrize("model", [SHORT_INT8, FULL_INT8])
 def test_committed_model_records_match_the_files(model):
     record = json.loads(model.with_suffix(".json").read_text())
-    from provisioning.mediapipe_wheel import sha256_of
+    from edge.install import file_sha256 as sha256_of
 
     assert record["sha256"] == sha256_of(model)
     assert record["source"]["wheel"] == "mediapipe==0.10.14"
