@@ -234,7 +234,7 @@ class StepError:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # holds arrays: equal only to itself
 class FrameResult:
     """What one :meth:`Pipeline.step` did, and the picture's state after it.
 

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.demo import CLIP_NAME, GIF_STEP, DemoTrace, clip_frame_count, find_asset, plot_trace, run_demo
+from edge.demo import (
+    CLIP_NAME,
+    GIF_STEP,
+    DemoTrace,
+    clip_frame_count,
+    find_asset,
+    plot_trace,
+    run_demo,
+    stage_latency_ms,
+)
 from edge.detector import FaceDetector
+from edge.pipeline import FrameResult, StageTimes, StepError
 from edge.viewerclip import FRAME_SIZE, Person, demo_walk, eye_height, write_clip
 
 FPS = 15.0
@@ -75,8 +85,12 @@ def test_demo_runs_the_pipeline_and_writes_its_outputs(tmp_path):
     figures = json.loads((out / "latency.json").read_text())
     assert figures["frames"] == n
     for stage in ("capture", "detect", "gaze", "frame"):
-        assert figures["latency_ms"][stage]["p50"] > 0
+        assert figures["latency_ms"][stage]["p50"] > 0 and figures["latency_ms"][stage]["samples"] == n
     assert figures["latency_ms"]["detect"]["p95"] < 100
+    # The screen is redrawn only on the frames whose index changed.
+    centre = (trace.frame_count - 1) // 2  # on screen before the first frame
+    changes = int(np.count_nonzero(np.diff([centre] + trace.index)))
+    assert figures["latency_ms"]["draw"]["samples"] == changes and 0 < changes < n
 
     # She is seen whenever her face is fully in frame and near enough for the short-range model.
     seen = np.array([x is not None for x in trace.viewer_x])
@@ -108,3 +122,22 @@ def test_plot_marks_the_viewer_and_the_frame(tmp_path):
     assert blue[: 240].sum() > 50 and blue[240:].sum() == 0   # dots only in the upper panel
     assert red[240:].sum() > 50 and red[:240].sum() == 0      # the frame line only in the lower one
     assert shade[:, :300].sum() > 1000 and shade[:, 500:].sum() == 0  # "nobody" shaded at the start only
+
+
+def _result(times, error=None):
+    return FrameResult(frame=np.zeros((2, 2, 3), np.uint8), timestamp=0.0, faces=(), viewer=None, angle_deg=None,
+                       frame_size=(2, 2), index=0, drew=times is not None and times.draw is not None,
+                       camera_state="ok", error=error, times=times)
+
+
+def test_latency_comes_from_the_steps_own_times():
+    """Per-stage figures over the frames that went through every stage; draw only over those that drew."""
+    results = [_result(StageTimes(capture=0.001 * k, detect=0.004, gaze=0.0001, draw=0.002 if k % 2 else None,
+                                  frame=0.006 + 0.001 * k)) for k in range(1, 11)]
+    results.append(_result(None, StepError("detector", "detector: boom")))  # skipped frame: not counted
+    figures = stage_latency_ms(results)
+    assert figures["capture"] == {"p50": 5.5, "p95": pytest.approx(9.55), "samples": 10}
+    assert figures["detect"]["p50"] == 4.0 and figures["gaze"]["p95"] == 0.1
+    assert figures["draw"] == {"p50": 2.0, "p95": 2.0, "samples": 5}
+    assert figures["frame"]["samples"] == 10 and figures["frame"]["p50"] == 11.5
+    assert stage_latency_ms([])["frame"] == {"p50": None, "p95": None, "samples": 0}

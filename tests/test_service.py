@@ -6,14 +6,15 @@ import json
 import os
 import socket
 import stat
+import tempfile
 import threading
 
 import numpy as np
 import pytest
 
-from edge.status_api import RollingStats
 from edge.errors import MonaEdgeError
 from edge.status import StatusServer, StatusUnavailable, query_status
+from edge.status_api import RollingStats
 
 #: What edge.status raises for a refused socket or an error reply: built-in errors until it moves to
 #: edge.errors (a change in flight), MonaEdgeError subclasses after.
@@ -30,6 +31,94 @@ def test_rolling_stats_keep_the_last_window():
     assert sorted(stats.samples()) == list(range(90, 100))
     assert stats.percentile(50) == pytest.approx(94.5)
     assert stats.percentile(95) == pytest.approx(np.percentile(np.arange(90, 100), 95))
+
+
+# --- health: READY, DEGRADED, WATCHDOG ------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def notify_socket():
+    """A datagram socket where systemd would listen, and a real Notifier sending to it."""
+    from edge.sdnotify import Notifier
+
+    folder = tempfile.mkdtemp(prefix="me-", dir="/tmp")
+    path = os.path.join(folder, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+
+    def received():
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                return out
+
+    yield Notifier(path, backend="socket"), received
+    sock.close()
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ready_waits_for_the_camera_then_degraded_after_the_timeout(notify_socket, monkeypatch, caplog):
+    from edge.health import DEGRADED, READY, STARTING, Health
+
+    notifier, received = notify_socket
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    clock = Clock()
+    health = Health(notifier, ready_timeout=5.0, watchdog=True, clock=clock)
+    health.begin()
+    assert health.watchdog_every == 0.5
+    health.tick(False, lambda: "line")
+    assert health.state == STARTING and not health.ready_sent
+    assert not any("READY=1" in m for m in received())
+    clock.now += 4.9
+    health.tick(False, lambda: "line")
+    assert health.state == STARTING and not any("READY=1" in m for m in received())
+    clock.now += 0.2  # no camera after ready_timeout: READY anyway, reported DEGRADED, said once in the log
+    with caplog.at_level("ERROR", logger="edge.health"):
+        health.tick(False, lambda: "degraded line")
+    assert health.state == DEGRADED and health.ready_sent
+    messages = received()
+    assert messages.count("READY=1") == 1 and "STATUS=degraded line" in messages
+    assert "camera not up after 5 s" in caplog.text
+    clock.now += 0.1
+    health.tick(True, lambda: "ready line")  # the camera came: READY, and no second READY=1
+    assert health.state == READY
+    messages = received()
+    assert "READY=1" not in messages and "STATUS=ready line" in messages  # a state change refreshes STATUS
+
+
+def test_watchdog_is_fed_only_by_ticks_at_half_the_interval(notify_socket, monkeypatch):
+    from edge.health import Health
+
+    notifier, received = notify_socket
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    clock = Clock()
+    health = Health(notifier, ready_timeout=5.0, watchdog=True, clock=clock)
+    health.begin()
+    pings = 0
+    for _ in range(20):  # 2 s of a loop at 10 Hz
+        clock.now += 0.1
+        health.tick(True, lambda: "line")
+        pings += received().count("WATCHDOG=1")
+    assert pings == 10  # every 0.2 s
+    clock.now += 10.0  # the loop hangs: nothing ticks, nothing is sent
+    assert received() == []
+    quiet = Health(notifier, ready_timeout=5.0, watchdog=False, clock=clock)  # [service] watchdog = false
+    quiet.begin()
+    quiet.tick(True, lambda: "line")
+    assert quiet.watchdog_every is None and "WATCHDOG=1" not in received()
 
 
 # --- status socket -------------------------------------------------------------------------------------
@@ -128,7 +217,6 @@ def test_a_slow_client_does_not_block_the_next(sock_path):
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -423,6 +511,67 @@ def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
     pack = load_pack(TEST_PACK, screen_size=(192, 256))
     np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (192, 256)), pack.frame_image(pack.centre_index))
     service.shutdown()
+
+
+#: What mona-edge status/snapshot/calibrate/doctor (edge/commands.py) read: the socket's answer keeps them.
+STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect_ms", "stage_ms", "viewer_present",
+                 "viewer_x", "frame_width", "angle_deg", "index", "frame_count", "pack", "camera", "errors",
+                 "last_error", "reloads", "config"}
+
+
+def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
+    folder = Path(tempfile.mkdtemp(prefix="me-", dir="/tmp"))
+    clip = tmp_path / "s.avi"
+    write_clip(clip, walk(1.0, 130, 130, 150, 170), FPS, photo=photo)
+    sock_path = folder / "status.sock"
+    service = make_service(tmp_path, clip, detector=detector, socket_path=sock_path)
+    service.start()
+    try:
+        before = query_status(sock_path)
+        assert set(before) == STATUS_FIELDS and set(before["camera"]) == {
+            "name", "state", "failures", "recoveries", "last_error", "retry_in_s"}
+        assert before["frames"] == 0 and before["frame_width"] is None and before["viewer_present"] is False
+        assert before["index"] == service.pack.centre_index and before["pack"] == service.pack.name
+        assert before["camera"] == {"name": "file:s.avi", "state": "ok", "failures": 0, "recoveries": 0,
+                                    "last_error": None, "retry_in_s": 0.0}
+        with pytest.raises(REFUSED_BY_STATUS, match="unknown command 'dance'"):
+            query_status(sock_path, request={"command": "dance"})
+        with pytest.raises(REFUSED_BY_STATUS, match="snapshot source 'disk'"):
+            query_status(sock_path, request={"command": "snapshot", "source": "disk"})
+        results = []
+        while len([r for r in results if r.viewer_present]) < 5:
+            results.append(service.step())
+        status = query_status(sock_path)
+        last = results[-1]
+        assert status["frames"] == len(results) == service.stats.frames and status["frame_width"] == 640
+        assert status["viewer_present"] is True and status["viewer_x"] == pytest.approx(last.viewer_x, abs=0.01)
+        assert status["index"] == last.index and status["state"] == "READY"
+        assert status["detect_ms"]["p50"] > 0 and status["stage_ms"]["frame"] >= status["stage_ms"]["detect"]
+        # A snapshot is taken by the loop's thread, between two steps.
+        answer = {}
+        asking = threading.Thread(target=lambda: answer.update(
+            query_status(sock_path, request={"command": "snapshot", "source": "camera"})))
+        asking.start()
+        deadline = time.monotonic() + 3
+        while asking.is_alive() and time.monotonic() < deadline:
+            service.step()
+        asking.join()
+        import base64
+        import io
+
+        from PIL import Image
+
+        shot = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["png_base64"]))))
+        assert answer["source"] == "camera" and shot.shape == (480, 640, 3)
+        service.stop()  # stopping: a snapshot is refused at once instead of waiting for a loop that ends
+        with pytest.raises(REFUSED_BY_STATUS, match="the daemon is stopping"):
+            query_status(sock_path, request={"command": "snapshot"})
+    finally:
+        service.shutdown()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    assert not sock_path.exists()
 
 
 # --- the daemon as systemd runs it ---------------------------------------------------------------------

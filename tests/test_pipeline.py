@@ -1,0 +1,412 @@
+"""The frame loop as one pipeline: real parts (the bundled int8 detector on the bundled clip, the headless
+display, the test pack); a camera, detector or display that fails only where a test needs the failure."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.camera import CameraError, VideoFileSource
+from edge.config import config_from_dict, load_config
+from edge.detector import FaceDetector
+from edge.display import HeadlessSink
+from edge.pack import load_pack
+from edge.pipeline import IDLE_WAIT, STAGES, Parts, Pipeline, build_parts, gaze_tracker
+from edge.status_api import LoopStats
+from edge.viewerclip import demo_walk
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
+TEST_PACK = REPO / "assets" / "packs" / "test"
+SCREEN = (192, 256)
+FPS = 15.0
+#: Backoff short enough for a test to see a camera come back.
+FAST_RETRY = {"camera": {"retry_initial_s": 0.05, "retry_max_s": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(None, "short", threads=1)
+
+
+@pytest.fixture(scope="module")
+def script():
+    return demo_walk(FPS)  # who is where in each frame of the bundled clip
+
+
+def clip_camera():
+    return VideoFileSource(CLIP, realtime=False, loop=False)
+
+
+def pack():
+    return load_pack(TEST_PACK, screen_size=SCREEN)
+
+
+def make_pipeline(detector, *, camera=None, display=None, config=None, make_tracker=None, wait=time.sleep):
+    parts = build_parts(config or load_config(None), camera=camera or clip_camera(), detector=detector,
+                        pack=pack(), display=display or HeadlessSink(SCREEN), make_tracker=make_tracker)
+    pipeline = Pipeline(parts, wait=wait)
+    pipeline.open()
+    return pipeline
+
+
+def frames(pipeline, n):
+    """The results of the next ``n`` steps that read a frame."""
+    out = []
+    while len(out) < n:
+        result = pipeline.step()
+        if result.frame is not None:
+            out.append(result)
+    return out
+
+
+class Unpluggable:
+    """The bundled clip as a camera the test can unplug (reads and reopening fail) and plug back in."""
+
+    name = "unpluggable"
+
+    def __init__(self) -> None:
+        self.inner = clip_camera()
+        self.plugged = True
+
+    @property
+    def state(self):
+        return self.inner.state
+
+    def open(self):
+        if not self.plugged:
+            raise CameraError("unplugged")
+        self.inner.open()
+
+    def read(self):
+        if not self.plugged:
+            raise CameraError("unplugged")
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+# --- the step on real parts -------------------------------------------------------------------------------
+def test_step_follows_the_viewer_and_redraws_only_when_the_index_changes(detector, script):
+    pipeline = make_pipeline(detector)
+    screen = pipeline.parts.display
+    centre = pipeline.parts.pack.centre_index
+    assert pipeline.index == centre
+    np.testing.assert_array_equal(screen.snapshot(), pipeline.parts.pack.frame_image(centre))  # from build_parts
+    previous = centre
+    results = []
+    for n, people in enumerate(script[:120]):
+        result = frames(pipeline, 1)[0]
+        results.append(result)
+        assert result.frame.shape == (480, 640, 3) and result.frame_size == (640, 480)
+        assert result.timestamp == pytest.approx(n / FPS)
+        assert result.error is None and not result.camera_down and result.index == pipeline.index
+        times = result.times
+        assert times is not None and min(times.capture, times.detect, times.gaze) >= 0
+        assert times.frame >= times.capture + times.detect + times.gaze + (times.draw or 0.0)
+        if result.drew:  # the patch went up: the screen shows exactly that pack frame
+            assert result.index != previous and times.draw is not None
+            np.testing.assert_array_equal(screen.snapshot(), pipeline.parts.pack.frame_image(result.index))
+        else:
+            assert result.index == previous and times.draw is None
+        previous = result.index
+        if not people:
+            assert result.faces == () and result.viewer is None and result.viewer_x is None
+        elif people[0].face_width >= 90 and 60 < people[0].eye_x < 580:
+            person = people[0]  # fully in view, near enough for the short-range model
+            assert len(result.faces) >= 1
+            if result.viewer_present:
+                assert result.viewer in result.faces
+                assert result.viewer_x == pytest.approx(person.eye_x, abs=0.15 * person.face_width)  # mp4, walking
+    seen = [r for r in results if r.viewer_present]
+    assert len(seen) > 60
+    # She walks across the room: the eyes sweep most of the pack, and the screen changed along the way.
+    indices = [r.index for r in seen]
+    assert max(indices) - min(indices) >= pipeline.parts.pack.frame_count - 3
+    assert sum(r.drew for r in results) >= pipeline.parts.pack.frame_count - 3
+    pipeline.close()
+
+
+def test_a_new_frame_size_gets_a_new_tracker(detector):
+    import cv2
+
+    made = []
+    base = gaze_tracker(load_config(None).gaze)
+
+    def make_tracker(frame_count, frame_size, span_deg):
+        made.append((frame_count, frame_size, span_deg))
+        return base(frame_count, frame_size, span_deg)
+
+    class Shrinking:
+        """The bundled clip, from its 10th frame at half size (a camera reconfigured mid-stream)."""
+
+        name = "shrinking"
+
+        def __init__(self) -> None:
+            self.inner, self.n = clip_camera(), 0
+            self.state = "closed"
+
+        def open(self):
+            self.inner.open()
+            self.state = "ok"
+
+        def read(self):
+            rgb, t = self.inner.read()
+            self.n += 1
+            return (rgb if self.n <= 10 else cv2.resize(rgb, (320, 240))), t
+
+        def close(self):
+            self.inner.close()
+
+    pipeline = make_pipeline(detector, camera=Shrinking(), make_tracker=make_tracker)
+    results = frames(pipeline, 15)
+    p = pipeline.parts.pack
+    assert made == [(p.frame_count, (640, 480), p.span_deg), (p.frame_count, (320, 240), p.span_deg)]
+    assert [r.frame_size for r in results] == [(640, 480)] * 10 + [(320, 240)] * 5
+
+
+def test_a_camera_that_dies_puts_the_eyes_at_centre_and_waits_for_it(detector):
+    waits = []
+
+    def wait(seconds):
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    camera = Unpluggable()
+    pipeline = make_pipeline(detector, camera=camera, config=config_from_dict(FAST_RETRY), wait=wait)
+    pack_ = pipeline.parts.pack
+    frames(pipeline, 95)  # she is at the room's far side by now
+    assert pipeline.index != pack_.centre_index
+    camera.plugged = False
+    down = [pipeline.step() for _ in range(8)]
+    for result in down:
+        assert result.frame is None and result.camera_down and result.camera_state == "retrying"
+        assert result.index == pack_.centre_index and result.viewer is None and result.times is None
+    assert [r.drew for r in down] == [True] + [False] * 7  # one redraw to centre, then nothing
+    np.testing.assert_array_equal(pipeline.parts.display.snapshot(), pack_.frame_image(pack_.centre_index))
+    assert len(waits) == 8 and all(0 < w <= IDLE_WAIT for w in waits)
+    camera.plugged = True
+    deadline = time.monotonic() + 2.0
+    back = []
+    while len(back) < 5 and time.monotonic() < deadline:
+        result = pipeline.step()
+        if result.frame is not None:
+            back.append(result)
+    assert len(back) == 5 and all(r.camera_state == "ok" and r.times is not None for r in back)
+    assert pipeline.parts.camera.recoveries == 1
+
+
+def test_a_detector_error_skips_that_frame_and_is_reported_not_raised(detector):
+    class FailsOnce:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def detect(self, rgb):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("interpreter hiccup")
+            return detector.detect(rgb)
+
+    pipeline = make_pipeline(FailsOnce())
+    stats = LoopStats()
+    results = frames(pipeline, 5)
+    for result in results:
+        stats.record(result)
+    bad = results[2]
+    assert bad.error is not None and bad.error.stage == "detector" and "interpreter hiccup" in bad.error.message
+    assert bad.frame is not None and bad.faces == () and bad.times is None and not bad.drew
+    assert all(r.error is None and r.times is not None for r in results[:2] + results[3:])
+    assert stats.errors["detector"] == 1 and stats.frames_read == 5 and stats.frames == 4
+    assert stats.last_error == bad.error.message
+
+
+def test_a_display_error_is_reported_and_the_screen_keeps_its_frame(detector):
+    class FailingUpdates(HeadlessSink):
+        failing = True
+
+        def update(self, rect, patch):
+            if self.failing:
+                raise OSError("the screen went away")
+            super().update(rect, patch)
+
+    screen = FailingUpdates(SCREEN)
+    pipeline = make_pipeline(detector, display=screen)
+    centre = pipeline.parts.pack.centre_index
+    failed = []
+    while not failed:
+        result = pipeline.step()
+        assert result.index == centre and not result.drew
+        if result.error is not None:
+            failed.append(result)
+    error = failed[0]
+    assert error.error.stage == "display" and "the screen went away" in error.error.message
+    assert error.times is not None and error.times.draw is None  # the frame was measured, nothing drawn
+    np.testing.assert_array_equal(screen.snapshot(), pipeline.parts.pack.frame_image(centre))
+    screen.failing = False
+    result = pipeline.step()
+    assert result.drew and result.index != centre and result.error is None
+    np.testing.assert_array_equal(screen.snapshot(), pipeline.parts.pack.frame_image(result.index))
+
+
+# --- switching parts (reload) -----------------------------------------------------------------------------
+def test_switch_to_new_parts_draws_the_new_portrait_and_replaces_the_camera(detector, tmp_path):
+    import dataclasses
+    import shutil
+
+    pipeline = make_pipeline(detector)
+    frames(pipeline, 90)
+    old = pipeline.parts
+    assert pipeline.index != old.pack.centre_index
+    shutil.copytree(TEST_PACK, tmp_path / "pack")
+    new_pack = load_pack(tmp_path / "pack", screen_size=SCREEN, rotation=180)  # the picture turned over
+    made = []
+    base = gaze_tracker(load_config(None).gaze)
+
+    def make_tracker(frame_count, frame_size, span_deg):
+        made.append(frame_size)
+        return base(frame_count, frame_size, span_deg)
+
+    new_camera = build_parts(load_config(None), camera=clip_camera(), detector=detector, pack=new_pack,
+                             display=old.display).camera
+    parts = dataclasses.replace(old, pack=new_pack, camera=new_camera, make_tracker=make_tracker)
+    pipeline.switch_to(parts)
+    assert pipeline.parts is parts and pipeline.index == new_pack.centre_index
+    np.testing.assert_array_equal(old.display.snapshot(), new_pack.frame_image(new_pack.centre_index))
+    assert old.camera.state != "ok" and old.camera.source.state == "closed"  # the old one let go
+    assert new_camera.state == "ok"  # and the new one opened, as the old one was
+    result = frames(pipeline, 1)[0]
+    assert made == [(640, 480)] and result.timestamp == 0.0  # a new tracker on the new camera's frames
+
+
+def test_a_switch_whose_draw_fails_keeps_the_old_parts_and_picture(detector):
+    import dataclasses
+
+    class BrokenScreen(HeadlessSink):
+        def show_full(self, image):
+            super().show_full(np.zeros_like(image))  # half-way: the screen is wrong now
+            raise OSError("mode set failed")
+
+    pipeline = make_pipeline(detector)
+    frames(pipeline, 90)
+    old, index, before = pipeline.parts, pipeline.index, pipeline.parts.display.snapshot()
+    broken = BrokenScreen(SCREEN)
+    with pytest.raises(OSError, match="mode set failed"):
+        pipeline.switch_to(dataclasses.replace(old, display=broken))
+    assert pipeline.parts is old and pipeline.index == index
+    np.testing.assert_array_equal(old.display.snapshot(), before)
+    assert frames(pipeline, 1)[0].times is not None
+
+
+# --- building -----------------------------------------------------------------------------------------------
+def test_build_parts_shows_the_portrait_before_the_model_and_closes_its_own_display_on_failure(tmp_path,
+                                                                                               monkeypatch):
+    import edge.pipeline
+    from edge.errors import MonaEdgeError
+
+    config = config_from_dict({
+        "detector": {"range": "short", "model": str(tmp_path / "gone.tflite")},
+        "display": {"sink": "headless", "width": SCREEN[0], "height": SCREEN[1]},
+        "pack": {"path": str(TEST_PACK)},
+    })
+    opened = []
+
+    def open_display(*args, **kwargs):
+        class Recording(HeadlessSink):
+            closed = False
+
+            def close(self):
+                self.closed = True
+
+        sink = Recording(kwargs["size"])
+        opened.append(sink)
+        return sink
+
+    monkeypatch.setattr(edge.pipeline, "open_display", open_display)
+    stages = []
+    with pytest.raises((OSError, ValueError, MonaEdgeError), match="gone.tflite"):
+        build_parts(config, on_stage=stages.append)
+    assert stages == ["display", "detector"] and len(opened) == 1
+    screen = opened[0]
+    expected = pack()
+    np.testing.assert_array_equal(screen.snapshot(), expected.frame_image(expected.centre_index))
+    assert screen.closed  # ours: closed again
+    given = HeadlessSink(SCREEN)
+    with pytest.raises((OSError, ValueError, MonaEdgeError), match="gone.tflite"):
+        build_parts(config, display=given)
+    np.testing.assert_array_equal(given.snapshot(), expected.frame_image(expected.centre_index))  # left as it is
+
+
+def test_build_parts_from_config_alone():
+    config = config_from_dict({
+        "camera": {"source": "video", "path": str(CLIP), "realtime": False},
+        "detector": {"range": "short", "threads": 1},
+        "display": {"sink": "headless", "width": 256, "height": 192, "rotation": 90},
+        "pack": {"path": str(TEST_PACK)},
+    })
+    parts = build_parts(config)
+    assert isinstance(parts, Parts) and isinstance(parts.detector, FaceDetector)
+    assert parts.display.size == (256, 192) and parts.camera.name == "file:viewer-walk.mp4"
+    assert parts.camera.frames == 0  # not opened yet: the caller decides when
+    # The configured pack, turned for a screen mounted at 90 degrees, is up already.
+    upright = load_pack(TEST_PACK)
+    np.testing.assert_array_equal(parts.display.snapshot(), np.rot90(upright.frame_image(upright.centre_index), 1))
+    pipeline = Pipeline(parts)
+    pipeline.open()
+    assert [r.frame_size for r in frames(pipeline, 3)] == [(640, 480)] * 3
+
+
+# --- one step, many drivers ---------------------------------------------------------------------------------
+def test_the_service_the_demo_and_the_bench_all_drive_the_same_step(detector, tmp_path, monkeypatch):
+    """No second copy of the loop: every driver's frames go through Pipeline.step."""
+    from edge.demo import run_demo
+    from edge.service import EdgeService
+
+    calls = []
+    real_step = Pipeline.step
+
+    def counted(self):
+        result = real_step(self)
+        calls.append(result)
+        return result
+
+    monkeypatch.setattr(Pipeline, "step", counted)
+
+    trace = run_demo(CLIP, TEST_PACK, tmp_path / "demo", max_frames=6, write_video=False, write_gif=False,
+                     quiet=True)
+    assert len(trace.times) == 6 and len([r for r in calls if r.frame is not None]) == 6
+    assert trace.index == [r.index for r in calls if r.frame is not None]
+
+    calls.clear()
+    config = config_from_dict({
+        "camera": {"source": "video", "path": str(CLIP), "realtime": False},
+        "display": {"sink": "headless", "width": SCREEN[0], "height": SCREEN[1]},
+        "pack": {"path": str(TEST_PACK)},
+    })
+    service = EdgeService(config, detector=detector, serve_status=False)
+    service.start()
+    try:
+        results = [service.step() for _ in range(4)]
+    finally:
+        service.shutdown()
+    assert len(calls) == 4 and all(a is b for a, b in zip(results, calls)) and service.stats.frames == 4
+
+    calls.clear()
+    spec = importlib.util.spec_from_file_location("bench_pipeline", REPO / "tests" / "bench" / "pipeline.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_pipeline", bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    measured, wall = bench.measure(make_pipeline(detector), 8, warmup=2)
+    assert len(measured) == 8 and wall > 0 and all(a is b for a, b in zip(calls[-8:], measured))
+    figures = bench.stage_figures(measured)
+    for name in STAGES:
+        ms = [getattr(r.times, name) * 1e3 for r in measured if getattr(r.times, name) is not None]
+        if ms:
+            assert figures[name].count == len(ms) and figures[name].p50 == pytest.approx(np.percentile(ms, 50))
+        else:
+            assert figures[name] is None
