@@ -30,7 +30,7 @@ from edge.camera import CameraSource
 from edge.config import Config, load_config
 from edge.health import Health, Notify
 from edge.pipeline import Detector, Display, FrameResult, Pack, Parts, Pipeline, build_parts
-from edge.reload import reload
+from edge.reload import BackgroundReload, reload
 from edge.sdnotify import Notifier
 from edge.status import StatusServer
 from edge.status_api import JSON, LoopStats, StatusAPI
@@ -69,6 +69,8 @@ class EdgeService:
         self.stats = LoopStats(clock)
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._background = (BackgroundReload(self.config_path, keep_camera=camera is not None)
+                            if self.config_path else None)
         self._server: StatusServer | None = None  # kept apart: the signal thread may need it mid-start
         self._running: _Running | None = None
         self._closers = contextlib.ExitStack()
@@ -155,20 +157,36 @@ class EdgeService:
 
     # --- one iteration ----------------------------------------------------------------------------------
     def step(self) -> FrameResult:
-        """Snapshots asked for, a reload asked for, one pipeline step, then health (and the watchdog)."""
+        """Snapshots asked for, a reload asked for or loaded, one pipeline step, then health (and the
+        watchdog: a reload loads beside the loop, so the loop and its pings go on meanwhile)."""
         run = self.running
         run.api.serve_pending()
-        if self._reload_requested.is_set():
-            self._reload_requested.clear()
-            self.reload()
+        self._reload_in_background(run)
         result = run.pipeline.step()
         self.stats.record(result)
         camera = run.pipeline.parts.camera
         self.health.tick(camera.state == "ok" and camera.frames > 0, run.api.status_line)
         return result
 
+    def _reload_in_background(self, run: _Running) -> None:
+        if self._reload_requested.is_set():
+            if self._background is None:
+                self._reload_requested.clear()
+                log.info("reload: no config file to re-read")
+            elif not self._background.loading:  # a SIGHUP during a load: another load after this one
+                self._reload_requested.clear()
+                self.health.reloading()
+                self._background.start(self.config, run.pipeline.parts)
+        if self._background is not None:
+            finished, config = self._background.finish(run.pipeline, self.stats)
+            if config is not None:
+                self.config = config
+            if finished:
+                self.health.reloaded(run.api.status_line())
+
     def reload(self) -> bool:
-        """Re-read config and pack; switch only when everything new has loaded. Returns success."""
+        """Re-read config and pack now, on this thread; switch only when everything new has loaded.
+        Returns success. (SIGHUP reloads through :meth:`request_reload`, loaded beside the loop.)"""
         if self.config_path is None:
             log.info("reload: no config file to re-read")
             return False

@@ -488,6 +488,52 @@ def test_a_bug_while_reloading_is_logged_with_its_traceback_and_changes_nothing(
         service.shutdown()
 
 
+def test_sighup_loads_the_candidate_beside_the_loop_which_keeps_going(tmp_path, photo, detector, monkeypatch,
+                                                                      notify_socket):
+    """A slow pack (a big one on a Pi) must not freeze the eyes or starve the watchdog while it verifies."""
+    import shutil
+
+    import edge.reload
+
+    notifier, received = notify_socket
+    clip = tmp_path / "c.avi"
+    write_clip(clip, walk(2.0, 130, 130, 100, 540), FPS, photo=photo)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(TEST_PACK, fresh)
+    service = make_service(tmp_path, clip, detector=detector, notifier=notifier)
+    service.start()
+    real_make_pack = edge.reload.make_pack
+    loading = threading.Event()
+
+    def slow_make_pack(config, screen_size):
+        loading.set()
+        time.sleep(0.5)
+        return real_make_pack(config, screen_size)
+
+    monkeypatch.setattr(edge.reload, "make_pack", slow_make_pack)
+    try:
+        run_clip(service, 3)
+        assert service.health.ready_sent
+        old_pack = service.pack
+        (tmp_path / "config.toml").write_text(config_toml(clip=clip, pack=fresh, fb=tmp_path / "fb"))
+        received()
+        service.request_reload()
+        during = []
+        deadline = time.monotonic() + 5.0
+        while service.stats.reloads == 0 and time.monotonic() < deadline:
+            result = service.step()
+            if loading.is_set() and service.stats.reloads == 0:
+                during.append(result)
+        assert service.stats.reloads == 1 and service.pack is not old_pack
+        assert len([r for r in during if r.times is not None]) >= 3  # frames went through while it loaded
+        messages = received()
+        reloading = [i for i, m in enumerate(messages) if m.startswith("RELOADING=1")]
+        ready = [i for i, m in enumerate(messages) if m.startswith("READY=1")]
+        assert len(reloading) == 1 and len(ready) == 1 and reloading[0] < ready[0]
+    finally:
+        service.shutdown()
+
+
 def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
     from edge.config import ConfigError, load_config
     from edge.errors import MonaEdgeError
