@@ -156,9 +156,9 @@ def make_camera(config: Config, source: CameraSource | None = None) -> Camera:
     c = config.camera
     # A video file plays at its own frame rate: [camera] fps has a default, so it cannot tell us the
     # user meant to override the file's.
-    src = source or open_source(c.source, device=c.device, path=c.path, size=c.size,
-                                fps=None if c.source == "file" else c.fps, realtime=c.realtime, loop=c.loop,
-                                hflip=c.hflip, vflip=c.vflip)
+    src = source if source is not None else open_source(
+        c.source, device=c.device, path=c.path, size=c.size, fps=None if c.source == "file" else c.fps,
+        realtime=c.realtime, loop=c.loop, hflip=c.hflip, vflip=c.vflip)
     return RetryingCamera(src, initial=c.retry_initial, maximum=c.retry_max)
 
 
@@ -212,7 +212,8 @@ def build_parts(config: Config, *, camera: CameraSource | None = None, detector:
 @dataclass(frozen=True, slots=True)
 class StageTimes:
     """Seconds each stage took on one camera frame (``time.perf_counter``). ``capture`` includes waiting
-    for the camera's next frame; ``draw`` is None when the index did not change and nothing was drawn."""
+    for the camera's next frame; ``draw`` is None when nothing was drawn (the index did not change, or the
+    draw failed)."""
 
     capture: float
     detect: float

@@ -60,7 +60,9 @@ class EdgeService:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path else None
-        self._camera, self._display, self._detector, self._pack = camera, display, detector, pack
+        # Parts given here are used instead of building them (tests, tools); the rest come from config.
+        self._given_camera, self._given_display = camera, display
+        self._given_detector, self._given_pack = detector, pack
         self._socket_path = status_socket or Path(config.service.status_socket)
         self._serve_status = serve_status
         self._clock = clock
@@ -102,8 +104,9 @@ class EdgeService:
     # --- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
         """Display and portrait first, then model, status socket, and the camera last."""
-        parts = build_parts(self.config, camera=self._camera, display=self._display, detector=self._detector,
-                            pack=self._pack, on_stage=lambda stage: self.health.note(f"starting: {stage}"))
+        parts = build_parts(self.config, camera=self._given_camera, display=self._given_display,
+                            detector=self._given_detector, pack=self._given_pack,
+                            on_stage=lambda stage: self.health.note(f"starting: {stage}"))
         pipeline = Pipeline(parts, wait=self._stop.wait)
         self._closers.callback(pipeline.close)
         api = StatusAPI(pipeline, self.stats, self.health, config_path=self.config_path, stop=self._stop,
@@ -193,7 +196,8 @@ class EdgeService:
         run = self.running
         self.health.reloading()
         try:
-            config = reload(self.config_path, self.config, run.pipeline, self.stats, keep_camera=self._camera is not None)
+            config = reload(self.config_path, self.config, run.pipeline, self.stats,
+                            keep_camera=self._given_camera is not None)
             if config is not None:
                 self.config = config
             return config is not None
