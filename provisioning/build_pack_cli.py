@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.errors import ExitStatus
 from provisioning.packer import DEFAULT_SCREEN, PackPlan, build_pack
 
 
@@ -18,7 +19,7 @@ def _size(text: str):
     return w, h
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> ExitStatus:
     credits = []
     if args.credit_work or args.credit_author or args.credit_source or args.credit_licence:
         credits.append({"work": args.credit_work or Path(args.portrait).stem, "author": args.credit_author or "",
@@ -28,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
                     name=args.name, driver=args.driver, checkpoint=args.checkpoint, device=args.device,
                     batch_size=args.batch_size, credits=credits)
     build_pack(plan)
-    return 0
+    return ExitStatus.OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

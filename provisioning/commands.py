@@ -7,28 +7,29 @@
     mona-edge logs pi@frame.local -f
 
 Also runnable as ``python -m provisioning.commands ...`` before the entry points are installed.
+
+Failures are :class:`~edge.errors.ProvisioningError` (SSH, host keys, transfers, target checks, bad
+arguments), or the pack's and config's own errors; ``edge.cli`` prints each as one line with its exit
+status, and anything else as a bug.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from edge.errors import ExitStatus, ProvisioningError
 from provisioning import flash
 from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
-from provisioning.remote import HostKeyError, RemoteError, SshTarget, TransferError, parse_destination
+from provisioning.remote import SshTarget, parse_destination
 from provisioning.sdcard import write_card
 
-_FAILURES = (HostKeyError, RemoteError, TransferError, flash.TargetCheckError, ValueError, OSError)
-Handler = Callable[[argparse.Namespace], int]
 
-
-def _ssh_arguments(parser: argparse.ArgumentParser, destination: str = "?") -> None:
+def _ssh_arguments(parser: argparse.ArgumentParser, destination: str | None = "?") -> None:
     parser.add_argument("destination", nargs=destination, metavar="USER@HOST[:PORT]")
     parser.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
     parser.add_argument("--identity", "-i", type=Path, help="private key (default: ssh's own choice / agent)")
@@ -66,34 +67,19 @@ def artifacts_from_args(args: argparse.Namespace, prefix: str, workdir: Path) ->
     )
 
 
-def _one_line_errors(command: str) -> Callable[[Handler], Handler]:
-    """A handler whose expected failures (SSH, transfer, target checks, bad input) end in one line, exit 1."""
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return handler(args)
-            except _FAILURES as exc:
-                print(f"mona-edge {command}: error: {exc}", file=sys.stderr)
-                return 1
-        return run
-    return wrap
-
-
-@_one_line_errors("provision")
-def _provision(args: argparse.Namespace) -> int:
+def _provision(args: argparse.Namespace) -> ExitStatus:
     with tempfile.TemporaryDirectory(prefix="mona-wheel-") as workdir:
         if args.sd:
             if args.destination:
-                raise ValueError("give either USER@HOST or --sd BOOT ROOT, not both")
+                raise ProvisioningError("give either USER@HOST or --sd BOOT ROOT, not both")
             artifacts = artifacts_from_args(args, "/", Path(workdir))
-            report = write_card(Path(args.sd[0]), Path(args.sd[1]), artifacts)
-            for line in report.written + report.boot_changes:
+            card = write_card(Path(args.sd[0]), Path(args.sd[1]), artifacts)
+            for line in card.written + card.boot_changes:
                 print(line)
             print("card ready: on first power-up the Pi finishes the install and starts the frame")
-            return 0
+            return ExitStatus.OK
         if not args.destination:
-            raise ValueError("give USER@HOST (or --sd BOOT ROOT)")
+            raise ProvisioningError("give USER@HOST (or --sd BOOT ROOT)")
         artifacts = artifacts_from_args(args, args.prefix, Path(workdir))
         options = flash.ProvisionOptions(prefix=args.prefix, service_manager=args.service_manager,
                                          ready_command=args.ready_command, ready_timeout=args.ready_timeout,
@@ -101,19 +87,18 @@ def _provision(args: argparse.Namespace) -> int:
         with open_target(args) as target:
             report = flash.provision(target, artifacts, options)
         print(f"sent {len(report.transfer.files)} file(s), {report.transfer.bytes} bytes")
-        return 0
+        return ExitStatus.OK
 
 
-@_one_line_errors("rollback")
-def _rollback(args: argparse.Namespace) -> int:
+def _rollback(args: argparse.Namespace) -> ExitStatus:
     with open_target(args) as target:
         result = flash.rollback(target, args.prefix, args.service_manager, args.ready_command, args.ready_timeout)
     print(f"{target.name}: rolled back ({', '.join(result['changed']) or 'nothing differed'}); READY")
-    return 0
+    return ExitStatus.OK
 
 
-@_one_line_errors("logs")
 def _logs(args: argparse.Namespace) -> int:
+    """The target's own exit status of the log command (journalctl's or tail's), passed through."""
     with open_target(args) as target:
         return flash.logs(target, args.lines, args.follow, args.prefix, args.service_manager)
 
@@ -155,12 +140,18 @@ def register_logs(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """These three commands alone, with ``mona-edge``'s logging and error model (``edge.cli``)."""
+    from edge.cli import configure_logging, run_handler, wants_verbose
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verbose = wants_verbose(args_list)
+    configure_logging(verbose)
     parser = argparse.ArgumentParser(prog="python -m provisioning.commands")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages; tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in (register_provision, register_rollback, register_logs):
         register(sub)
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+    return run_handler(parser.parse_args(args_list), verbose)
 
 
 if __name__ == "__main__":

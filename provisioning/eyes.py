@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.errors import PackError
+
 # --- model constants (MediaPipe 0.10.14 modules) ------------------------------------------------------
 #: Wheel members of the three float models.
 FACE_DETECTOR_MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
@@ -186,7 +188,7 @@ def detect_face(rgb: np.ndarray):
     """The portrait's face (an ``edge.faces.Face``): the biggest confident BlazeFace detection."""
     faces = _face_detector().detect(_check_rgb(rgb))
     if not faces:
-        raise ValueError("portrait: no face found by BlazeFace (short range); crop the picture closer to the face")
+        raise PackError("portrait: no face found by BlazeFace (short range); crop the picture closer to the face")
     return max(faces, key=lambda f: f.width * f.height)
 
 
@@ -201,7 +203,7 @@ def face_mesh(rgb: np.ndarray, face) -> np.ndarray:
     landmarks = next(o for o in outputs if o.size == MESH_POINTS * 3).reshape(MESH_POINTS, 3)
     flag = next(o for o in outputs if o.size == 1)
     if float(flag.ravel()[0]) < MESH_MIN_LOGIT:
-        raise ValueError("portrait: the face mesh model sees no face in the detected face box")
+        raise PackError("portrait: the face mesh model sees no face in the detected face box")
     return _to_image(landmarks[:, :2].astype(np.float64), to_image)
 
 
@@ -213,7 +215,7 @@ def iris_eye(rgb: np.ndarray, outer: np.ndarray, inner: np.ndarray, mirrored: bo
     d = b - a
     side = float(np.hypot(*d)) * IRIS_ROI_SCALE
     if side < 4:
-        raise ValueError(f"portrait: eye only {side / IRIS_ROI_SCALE:.1f} px wide; use a larger picture")
+        raise PackError(f"portrait: eye only {side / IRIS_ROI_SCALE:.1f} px wide; use a larger picture")
     crop, to_image = _square_crop(rgb, (a + b) / 2, side, float(np.arctan2(d[1], d[0])), IRIS_INPUT,
                                   flip=mirrored)
     outputs = _run(IRIS_MEMBER, crop, IRIS_RANGE)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge.errors import PackError
 from provisioning.eyes import Eye, EyeGeometry, locate_eyes
 
 __all__ = ["EyeGeometry", "Eye", "locate_eyes", "warp_gaze", "generate_heads", "gaze_shift_px",
@@ -252,7 +253,7 @@ def warp_gaze(rgb: np.ndarray, geometry: EyeGeometry, g: float, *, max_shift: fl
         raise ValueError(f"geometry: found in a {geometry.image_size[0]}x{geometry.image_size[1]} image, "
                          f"portrait is {size[0]}x{size[1]}")
     if not -0.2 <= head_turn <= 0.2:
-        raise ValueError(f"head_turn={head_turn}: expected a fraction of the face width in [-0.2, 0.2]")
+        raise PackError(f"head_turn={head_turn}: expected a fraction of the face width in [-0.2, 0.2]")  # --head-turn
     shift = gaze_shift_px(geometry, float(g), max_shift)
     out = rgb.copy()
     if shift != 0.0:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.errors import ProvisioningError
 from provisioning.plan import Artifacts, Plan, check_target, format_plan, make_plan
 from provisioning.remote import RemoteError, SshTarget, TransferLog
 
 
-class TargetCheckError(RuntimeError):
+class TargetCheckError(ProvisioningError):
     """The target cannot run mona-edge; nothing was sent."""
 
 

@@ -13,6 +13,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from edge.errors import ModelError
+
 MEDIAPIPE_VERSION = "0.10.14"
 FACE_DETECTION_DIR = "mediapipe/modules/face_detection"
 SHORT_RANGE_MEMBER = f"{FACE_DETECTION_DIR}/face_detection_short_range.tflite"
@@ -40,8 +42,8 @@ def find_or_fetch_wheel(version: str = MEDIAPIPE_VERSION) -> Path:
     cached = sorted(wheels.glob(pattern))
     if result.returncode != 0 or not cached:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise OSError(f"could not fetch mediapipe=={version} with pip ({tail[0]}); "
-                      "pass the model file with --float-model PATH instead")
+        raise ModelError(f"could not fetch mediapipe=={version} with pip ({tail[0]}); "
+                         "pass the model file with --float-model PATH instead")
     return cached[0]
 
 
@@ -54,10 +56,10 @@ def extract_member(member: str, wheel: Path | None = None) -> Path:
     try:
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read(member)
-    except KeyError:
-        raise OSError(f"{wheel}: has no member {member}") from None
-    except zipfile.BadZipFile:
-        raise OSError(f"{wheel}: not a valid wheel (zip) file") from None
+    except KeyError as exc:
+        raise ModelError(f"{wheel}: has no member {member}") from exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{wheel}: not a readable wheel (zip) file: {exc}") from exc
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".part")
     tmp.write_bytes(data)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from edge.errors import PackError
 from edge.images import read_rgb
 from provisioning.blend import AlphaParams, blend_head, head_patch_rect
 from provisioning.eyes import EyeGeometry, locate_eyes
@@ -95,6 +96,7 @@ def fomm_heads(canvas: np.ndarray, plan: PackPlan) -> tuple[list[np.ndarray], Ey
     by0 = int(round(min(max(cy - side / 2, 0), h - side)))
     box = (bx0, by0, bx0 + int(side), by0 + int(side))
     source = canvas[box[1]:box[3], box[0]:box[2]]
+    assert plan.checkpoint is not None and plan.driver is not None  # build_pack checked the plan
     model = load_fomm(plan.checkpoint, device=plan.device)
     driving = read_driving_video(plan.driver)
     predictions = animate(model, source, driving, batch_size=plan.batch_size, progress=True)
@@ -116,7 +118,7 @@ def contact_sheet(frames: Sequence[np.ndarray], measured: Sequence[float], rect:
     sheet = Image.new("RGB", (columns * tile_width, rows * (tile_h + 14)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
     for i, (frame, g) in enumerate(zip(frames, measured)):
-        tile = Image.fromarray(frame[y0:y1, x0:x1]).resize((tile_width, tile_h), Image.LANCZOS)
+        tile = Image.fromarray(frame[y0:y1, x0:x1]).resize((tile_width, tile_h), Image.LANCZOS)  # type: ignore[attr-defined]
         col, row = i % columns, i // columns
         sheet.paste(tile, (col * tile_width, row * (tile_h + 14) + 14))
         draw.text((col * tile_width + 3, row * (tile_h + 14) + 1), f"{i:02d}  gaze {g:+.2f}", fill=(255, 255, 0))
@@ -132,7 +134,8 @@ def preview_gif(frames: Sequence[np.ndarray], rect: tuple[int, int, int, int], p
     mx, my = (x1 - x0) // 3, max((y1 - y0), (x1 - x0) // 3)
     box = (max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my))
     size = (width, max(1, int(round((box[3] - box[1]) * width / (box[2] - box[0])))))
-    images = [Image.fromarray(f).crop(box).resize(size, Image.LANCZOS) for f in frames]
+    images = [Image.fromarray(f).crop(box).resize(size, Image.LANCZOS)  # type: ignore[attr-defined]
+              for f in frames]
     palette = images[len(images) // 2].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     indexed = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     sweep = indexed + indexed[-2:0:-1]
@@ -144,11 +147,14 @@ def build_pack(plan: PackPlan, log: Callable[[str], None] = print) -> dict:
     from edge.pack import write_pack
 
     if plan.method not in ("eyewarp", "fomm"):
-        raise ValueError(f"method {plan.method!r}: expected 'eyewarp' or 'fomm'")
+        raise PackError(f"method {plan.method!r}: expected 'eyewarp' or 'fomm'")
     if plan.method == "fomm" and not (plan.driver and plan.checkpoint):
-        raise ValueError("--method fomm needs --driver VIDEO and --checkpoint FILE (vox-cpk.pth.tar)")
+        raise PackError("--method fomm needs --driver VIDEO and --checkpoint FILE (vox-cpk.pth.tar)")
     if plan.frames < 2 or plan.frames > 255:
-        raise ValueError(f"--frames {plan.frames}: expected 2..255")
+        raise PackError(f"--frames {plan.frames}: expected 2..255")
+    low, high = plan.span_deg  # checked again with the manifest, but only after minutes of work
+    if not -90 <= low < high <= 90:
+        raise PackError(f"--span-deg {high:g}: expected a viewer angle in (0, 90] degrees")
     timings = {}
     started = time.perf_counter()
     canvas = fit_canvas(read_rgb(plan.portrait, "portrait"), plan.screen)

@@ -31,6 +31,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from edge.blazeface import SPECS
 from edge.detector import FaceDetector, input_levels, iou
+from edge.errors import ModelError
 from provisioning import equalize
 from provisioning.tflite_graph import (
     ACT_NONE,
@@ -400,14 +401,14 @@ def build_int8_model(graph: FloatGraph, calib: Calibration, provenance: dict) ->
                 qmap[out] = qmap[node.inputs[0]]
                 new_id[out] = b.tensor(name, shape, schema.TensorType.INT8, scale=qmap[out][0], zero=qmap[out][1])
             else:
-                raise ValueError(f"{node.op} at {name}: mixes int8 and float inputs; this graph is not supported")
+                raise ModelError(f"{node.op} at {name}: mixes int8 and float inputs; this graph is not supported")
             b.operator(node.op, inputs, [new_id[out]], node.options, node.options_type)
         else:
-            raise ValueError(f"operator {node.op} at {name} is not supported by the int8 rewriter")
+            raise ModelError(f"operator {node.op} at {name} is not supported by the int8 rewriter")
 
     for t in graph.outputs:
         if t not in floats:
-            raise ValueError(f"output {graph.names[t]} is not produced by a head convolution")
+            raise ModelError(f"output {graph.names[t]} is not produced by a head convolution")
 
     sub = schema.SubGraphT()
     sub.tensors = b.tensors
@@ -530,6 +531,7 @@ def quantize_model(float_model: Path, spec_name: str, frames: Sequence[np.ndarra
             key = (score["misses"] + score["extras"], score["eye_p95_of_width"])
             if best is None or key < best[0]:
                 best = (key, percentile, exponent)
+    assert best is not None, "no percentile/exponent candidates to search"
     _, percentile, exponent = best
     graph = load_float_graph(float_model)
     calib = calibrate(graph, model_bytes, spec_name, frames, float_model, percentile, exponent)
@@ -563,7 +565,8 @@ def correct_biases(graph: FloatGraph, calib: Calibration, model_bytes: bytes, sp
     chosen = list(frames[::max(1, len(frames) // BIAS_FRAMES)][:BIAS_FRAMES])
     letterboxer = FaceDetector(float_model, spec_name)
     reference = reference_interpreter(model_bytes)
-    inputs, expected = [], {n.outputs[0]: [] for n in targets}
+    inputs: list[np.ndarray] = []
+    expected: dict[int, list[np.ndarray]] = {n.outputs[0]: [] for n in targets}
     for frame in chosen:
         letterboxer.letterbox(frame)
         x = letterboxer.input_tensor.copy()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from edge.detector import MODEL_FILES
+from edge.errors import ExitStatus, ModelError
 from edge.install import file_sha256
 from provisioning import mediapipe_wheel as wheel
 from provisioning.calibration import DEFAULT_COUNT, DEFAULT_SEED, calibration_frames
@@ -34,33 +35,36 @@ def quantize_range(detector_range: str, out_dir: Path, float_model: Path | None 
         source = {"file": Path(float_model).name}
     float_model = Path(float_model)
     if not float_model.is_file():
-        raise FileNotFoundError(f"{float_model}: float model not found")
+        raise ModelError(f"{float_model}: float model not found")
     source["sha256"] = file_sha256(float_model)
     calib_frames, calib_record = calibration_frames(frames, seed)
     provenance = {"source": source, "calibration": calib_record, "tool": TOOL_VERSION}
     started = time.perf_counter()
     data, search = quantize_model(float_model, detector_range, calib_frames, provenance, log=print)
     provenance["search"] = search
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILES[detector_range]
     tmp = target.with_suffix(".tflite.part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    record = dict(provenance, model=target.name, sha256=file_sha256(target), bytes=len(data))
-    # Timing is printed, not recorded: the record (like the model) must come out byte for byte the same.
-    target.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        record = dict(provenance, model=target.name, sha256=file_sha256(target), bytes=len(data))
+        # Timing is printed, not recorded: the record (like the model) must come out byte for byte the same.
+        target.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise ModelError(f"--out {out_dir}: cannot write {target.name}: {exc.strerror or exc}") from exc
     return dict(record, seconds=round(time.perf_counter() - started, 1))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> ExitStatus:
     ranges = ["short", "full"] if args.range == "both" else [args.range]
     if args.float_model and len(ranges) != 1:
-        raise ValueError("--float-model needs --range short or --range full (one file is one model)")
+        raise ModelError("--float-model needs --range short or --range full (one file is one model)")
     for detector_range in ranges:
         record = quantize_range(detector_range, Path(args.out), args.float_model, args.frames, args.seed)
         print(f"{record['model']}: {record['bytes']} bytes, sha256 {record['sha256'][:16]}..., "
               f"calibrated on {record['calibration']['frames']} frames in {record['seconds']} s")
-    return 0
+    return ExitStatus.OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,24 +21,25 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import edge.install
+from edge.errors import ProvisioningError
 
 #: The target's OS interpreter (Raspberry Pi OS: the one whose dist-packages hold picamera2).
 OS_PYTHON = "/usr/bin/python3"
 
 
-class HostKeyError(RuntimeError):
+class HostKeyError(ProvisioningError):
     """The target's host key is unknown or changed; the message carries its fingerprint."""
 
 
-class TransferError(RuntimeError):
+class TransferError(ProvisioningError):
     """The connection failed while files were being sent; the target still runs what it ran before."""
 
 
-class RemoteError(RuntimeError):
-    """A command on the target failed."""
+class RemoteError(ProvisioningError):
+    """A command on the target failed; ``step`` names the install step (``connect``, ``probe``, ...)."""
 
     def __init__(self, message: str, step: str = ""):
         super().__init__(message)
@@ -73,17 +74,20 @@ def parse_destination(text: str) -> tuple[str, str, int]:
     """``user@host`` or ``user@host:port`` (a bracketed IPv6 host with a port: ``user@[::1]:2222``)."""
     user, at, hostport = text.rpartition("@")
     if not at or not user or not hostport:
-        raise ValueError(f"target {text!r}: expected user@host or user@host:port")
+        raise ProvisioningError(f"target {text!r}: expected user@host or user@host:port")
     host, port = hostport, 22
+    port_text: str | None = None  # None: no port given
     if hostport.startswith("["):
         host, _, rest = hostport[1:].partition("]")
-        if rest:
-            port = int(rest.lstrip(":"))
+        port_text = rest.removeprefix(":") if rest else None
     elif hostport.count(":") == 1:
         host, port_text = hostport.split(":")
-        if not port_text.isdigit():
-            raise ValueError(f"target {text!r}: port {port_text!r} is not a number")
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ProvisioningError(f"target {text!r}: port {port_text!r} is not a port number")
         port = int(port_text)
+    if not host:
+        raise ProvisioningError(f"target {text!r}: no host name")
     return user, host, port
 
 
@@ -130,8 +134,7 @@ class SshTarget:
 
     def open(self) -> None:
         """Start the master connection; this is where an unknown or changed host key stops the run."""
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        self.known_hosts.touch(exist_ok=True)
+        self._ensure_known_hosts()
         control = tempfile.TemporaryDirectory(prefix="mona-ssh-")
         argv = [self.ssh_program, *self._options(), "-o", f"ControlPath={control.name}/%C",
                 "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-N", "-f",
@@ -139,13 +142,24 @@ class SshTarget:
         # -f forks the master into the background after authentication; its stderr goes to a file, so
         # nothing here waits on a pipe the master keeps open.
         with tempfile.TemporaryFile() as err:
-            code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err).returncode
+            try:
+                code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err).returncode
+            except FileNotFoundError as exc:
+                control.cleanup()
+                raise ProvisioningError(f"{self.ssh_program}: not found; install the OpenSSH client") from exc
             err.seek(0)
             message = err.read().decode(errors="replace").strip()
         if code != 0:
             control.cleanup()
             self._raise_connect_error(message)
         self._control_dir = control
+
+    def _ensure_known_hosts(self) -> None:
+        try:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            self.known_hosts.touch(exist_ok=True)
+        except OSError as exc:
+            raise ProvisioningError(f"--known-hosts {self.known_hosts}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         if self._control_dir is None:
@@ -158,8 +172,11 @@ class SshTarget:
     # ----------------------------------------------------------------------------------- host keys
     def scan_host_keys(self) -> list[tuple[str, str]]:
         """(fingerprint, known_hosts line) for every key the server presents right now."""
-        scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), self.host],
-                              capture_output=True, text=True)
+        try:
+            scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), self.host],
+                                  capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            raise ProvisioningError("ssh-keyscan: not found; install the OpenSSH client") from exc
         found = []
         for line in scan.stdout.splitlines():
             if not line.strip() or line.startswith("#"):
@@ -193,8 +210,7 @@ class SshTarget:
         if not matches:
             raise HostKeyError(f"--accept-host-key {fingerprint}: {self.known_hosts_name} does not present that key "
                                f"(it presents {', '.join(fp for fp, _ in presented) or 'nothing'}); nothing recorded")
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        self.known_hosts.touch(exist_ok=True)
+        self._ensure_known_hosts()
         subprocess.run(["ssh-keygen", "-R", self.known_hosts_name, "-f", str(self.known_hosts)], capture_output=True)
         Path(f"{self.known_hosts}.old").unlink(missing_ok=True)
         with open(self.known_hosts, "a") as fh:
@@ -225,16 +241,19 @@ class SshTarget:
     def helper(self, action: str, args: dict, timeout: float = 3600) -> dict:
         """Run ``edge/install.py ACTION`` on the target: the script itself travels on stdin."""
         script = Path(edge.install.__file__).read_bytes()
-        done = subprocess.run(self._remote([], shell=self._helper_command(action, args)), input=script,
-                              capture_output=True, timeout=timeout)
+        try:
+            done = subprocess.run(self._remote([], shell=self._helper_command(action, args)), input=script,
+                                  capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise RemoteError(f"{self.name}: {action} did not finish within {timeout:.0f} s", step=action) from exc
         out = done.stdout.decode(errors="replace").strip().splitlines()
         if done.returncode == 127:
             raise RemoteError(f"{self.name}: no python3 on the target", step=action)
         try:
             result = json.loads(out[-1])
-        except (IndexError, ValueError):
+        except (IndexError, ValueError) as exc:  # no JSON line: the helper died before it could say why
             err = done.stderr.decode(errors="replace").strip()
-            raise RemoteError(f"{self.name}: {action} failed (exit {done.returncode}): {err[-800:]}", step=action) from None
+            raise RemoteError(f"{self.name}: {action} failed (exit {done.returncode}): {err[-800:]}", step=action) from exc
         if not result.get("ok", True):
             raise RemoteError(f"{result.get('step', action)} failed: {result.get('error')}", step=result.get("step", action))
         return result
@@ -253,10 +272,11 @@ class SshTarget:
         command = f"mkdir -p {shlex.quote(dest)} && tar -x --no-same-owner -C {shlex.quote(dest)} -f -"
         proc = subprocess.Popen(self._remote([], shell=command), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stderr is not None  # both are pipes
         writer = _CountingWriter(proc.stdin)
         current = ""
-        try:
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        try:  # a stream ("w|") only ever writes: the counting writer is file enough
+            with tarfile.open(fileobj=cast(IO[bytes], writer), mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for local, rel in files:
                     current = rel
                     info = tar.gettarinfo(str(local), arcname=rel)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import edge.install
+from edge.errors import ProvisioningError
 from edge.install import Layout, atomic_write
 from provisioning.plan import REPO, Artifacts, Blob
 
@@ -31,10 +32,12 @@ def check_card(boot: Path, root: Path) -> None:
     """Refuse anything that does not look like a Raspberry Pi OS boot and root partition."""
     for path in (boot / "cmdline.txt", boot / "config.txt"):
         if not path.is_file():
-            raise ValueError(f"--sd boot partition {boot}: no {path.name}; is it the Raspberry Pi OS boot (FAT) partition?")
+            raise ProvisioningError(f"--sd boot partition {boot}: no {path.name}; is it the Raspberry Pi OS boot (FAT) "
+                                    "partition?")
     for path in (root / "etc/os-release", root / "etc/systemd/system", root / "usr"):
         if not path.exists():
-            raise ValueError(f"--sd root partition {root}: no {path.relative_to(root)}; is it the Raspberry Pi OS root partition?")
+            raise ProvisioningError(f"--sd root partition {root}: no {path.relative_to(root)}; is it the Raspberry Pi "
+                                    "OS root partition?")
 
 
 def add_kernel_args(cmdline: Path, args: list[str]) -> list[str]:
@@ -50,7 +53,7 @@ def _firstboot_unit() -> Blob:
     for candidate in (REPO / "systemd" / FIRSTBOOT_UNIT,):
         if candidate.is_file():
             return Blob(str(candidate), candidate.read_bytes())
-    raise ValueError(f"{FIRSTBOOT_UNIT}: not found in the repository's systemd/")
+    raise ProvisioningError(f"{FIRSTBOOT_UNIT}: not found in the repository's systemd/")
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -67,7 +70,16 @@ def write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: floa
     """
     check_card(boot, root)
     if artifacts.pack is None:
-        raise ValueError("--sd needs --pack DIR: a fresh card has no gaze pack to keep")
+        raise ProvisioningError("--sd needs --pack DIR: a fresh card has no gaze pack to keep")
+    try:
+        return _write_card(boot, root, artifacts, ready_timeout)
+    except OSError as exc:  # a full or read-only card: every step is repeatable, so fixing it and rerunning works
+        raise ProvisioningError(f"--sd: writing {exc.filename or root} failed: {exc.strerror or exc}; "
+                                "fix it and run again") from exc
+
+
+def _write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: float) -> SdReport:
+    assert artifacts.pack is not None  # checked by write_card
     report = SdReport()
     layout = Layout(str(root))
     sw = artifacts.software

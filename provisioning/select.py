@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge.errors import PackError
 from provisioning.eyes import EyeGeometry, locate_eyes, relocate_eyes
 
 #: Default number of frames in a pack.
@@ -71,17 +72,17 @@ def select_frames(heads: Sequence[np.ndarray], n: int = DEFAULT_FRAMES, *,
     if int(n) != n or n < 2:
         raise ValueError(f"select_frames: n={n}; a pack needs at least 2 frames")
     n = int(n)
-    if n > count:
-        raise ValueError(f"select_frames: n={n} frames asked from only {count} candidate heads; "
-                         f"generate at least {n} candidates")
+    if n > count:  # FOMM: one candidate per driving frame, so a short driver video lands here
+        raise PackError(f"select_frames: n={n} frames asked from only {count} candidate heads; "
+                        f"generate at least {n} candidates")
     if geometry_hint is None:
         geometry_hint = locate_eyes(np.asarray(heads[count // 2]))
     measured = np.array([measure_gaze(np.asarray(h), geometry_hint) for h in heads], dtype=np.float64)
     span = float(measured.max() - measured.min())
     if span < min_span:
-        raise ValueError(f"select_frames: the {count} candidates' measured gaze spans only {span:.3f} "
-                         f"({measured.min():+.3f} .. {measured.max():+.3f}), less than min_span={min_span}; "
-                         "the heads barely move their eyes (raise max_shift, or check the driver video)")
+        raise PackError(f"select_frames: the {count} candidates' measured gaze spans only {span:.3f} "
+                        f"({measured.min():+.3f} .. {measured.max():+.3f}), less than min_span={min_span}; "
+                        "the heads barely move their eyes (raise max_shift, or check the driver video)")
     order = np.lexsort((np.arange(count), measured))  # by gaze, ties by candidate order
     picks = _pick_evenly(measured[order], n)
     indices = [int(order[p]) for p in picks]

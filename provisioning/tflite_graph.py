@@ -19,6 +19,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from edge.errors import ModelError
+
 OP_NAMES: dict[int, str] = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 OP_CODES: dict[str, int] = {k: v for v, k in OP_NAMES.items()}
 #: Operators whose output is a constant once the model is loaded: their outputs become fp32 weights.
@@ -80,16 +82,20 @@ def op_name(model: Any, opcode_index: int) -> str:
 
 
 def load_float_graph(path: Path) -> FloatGraph:
-    """Parse ``path`` and resolve its constants; raise ValueError naming the file if it is not usable."""
-    data = Path(path).read_bytes()
+    """Parse ``path`` and resolve its constants; a :class:`ModelError` naming the file if it is not usable
+    (it is the user's ``--float-model``, or a member of a downloaded wheel)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the float model: {exc.strerror or exc}") from exc
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     except Exception as exc:  # flatbuffers raises assorted errors on garbage
-        raise ValueError(f"{path}: not a TFLite flatbuffer ({type(exc).__name__})") from None
+        raise ModelError(f"{path}: not a TFLite flatbuffer ({type(exc).__name__})") from exc
     if not model.subgraphs or len(model.subgraphs) != 1:
-        raise ValueError(f"{path}: expected one subgraph, found {len(model.subgraphs or [])}")
+        raise ModelError(f"{path}: expected one subgraph, found {len(model.subgraphs or [])}")
     graph = model.subgraphs[0]
     constants: dict[int, np.ndarray] = {}
     for index, tensor in enumerate(graph.tensors):

@@ -7,6 +7,7 @@ import pytest
 
 skimage_data = pytest.importorskip("skimage.data")
 
+from edge.errors import PackError  # noqa: E402
 from provisioning.eyes import LID_INNER, LID_OUTER, relocate_eyes  # noqa: E402
 from provisioning.eyewarp import eye_window, gaze_shift_px, generate_heads, head_ellipse, locate_eyes, warp_gaze  # noqa: E402
 
@@ -121,13 +122,13 @@ def test_second_portrait(grace):
 def test_bad_arguments(astronaut, geometry):
     with pytest.raises(ValueError, match="g=1.5"):
         warp_gaze(astronaut, geometry, 1.5)
-    with pytest.raises(ValueError, match="head_turn"):
+    with pytest.raises(PackError, match="head_turn"):  # the user's --head-turn
         warp_gaze(astronaut, geometry, 0.5, head_turn=0.5)
     with pytest.raises(ValueError, match="found in a 512x512"):
         warp_gaze(astronaut[:300], geometry, 0.5)
     with pytest.raises(ValueError, match="n_candidates"):
         generate_heads(astronaut, 1, geometry=geometry)
-    with pytest.raises(ValueError, match="no face"):
+    with pytest.raises(PackError, match="no face"):  # the user's portrait
         locate_eyes(np.full((256, 256, 3), 128, np.uint8))
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from edge.errors import ExitStatus, ModelError, PackError
 from provisioning.fomm import VOX_256, CheckpointError, FommConfig, FommModel, animate, load_fomm, read_driving_video
 from provisioning.fomm.animate import detect_keypoints, driving_motion
 from provisioning.fomm.blocks import AntiAliasDownsample, ResBlock, coordinate_grid, gaussian_kernel
@@ -422,8 +423,9 @@ def test_bad_checkpoints_are_refused_naming_the_key(tmp_path, small_model, edit,
 
 
 def test_missing_and_non_checkpoint_files_are_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such file") as caught:
         load_fomm(tmp_path / "nope.pth.tar")
+    assert isinstance(caught.value, ModelError) and caught.value.exit_status == ExitStatus.MODEL
     junk = tmp_path / "junk.pth.tar"
     junk.write_bytes(b"this is not a pickle\n" * 10)
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
@@ -436,10 +438,10 @@ def test_missing_and_non_checkpoint_files_are_refused(tmp_path):
 
 def test_devices_are_checked():
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="device 'potato'"):
+    with pytest.raises(ModelError, match="device 'potato'"):
         resolve_device("potato")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ModelError, match="CUDA is not available"):
             resolve_device("cuda")
 
 
@@ -506,7 +508,7 @@ def test_animate_rejects_bad_inputs(small_model):
         animate(small_model, source, [], progress=False)
     with pytest.raises(ValueError, match="driving frame 1: got uint8 of shape \\(64, 64\\)"):
         animate(small_model, source, [source, source[..., 0]], progress=False)
-    with pytest.raises(ValueError, match="batch_size 0"):
+    with pytest.raises(PackError, match="batch_size 0"):  # the user's --batch-size
         animate(small_model, source, [source], batch_size=0, progress=False)
 
 
@@ -527,9 +529,9 @@ def test_read_driving_video_returns_rgb_frames(tmp_path):
 
 
 def test_read_driving_video_refuses_missing_and_unreadable_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="driving video .*no such file"):
+    with pytest.raises(PackError, match="driving video .*no such file"):
         read_driving_video(tmp_path / "none.mp4")
     bogus = tmp_path / "bogus.mp4"
     bogus.write_text("not a video")
-    with pytest.raises(ValueError, match="driving video .*bogus.mp4"):
+    with pytest.raises(PackError, match="driving video .*bogus.mp4"):
         read_driving_video(bogus)

@@ -26,6 +26,7 @@ import pytest
 from sshd_fixture import sshd  # noqa: F401  (the fixture)
 
 import edge.install
+from edge.errors import ExitStatus, ProvisioningError
 from provisioning import flash
 from provisioning.commands import main as cli
 from provisioning.plan import REPO, Artifacts, build_wheel, load_pack, load_software, load_unit
@@ -244,7 +245,7 @@ def test_corrupted_transfer_is_refused_by_checksum_and_the_old_version_keeps_run
 def test_a_tampered_pack_is_refused_before_anything_is_sent(tmp_path):
     pack = make_pack(tmp_path / "a", "a")
     (pack / "frames/01.bin").write_bytes(b"not the frame the manifest describes")
-    with pytest.raises(ValueError, match=r"frames/01\.bin: checksum mismatch with manifest\.json"):
+    with pytest.raises(ProvisioningError, match=r"frames/01\.bin: checksum mismatch with manifest\.json"):
         load_pack(pack)
 
 
@@ -304,7 +305,7 @@ def test_sd_card_is_staged_and_first_boot_finishes_the_install(bench, tmp_path):
     for folder in ("etc/systemd/system", "usr/bin", "opt"):
         (root / folder).mkdir(parents=True)
     (root / "etc/os-release").write_text('ID=debian\nVERSION_CODENAME=bookworm\n')
-    with pytest.raises(ValueError, match="no cmdline.txt"):
+    with pytest.raises(ProvisioningError, match="no cmdline.txt"):
         check_card(root, root)  # the root partition is not a boot partition
     pack = make_pack(tmp_path / "pack", "a")
     # The unit is rendered for the card's mount point only because this bench boots it from there.
@@ -334,6 +335,14 @@ def test_sd_card_is_staged_and_first_boot_finishes_the_install(bench, tmp_path):
         assert not plan_file.exists() and (root / "opt/mona-edge/firstboot/plan.done.json").exists()
     finally:
         edge.install.stop({"prefix": str(root), "service_manager": "process"})
+
+
+def test_a_bad_destination_is_one_line_and_the_provisioning_exit_status(capsys):
+    assert cli(["rollback", "frame.local"]) == ExitStatus.PROVISIONING
+    assert capsys.readouterr().err.splitlines() == [
+        "mona-edge rollback: error: target 'frame.local': expected user@host or user@host:port"]
+    assert cli(["logs", "pi@frame.local:http"]) == ExitStatus.PROVISIONING
+    assert "port 'http' is not a port number" in capsys.readouterr().err
 
 
 def test_python_m_entry_point_shows_the_three_commands():

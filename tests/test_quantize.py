@@ -14,6 +14,7 @@ from ai_edge_litert import schema_py_generated as schema
 from conftest import MODELS, REPO, place_astronaut
 
 from edge.detector import FaceDetector, iou
+from edge.errors import ExitStatus, ModelError
 from provisioning.quantize import TensorStats, head_nodes, qparams, trace_head_elements
 from provisioning.tflite_graph import load_float_graph, op_name
 
@@ -73,8 +74,9 @@ def test_quantize_refuses_a_file_that_is_not_a_model(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-m", "edge.cli", "quantize", "--range", "short", "--float-model",
                            str(junk), "--frames", "2", "--out", str(tmp_path)], capture_output=True, text=True, env=env)
-    assert done.returncode == 1
-    assert "junk.tflite" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.returncode == ExitStatus.MODEL
+    assert done.stderr.startswith("mona-edge quantize: error: ") and "junk.tflite" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_qparams_always_represent_zero():
@@ -120,7 +122,7 @@ def test_float_graph_has_fp32_weights_and_fused_relus(float_models):
     conv = next(n for n in graph.nodes if n.op == "CONV_2D")
     weights = graph.constants[conv.inputs[1]]
     assert weights.dtype == np.float32 and weights.shape == (24, 5, 5, 3) and np.abs(weights).max() > 0.1
-    with pytest.raises(ValueError, match="not a TFLite"):
+    with pytest.raises(ModelError, match="not a TFLite"):
         bad = Path(float_models["short"]).parent / "does-not-parse.tflite"
         bad.write_bytes(b"garbage")
         try:

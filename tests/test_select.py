@@ -9,6 +9,7 @@ import pytest
 
 skimage_data = pytest.importorskip("skimage.data")
 
+from edge.errors import PackError  # noqa: E402
 from provisioning.eyewarp import generate_heads, locate_eyes  # noqa: E402
 from provisioning.select import _pick_evenly, measure_gaze, select_frames  # noqa: E402
 
@@ -71,9 +72,9 @@ def test_select_without_hint(heads):
 
 
 def test_clear_errors(heads, astronaut, geometry):
-    with pytest.raises(ValueError, match="n=60 frames asked from only 49"):
+    with pytest.raises(PackError, match="n=60 frames asked from only 49"):
         select_frames(heads, 60, geometry_hint=geometry)
     with pytest.raises(ValueError, match="at least 2 frames"):
         select_frames(heads, 1, geometry_hint=geometry)
-    with pytest.raises(ValueError, match="spans only"):
+    with pytest.raises(PackError, match="spans only"):
         select_frames([astronaut] * 6, 4, geometry_hint=geometry)

@@ -12,20 +12,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge.errors import PackError
+
 from .checkpoint import FommModel
 from .keypoint_detector import Keypoints
 from .motion import best_aligned_frame, movement_scale, relative_keypoints
 
 
 def read_driving_video(path: str | Path) -> list[np.ndarray]:
-    """Every frame of the video at ``path`` as RGB uint8 ``(H, W, 3)``."""
+    """Every frame of the video at ``path`` (the user's ``--driver``) as RGB uint8 ``(H, W, 3)``; a
+    :class:`PackError` naming it if it cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"driving video {path}: no such file")
+        raise PackError(f"driving video {path}: no such file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise ValueError(f"driving video {path}: OpenCV cannot open it (not a video, or an unsupported codec)")
+            raise PackError(f"driving video {path}: OpenCV cannot open it (not a video, or an unsupported codec)")
         frames = []
         while True:
             ok, bgr = capture.read()
@@ -35,7 +38,7 @@ def read_driving_video(path: str | Path) -> list[np.ndarray]:
     finally:
         capture.release()
     if not frames:
-        raise ValueError(f"driving video {path}: no frames could be decoded")
+        raise PackError(f"driving video {path}: no frames could be decoded")
     return frames
 
 
@@ -118,7 +121,7 @@ def animate(model: FommModel, source_rgb: np.ndarray, driving_frames: Sequence[n
     for i, frame in enumerate(driving_frames):
         _check_rgb(frame, f"driving frame {i}")
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size {batch_size}: must be >= 1")
+        raise PackError(f"batch_size {batch_size}: must be >= 1")  # --batch-size
     batch_size = int(batch_size)
     height, width = source_rgb.shape[:2]
     size = model.config.image_size

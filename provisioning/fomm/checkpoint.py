@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edge.errors import ModelError
+
 from .config import VOX_256, FommConfig
 from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
@@ -25,8 +27,8 @@ from .keypoint_detector import KeypointDetector
 NETWORKS = ("kp_detector", "generator")
 
 
-class CheckpointError(ValueError):
-    """The file is not a FOMM checkpoint of the expected layout."""
+class CheckpointError(ModelError):
+    """The user's ``--checkpoint`` is missing or not a FOMM checkpoint of the expected layout."""
 
 
 @dataclass
@@ -50,11 +52,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r}: not a torch device (use 'cpu' or 'cuda[:N]')") from exc
+        raise ModelError(f"device {device!r}: not a torch device (use 'cpu' or 'cuda[:N]')") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'")
+        raise ModelError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'")
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r}: only 'cpu' and 'cuda' are supported")
+        raise ModelError(f"device {device!r}: only 'cpu' and 'cuda' are supported")
     return resolved
 
 
@@ -90,7 +92,7 @@ def check_state_dict(path: Path, name: str, module: nn.Module, state: object) ->
 def read_checkpoint(path: Path) -> Mapping:
     """The checkpoint's top-level dict, unpickled without running code (``weights_only``)."""
     if not path.is_file():
-        raise FileNotFoundError(f"FOMM checkpoint {path}: no such file (pass the vox-cpk.pth.tar you downloaded)")
+        raise CheckpointError(f"FOMM checkpoint {path}: no such file (pass the vox-cpk.pth.tar you downloaded)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
