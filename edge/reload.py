@@ -82,8 +82,7 @@ def switch(candidate: Candidate, pipeline: Pipeline, stats: LoopStats) -> Config
 
 def refuse(exc: Exception, stats: LoopStats) -> None:
     """The reload boundary: the user's fault is one warning line, anything else a bug with its traceback."""
-    # ValueError: ConfigError and PackError are still ValueErrors while they move to MonaEdgeError.
-    if isinstance(exc, MonaEdgeError | OSError | ValueError):
+    if isinstance(exc, MonaEdgeError | OSError):
         message = f"{REFUSED}: {exc}"
         log.warning("%s", message)
     else:

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from edge import __version__
-from edge.errors import MonaEdgeError
+from edge.errors import StatusError
 from edge.health import Health
 from edge.pipeline import STAGES, FrameResult, Pipeline
 
@@ -34,12 +34,9 @@ SNAPSHOT_SOURCES = ("display", "camera")
 JSON = dict[str, object]
 
 
-class RequestError(MonaEdgeError, ValueError):
-    """A request the daemon cannot answer (unknown command, no camera frame yet, the loop busy or stopping).
-
-    Also a ``ValueError`` because :class:`edge.status.StatusServer` answers those as ``{"error": ...}``
-    and logs anything else as a crash; drop that base once it knows :class:`~edge.errors.MonaEdgeError`.
-    """
+class RequestError(StatusError):
+    """A request the daemon cannot answer (unknown command, no camera frame yet, the loop busy or stopping):
+    :class:`edge.status.StatusServer` sends its text back as ``{"error": ...}``, without a traceback."""
 
 
 class RollingStats:

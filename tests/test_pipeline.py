@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.camera import CameraError, VideoFileSource
+from edge.camera import VideoFileSource
 from edge.config import config_from_dict, load_config
 from edge.detector import FaceDetector
 from edge.display import HeadlessSink
+from edge.errors import CameraError, DisplayError, ModelError
 from edge.pack import load_pack
 from edge.pipeline import IDLE_WAIT, STAGES, Parts, Pipeline, build_parts, gaze_tracker
 from edge.status_api import LoopStats
@@ -232,7 +233,7 @@ def test_a_display_error_is_reported_and_the_screen_keeps_its_frame(detector):
 
         def update(self, rect, patch):
             if self.failing:
-                raise OSError("the screen went away")
+                raise DisplayError("the screen went away")
             super().update(rect, patch)
 
     screen = FailingUpdates(SCREEN)
@@ -290,13 +291,13 @@ def test_a_switch_whose_draw_fails_keeps_the_old_parts_and_picture(detector):
     class BrokenScreen(HeadlessSink):
         def show_full(self, image):
             super().show_full(np.zeros_like(image))  # half-way: the screen is wrong now
-            raise OSError("mode set failed")
+            raise DisplayError("mode set failed")
 
     pipeline = make_pipeline(detector)
     frames(pipeline, 90)
     old, index, before = pipeline.parts, pipeline.index, pipeline.parts.display.snapshot()
     broken = BrokenScreen(SCREEN)
-    with pytest.raises(OSError, match="mode set failed"):
+    with pytest.raises(DisplayError, match="mode set failed"):
         pipeline.switch_to(dataclasses.replace(old, display=broken))
     assert pipeline.parts is old and pipeline.index == index
     np.testing.assert_array_equal(old.display.snapshot(), before)
@@ -307,7 +308,6 @@ def test_a_switch_whose_draw_fails_keeps_the_old_parts_and_picture(detector):
 def test_build_parts_shows_the_portrait_before_the_model_and_closes_its_own_display_on_failure(tmp_path,
                                                                                                monkeypatch):
     import edge.pipeline
-    from edge.errors import MonaEdgeError
 
     config = config_from_dict({
         "detector": {"range": "short", "model": str(tmp_path / "gone.tflite")},
@@ -329,7 +329,7 @@ def test_build_parts_shows_the_portrait_before_the_model_and_closes_its_own_disp
 
     monkeypatch.setattr(edge.pipeline, "open_display", open_display)
     stages = []
-    with pytest.raises((OSError, ValueError, MonaEdgeError), match="gone.tflite"):
+    with pytest.raises(ModelError, match="gone.tflite"):
         build_parts(config, on_stage=stages.append)
     assert stages == ["display", "detector"] and len(opened) == 1
     screen = opened[0]
@@ -337,7 +337,7 @@ def test_build_parts_shows_the_portrait_before_the_model_and_closes_its_own_disp
     np.testing.assert_array_equal(screen.snapshot(), expected.frame_image(expected.centre_index))
     assert screen.closed  # ours: closed again
     given = HeadlessSink(SCREEN)
-    with pytest.raises((OSError, ValueError, MonaEdgeError), match="gone.tflite"):
+    with pytest.raises(ModelError, match="gone.tflite"):
         build_parts(config, display=given)
     np.testing.assert_array_equal(given.snapshot(), expected.frame_image(expected.centre_index))  # left as it is
 
