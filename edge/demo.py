@@ -35,6 +35,7 @@ from edge.display import open_display
 from edge.errors import CameraError
 from edge.pack import load_pack
 from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts
+from edge.viewerclip import demo_walk, write_clip
 
 CLIP_NAME = "viewer-walk.mp4"
 DEMO_FPS = 15.0
@@ -321,8 +322,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def make_clip_main(argv: Sequence[str] | None = None) -> int:
     """``python -m edge.demo make-clip OUT.mp4``: re-make the bundled viewer clip (needs scikit-image)."""
-    from edge.viewerclip import demo_walk, write_clip
-
     parser = argparse.ArgumentParser(prog="python -m edge.demo")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("make-clip", help="render the astronaut walking through a room")
