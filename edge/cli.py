@@ -112,8 +112,8 @@ def _installed(name: str) -> bool:
 
 
 def _dist_name(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)  # EntryPoint.dist: Python 3.10+
-    return getattr(dist, "name", None) or "mona-edge"
+    """The distribution that declares ``ep`` (None for an entry point not read from metadata)."""
+    return ep.dist.name if ep.dist is not None else "mona-edge"
 
 
 def missing_requirements(ep: EntryPoint) -> list[str]:
@@ -125,7 +125,7 @@ def missing_requirements(ep: EntryPoint) -> list[str]:
     evaluated (mona-edge's extras have none), versions are not compared: an installed but unusable
     dependency shows when the module is loaded, as a warning.
     """
-    extras = {_normalise(extra) for extra in (getattr(ep, "extras", None) or ())}
+    extras = {_normalise(extra) for extra in ep.extras}
     if not extras:
         return []
     try:
@@ -150,10 +150,7 @@ def _workstation_entry_points() -> list[EntryPoint]:
     ``ops`` and ``demo`` here; the Pi's commands are registered directly, so those are skipped rather
     than registered twice.
     """
-    try:
-        found: Iterable[EntryPoint] = entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # Python 3.9: entry_points() takes no selection and returns a dict of groups
-        found = entry_points().get(ENTRY_POINT_GROUP, ())
+    found = entry_points(group=ENTRY_POINT_GROUP)
     return sorted((ep for ep in found if ep.name not in PI_COMMANDS and ep.module not in _PI_MODULES),
                   key=lambda ep: ep.name)
 
@@ -168,7 +165,7 @@ def add_workstation_commands(sub: argparse._SubParsersAction, only: str | None =
     for ep in eps:
         missing = missing_requirements(ep)
         if missing:
-            extras = ",".join(getattr(ep, "extras", None) or ())
+            extras = ",".join(ep.extras)
             log.debug("command %s left out: extra [%s] needs %s, not installed", ep.name, extras, ", ".join(missing))
             unavailable[ep.name] = (f"not installed here: it needs the {extras} extra "
                                     f"(pip install '{_dist_name(ep)}[{extras}]'; missing {', '.join(missing)})")
