@@ -2,7 +2,13 @@
 
 Everything is identified by hashes so that a second run with nothing changed is recognised from the
 target's answer alone: the software by the *contents* of its wheels (a rebuilt but identical wheel has new
-zip timestamps, not new code), the pack by its file checksums, config and unit by their bytes.
+zip timestamps, not new code) and of the constraints it is installed with, the pack by its file checksums,
+config and unit by their bytes.
+
+The software a Pi gets is the Pi's wheel (``edge`` only, no workstation commands: ``setup.py``), built
+from the checkout, and the checkout's lock (``constraints.txt``), which travels with it as
+``mona-edge-constraints.txt`` so that the target's pip installs the locked versions; a wheelhouse brings
+its own copy, already narrowed to the target's Python and platform.
 """
 
 from __future__ import annotations
@@ -10,19 +16,33 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.errors import ProvisioningError
 from edge.install import file_sha256, tree_digest, tree_sums
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_DIST = "mona_edge"
 #: The Python the Pi's software needs (pyproject's requires-python).
-MIN_PYTHON = (3, 9)
+MIN_PYTHON = (3, 11)
+#: The checkout's lock: exact versions for the build backend, the Pi's dependencies and the tests'.
+LOCK = "constraints.txt"
+#: The name the constraints travel under with the software; the target's pip installs with them.
+SOFTWARE_CONSTRAINTS = "mona-edge-constraints.txt"
+#: What a wheel is built from: what setup.py and pyproject's data-files read, and nothing else.
+WHEEL_SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "NOTICE", "edge", "provisioning",
+                 "assets", "systemd")
+#: The wheel variants setup.py builds (``MONA_EDGE_WHEEL``): the Pi's, and the full project.
+WHEEL_VARIANTS = ("pi", "full")
 
 
 # -------------------------------------------------------------------------------------------- artifacts
@@ -32,12 +52,13 @@ class Software:
     """The project wheel and any wheelhouse carried along, as one content-named version."""
 
     project_wheel: str
-    files: dict[str, Path]  # wheel file name -> local path
-    sums: dict[str, str]  # wheel file name -> sha256 of the file
+    files: dict[str, Path]  # file name -> local path: wheels, and the constraints file if any
+    sums: dict[str, str]  # file name -> sha256 of the file
     hash: str
     no_deps: bool
     offline: bool
     extras: tuple[str, ...]
+    constraints: str | None = None  # SOFTWARE_CONSTRAINTS when it travels along
 
     @property
     def size(self) -> int:
@@ -78,23 +99,108 @@ class Artifacts:
     config: Blob | None = None
 
 
-def build_wheel(project_dir: Path, out_dir: Path) -> Path:
-    """``pip wheel --no-deps`` of the project; returns the wheel it wrote."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    before = set(out_dir.glob(f"{PROJECT_DIST}-*.whl"))
-    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-            "-w", str(out_dir), str(project_dir)]
+def locked_version(lock: Path, name: str) -> str | None:
+    """The version the lock pins ``name`` to on every platform, or None (absent, or pinned per marker)."""
     try:
-        import setuptools  # noqa: F401  (present: build offline, without an isolated build env)
-        argv.insert(4, "--no-build-isolation")
-    except ImportError:
-        pass
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ValueError(f"{project_dir}: building the wheel failed: {done.stderr.strip()[-500:]}")
-    wheels = sorted(out_dir.glob(f"{PROJECT_DIST}-*.whl"), key=lambda p: p.stat().st_mtime)
-    fresh = [w for w in wheels if w not in before] or wheels
-    return fresh[-1]
+        lines = lock.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        req = line.split("#", 1)[0].strip()
+        if req.lower().startswith(f"{name.lower()}==") and ";" not in req:
+            return req.split("==", 1)[1].strip()
+    return None
+
+
+def _installed_version(python: str, dist: str) -> str | None:
+    done = subprocess.run([python, "-c", f"from importlib.metadata import version; print(version({dist!r}))"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _copy_sources(project_dir: Path, dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+    for name in WHEEL_SOURCES:
+        src = project_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+        else:
+            raise ProvisioningError(f"{project_dir}: no {name}; is it a mona-edge checkout?")
+
+
+def build_wheel(project_dir: Path, out_dir: Path, variant: str = "pi") -> Path:
+    """Build the project's wheel into ``out_dir`` and return it: the Pi's (``edge`` only) by default.
+
+    ``variant`` is ``pi`` (what every Pi deployment installs: SSH, ``--sd``, the wheelhouse) or ``full``
+    (``edge`` and ``provisioning``); setup.py reads it from ``MONA_EDGE_WHEEL``.
+
+    It never depends on the running venv's setuptools (the README's venv has 65.5 and no ``wheel``, which
+    cannot build this project): pip builds in an isolated build environment with pyproject's build
+    requirement, pinned to the lock's setuptools (``PIP_CONSTRAINT`` for pip < 26.2,
+    ``PIP_BUILD_CONSTRAINT`` after), so every workstation builds the same bytes. Only when this venv's
+    setuptools is exactly the locked one is it used directly (``--no-build-isolation``): the same
+    result, and it builds offline. The build runs on a fresh copy of the sources, because setuptools
+    reuses ``build/`` and would carry one variant's files, or a deleted module, into the next wheel.
+    """
+    if variant not in WHEEL_VARIANTS:
+        raise ProvisioningError(f"wheel variant {variant!r}: allowed are {', '.join(WHEEL_VARIANTS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = project_dir / LOCK
+    env = dict(os.environ, MONA_EDGE_WHEEL=variant)
+    with tempfile.TemporaryDirectory(prefix="mona-wheel-src-") as tmp:
+        src, wheels = Path(tmp) / "src", Path(tmp) / "wheels"
+        src.mkdir()
+        _copy_sources(project_dir, src)
+        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+                "-w", str(wheels), str(src)]
+        pinned = locked_version(lock, "setuptools")
+        if pinned and _installed_version(sys.executable, "setuptools") == pinned:
+            argv.insert(4, "--no-build-isolation")
+        elif lock.is_file():
+            env.update(PIP_CONSTRAINT=str(lock), PIP_BUILD_CONSTRAINT=str(lock))
+        done = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise ProvisioningError(f"{project_dir}: building the {variant} wheel failed: "
+                                    f"{done.stderr.strip()[-500:]}")
+        built = sorted(wheels.glob(f"{PROJECT_DIST}-*.whl"))
+        if len(built) != 1:
+            raise ProvisioningError(f"{project_dir}: pip wheel wrote {[w.name for w in built]}, not one wheel")
+        target = out_dir / built[0].name
+        shutil.move(str(built[0]), target)
+    return target
+
+
+def wheel_entry_points(path: Path) -> dict[str, list[str]]:
+    """The wheel's entry points, group -> ``name = value`` lines (its dist-info ``entry_points.txt``)."""
+    groups: dict[str, list[str]] = {}
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/entry_points.txt")]
+        text = zf.read(names[0]).decode() if names else ""
+    group = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1]
+            groups[group] = []
+        elif line and group is not None:
+            groups[group].append(line)
+    return groups
+
+
+def check_pi_wheel(path: Path) -> None:
+    """Refuse a project wheel that carries the workstation's code or commands onto the Pi."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            workstation = [n for n in zf.namelist() if n.startswith("provisioning/")]
+        commands = wheel_entry_points(path).get("mona_edge.commands", [])
+    except zipfile.BadZipFile:
+        raise ProvisioningError(f"{path}: not a wheel (bad zip file)") from None
+    if workstation or commands:
+        raise ProvisioningError(f"{path}: a full mona-edge wheel ({len(workstation)} provisioning/ files, "
+                                f"{len(commands)} workstation commands); the Pi gets the Pi's wheel: leave "
+                                f"out --wheel, or build it with MONA_EDGE_WHEEL=pi pip wheel --no-deps .")
 
 
 def wheel_content_hash(path: Path) -> str:
@@ -106,31 +212,51 @@ def wheel_content_hash(path: Path) -> str:
                 digest.update(name.encode() + b"\0")
                 digest.update(hashlib.sha256(zf.read(name)).digest())
     except zipfile.BadZipFile:
-        raise ValueError(f"{path}: not a wheel (bad zip file)") from None
+        raise ProvisioningError(f"{path}: not a wheel (bad zip file)") from None
+    except OSError as exc:
+        raise ProvisioningError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return digest.hexdigest()
 
 
 def load_software(project_wheel: Path, wheelhouse: Path | None = None, no_deps: bool = False,
-                  extras: Sequence[str] = ("pi",)) -> Software:
+                  extras: Sequence[str] = ("pi",), constraints: Path | None = None) -> Software:
     """With a wheelhouse the target installs offline (``--no-index``) from it; without one, the
     dependencies come from the target's package index. ``no_deps`` installs the project wheel alone
-    over what the target's system site-packages already hold."""
+    over what the target's system site-packages already hold.
+
+    The constraints the target installs with: ``constraints``, else the wheelhouse's own
+    (``mona-edge wheelhouse`` writes one for the target's Python and platform), else the checkout's lock,
+    whose markers the target's pip evaluates for itself; none with ``no_deps``."""
     if not project_wheel.name.startswith(f"{PROJECT_DIST}-") or project_wheel.suffix != ".whl":
-        raise ValueError(f"{project_wheel}: not a {PROJECT_DIST} wheel")
+        raise ProvisioningError(f"{project_wheel}: not a {PROJECT_DIST} wheel")
+    if not project_wheel.is_file():
+        raise ProvisioningError(f"{project_wheel}: no such file")
+    check_pi_wheel(project_wheel)
     files = {project_wheel.name: project_wheel}
     if wheelhouse is not None:
         if not wheelhouse.is_dir():
-            raise ValueError(f"--wheelhouse {wheelhouse}: not a folder")
+            raise ProvisioningError(f"--wheelhouse {wheelhouse}: not a folder")
         for wheel in sorted(wheelhouse.glob("*.whl")):
             if not wheel.name.startswith(f"{PROJECT_DIST}-"):
                 files[wheel.name] = wheel
+        if constraints is None and (wheelhouse / SOFTWARE_CONSTRAINTS).is_file():
+            constraints = wheelhouse / SOFTWARE_CONSTRAINTS
+    if constraints is None and (REPO / LOCK).is_file():
+        constraints = REPO / LOCK
+    if no_deps:
+        constraints = None
     content = {name: wheel_content_hash(path) for name, path in files.items()}
+    if constraints is not None:
+        if not constraints.is_file():
+            raise ProvisioningError(f"constraints {constraints}: no such file")
+        files[SOFTWARE_CONSTRAINTS] = constraints
+        content[SOFTWARE_CONSTRAINTS] = file_sha256(constraints)
     options = {"no_deps": no_deps, "offline": wheelhouse is not None, "extras": sorted(extras)}
     version = hashlib.sha256(json.dumps({"wheels": content, "options": options}, sort_keys=True).encode())
     return Software(project_wheel=project_wheel.name, files=files,
                     sums={name: file_sha256(path) for name, path in files.items()},
                     hash=version.hexdigest()[:32], no_deps=no_deps, offline=wheelhouse is not None,
-                    extras=tuple(sorted(extras)))
+                    extras=tuple(sorted(extras)), constraints=SOFTWARE_CONSTRAINTS if constraints else None)
 
 
 def manifest_checksums(manifest: dict) -> dict[str, str]:
@@ -142,7 +268,7 @@ def manifest_checksums(manifest: dict) -> dict[str, str]:
     elif isinstance(files, list):
         items = [(f.get("path") or f.get("name"), f.get("sha256")) for f in files if isinstance(f, dict)]
     else:
-        raise ValueError(f"manifest.json: 'files' must be an object or a list, not {type(files).__name__}")
+        raise ProvisioningError(f"manifest.json: 'files' must be an object or a list, not {type(files).__name__}")
     return {str(rel): str(sha).lower() for rel, sha in items if rel and sha}
 
 
@@ -152,30 +278,35 @@ def load_pack(root: Path) -> Pack:
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"--pack {root}: not a gaze pack (no manifest.json)") from None
+        raise ProvisioningError(f"--pack {root}: not a gaze pack (no manifest.json)") from None
+    except OSError as exc:
+        raise ProvisioningError(f"--pack {root}: cannot read {manifest_path.name} ({exc.strerror or exc})") from None
     except ValueError as exc:
-        raise ValueError(f"{manifest_path}: not valid JSON ({exc})") from None
-    sums = tree_sums(root)
+        raise ProvisioningError(f"{manifest_path}: not valid JSON ({exc})") from None
+    try:
+        sums = tree_sums(root)
+    except OSError as exc:
+        raise ProvisioningError(f"--pack {root}: cannot read {exc.filename} ({exc.strerror or exc})") from None
     for rel, want in sorted(manifest_checksums(manifest).items()):
         got = sums.get(rel)
         if got is None:
-            raise ValueError(f"{root / rel}: listed in manifest.json but missing")
+            raise ProvisioningError(f"{root / rel}: listed in manifest.json but missing")
         if got != want:
-            raise ValueError(f"{root / rel}: checksum mismatch with manifest.json (expected {want[:12]}, "
-                             f"got {got[:12]}); refusing the pack")
+            raise ProvisioningError(f"{root / rel}: checksum mismatch with manifest.json (expected {want[:12]}, "
+                                    f"got {got[:12]}); refusing the pack")
     return Pack(root=root, files=sums, sha=tree_digest(sums))
 
 
 def load_config(path: Path) -> Blob:
-    data = path.read_bytes()
+    """The config's bytes, once they parse as TOML (its keys are the daemon's to judge)."""
     try:
-        import tomllib
-    except ImportError:  # Python 3.10: send it unparsed, the daemon validates it
-        return Blob(str(path), data)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProvisioningError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
     try:
         tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
+        raise ProvisioningError(f"--config {path}: not valid TOML ({exc})") from None
     return Blob(str(path), data)
 
 
@@ -185,7 +316,7 @@ def default_unit_file() -> Path:
                       Path(sys.prefix) / "share/mona-edge/systemd/mona-edge.service"):
         if candidate.is_file():
             return candidate
-    raise ValueError("mona-edge.service: not found in the repository's systemd/ or share/mona-edge/systemd")
+    raise ProvisioningError("mona-edge.service: not found in the repository's systemd/ or share/mona-edge/systemd")
 
 
 def render_unit(text: str, prefix: str) -> bytes:
@@ -199,7 +330,11 @@ def render_unit(text: str, prefix: str) -> bytes:
 
 def load_unit(path: Path | None, prefix: str) -> Blob:
     path = path or default_unit_file()
-    return Blob(str(path), render_unit(path.read_text(), prefix))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvisioningError(f"--unit {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    return Blob(str(path), render_unit(text, prefix))
 
 
 # ------------------------------------------------------------------------------------- target checks
@@ -221,7 +356,7 @@ def check_target(probe: dict, artifacts: Artifacts) -> tuple[list[str], list[str
         errors.append(f"target Python {python}: mona-edge needs {'.'.join(map(str, MIN_PYTHON))} or newer")
     machine = probe["machine"]
     for name in artifacts.software.files:
-        if not _wheel_fits(name, machine, python):
+        if name.endswith(".whl") and not _wheel_fits(name, machine, python):
             errors.append(f"wheel {name}: not installable on the target ({machine}, Python {python})")
     os_numpy = probe.get("system_numpy")
     if os_numpy and artifacts.software.offline and not artifacts.software.no_deps:
@@ -296,6 +431,18 @@ def import_checks(software: Software) -> list[str]:
     return ["import edge"] if software.no_deps else [DAEMON_IMPORTS]
 
 
+def software_spec(software: Software, check_imports: list[str]) -> dict:
+    """The software part of the target-side ``activate`` argument (SSH plan and SD card alike).
+
+    ``wheels`` names every file that travels, the constraints file included (the target checks each
+    against ``sums`` and keeps it with the version); ``constraints`` names the one the target's pip
+    installs with (``--constraint``)."""
+    return {"hash": software.hash, "project_wheel": software.project_wheel, "wheels": sorted(software.files),
+            "sums": software.sums, "no_deps": software.no_deps, "offline": software.offline,
+            "extras": list(software.extras), "constraints": software.constraints,
+            "check_imports": check_imports, "check_pi_camera": True}
+
+
 def _missing(want: dict[str, str], staged: dict[str, str], local: dict[str, Path]) -> list[tuple[Path, str]]:
     return [(local[rel], rel) for rel, sha in sorted(want.items()) if staged.get(rel) != sha]
 
@@ -314,22 +461,19 @@ def make_plan(artifacts: Artifacts, probe: dict, prefix: str, service_manager: s
     if deployed.get("software") == sw.hash and probe["software_installed"]:
         skipped.append(f"software {sw.hash[:12]}: already current")
     else:
-        activate["software"] = {"hash": sw.hash, "project_wheel": sw.project_wheel, "wheels": sorted(sw.files),
-                                "sums": sw.sums, "no_deps": sw.no_deps, "offline": sw.offline,
-                                "extras": list(sw.extras), "check_imports": import_checks(sw),
-                                "check_pi_camera": True}
+        activate["software"] = software_spec(sw, import_checks(sw))
         if probe["software_installed"]:
             changes.append(f"software {sw.hash[:12]}: installed earlier, switch to it")
         else:
             up = Upload("software", str(layout.software_staging(sw.hash)),
                         _missing(sw.sums, probe["staged"]["software"], sw.files))
             uploads.append(up)
-            changes.append(f"software {sw.hash[:12]}: send {len(up.files)} wheel(s), {up.size} bytes; "
+            changes.append(f"software {sw.hash[:12]}: send {len(up.files)} file(s), {up.size} bytes; "
                            f"build a venv ({'no deps' if sw.no_deps else 'offline' if sw.offline else 'deps from the index'})")
     pack = artifacts.pack
     if pack is None:
         if not deployed.get("pack"):
-            raise ValueError("the target has no gaze pack yet: pass --pack DIR")
+            raise ProvisioningError("the target has no gaze pack yet: pass --pack DIR")
         skipped.append("pack: none given, the target's stays")
     elif deployed.get("pack") == pack.sha and probe["pack_installed"]:
         skipped.append(f"pack {pack.sha[:12]}: already current")
