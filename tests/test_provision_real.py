@@ -201,7 +201,7 @@ def test_a_venv_that_cannot_run_the_daemon_fails_its_import_check_and_the_frame_
     target.software, full = load_software(project, short, extras=()), target.software
     try:
         with pytest.raises(RemoteError, match=r"import check failed: the new venv .* cannot run the daemon: "
-                                              r"ModelError: no TFLite runtime could be imported"):
+                                              r"edge\.errors\.ModelError: no TFLite runtime could be imported"):
             target.deploy(TEST_PACK)
     finally:
         target.software = full
