@@ -112,7 +112,7 @@ def _installed(name: str) -> bool:
 
 
 def _dist_name(ep: EntryPoint) -> str:
-    """The distribution that declares ``ep`` (None for an entry point not read from metadata)."""
+    """The distribution that declares ``ep``; mona-edge for one built by hand, which has none."""
     return ep.dist.name if ep.dist is not None else "mona-edge"
 
 
