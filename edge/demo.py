@@ -32,7 +32,7 @@ from edge.camera import VideoFileSource
 from edge.config import load_config
 from edge.detector import FaceDetector
 from edge.display import open_display
-from edge.errors import CameraError
+from edge.errors import CameraError, ConfigError, MonaEdgeError, PackError
 from edge.pack import load_pack
 from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts
 from edge.viewerclip import demo_walk, write_clip
@@ -60,7 +60,8 @@ def find_asset(kind: str, name: str) -> Path:
     for folder in asset_dirs(kind):
         if (folder / name).exists():
             return folder / name
-    raise FileNotFoundError(f"{kind}/{name}: bundled asset not found in " + ", ".join(map(str, asset_dirs(kind))))
+    error = PackError if kind == "packs" else MonaEdgeError  # a broken install: reinstalling fixes it
+    raise error(f"{kind}/{name}: bundled asset not found in " + ", ".join(map(str, asset_dirs(kind))))
 
 
 def clip_frame_count(path: Path) -> int:
@@ -292,11 +293,11 @@ def default_pack() -> Path:
         path = Path(load_config(None).pack.path)
         if path.exists():
             return path
-    except (ValueError, OSError):
+    except ConfigError:
         pass
     try:
         return find_asset("packs", "default")
-    except FileNotFoundError:
+    except PackError:
         return find_asset("packs", "test")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from edge.errors import ImageError, PackError
 from edge.pack import load_pack
 from provisioning.packer import PackPlan, build_pack
 
@@ -51,11 +52,11 @@ def test_frames_change_only_the_eyes(small_pack):
 
 
 def test_bad_requests_are_one_line_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.png"):
+    with pytest.raises(ImageError, match="nowhere.png"):
         build_pack(PackPlan(portrait=tmp_path / "nowhere.png", out_dir=tmp_path / "x"), log=lambda _: None)
-    with pytest.raises(ValueError, match="--frames"):
+    with pytest.raises(PackError, match="--frames"):
         build_pack(PackPlan(portrait=PORTRAIT, out_dir=tmp_path / "x", frames=1), log=lambda _: None)
-    with pytest.raises(ValueError, match="--driver"):
+    with pytest.raises(PackError, match="--driver"):
         build_pack(PackPlan(portrait=PORTRAIT, out_dir=tmp_path / "x", method="fomm"), log=lambda _: None)
 
 
