@@ -46,7 +46,7 @@ def _check_alpha(radii, slope: float, midpoint: float) -> None:
         raise ValueError(f"alpha midpoint {midpoint}: must be in (0, 1), a fraction of the radius")
 
 
-def _sigmoid(r: np.ndarray, slope: float, midpoint: float) -> np.ndarray:
+def _sigmoid(r: np.ndarray | np.float64, slope: float, midpoint: float) -> np.ndarray:
     return 0.5 * (1.0 - np.tanh(0.5 * slope * (r - midpoint)))  # 1/(1+exp(.)) without overflow
 
 

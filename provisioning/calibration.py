@@ -58,8 +58,8 @@ def face_sources() -> list[FaceSource]:
     from PIL import Image
 
     astronaut = skimage.data.astronaut()
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
-        hopper = np.asarray(Image.open(fh).convert("RGB"))
+    with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as img:
+        hopper = np.asarray(img.convert("RGB"))
     camera = _rgb(skimage.data.camera())
     sources = [
         FaceSource("skimage:astronaut", astronaut[0:330, 90:370], (82, 70, 190, 180), ((113, 101), (156, 103))),
@@ -120,7 +120,8 @@ def _place(frame: np.ndarray, source: FaceSource, face_width: float, centre: tup
         eyes = np.array([((w - ex) if mirror else ex, ey) for ex, ey in source.eyes], dtype=np.float64) * scale
         eyes += (x0, y0)
         eyes = eyes[np.argsort(eyes[:, 0])]
-    return PlacedFace(source.name, tuple(float(v) for v in box), eyes, (dx0, dy0, dx1, dy1))
+    bx0, by0, bx1, by1 = (float(v) for v in box)
+    return PlacedFace(source.name, (bx0, by0, bx1, by1), eyes, (dx0, dy0, dx1, dy1))
 
 
 def calibration_frames(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> tuple[list[np.ndarray], dict]:

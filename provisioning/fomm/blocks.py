@@ -6,13 +6,15 @@ are part of the checkpoint format: the published state dicts name parameters by 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 #: Every warp samples with bilinear interpolation, zero outside the image and ``align_corners=False``:
 #: the checkpoint was trained with torch's default (``align_corners=False`` since torch 1.3).
-GRID_SAMPLE_ARGS = dict(mode="bilinear", padding_mode="zeros", align_corners=False)
+GRID_SAMPLE_ARGS: dict[str, Any] = dict(mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def coordinate_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -55,6 +57,8 @@ class AntiAliasDownsample(nn.Module):
 
     The kernel is a buffer named ``weight`` because the checkpoint stores it (``down.weight``).
     """
+
+    weight: torch.Tensor  # registered as a buffer in __init__
 
     def __init__(self, channels: int, scale: float) -> None:
         super().__init__()

@@ -42,6 +42,7 @@ class KeypointDetector(nn.Module):
         self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * c.num_kp, kernel_size=7, padding=0)
         with torch.no_grad():
             self.jacobian.weight.zero_()
+            assert self.jacobian.bias is not None  # Conv2d(bias=True)
             self.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(c.num_kp))
         self.down = AntiAliasDownsample(c.num_channels, c.kp_scale_factor)
 
