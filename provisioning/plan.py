@@ -161,9 +161,9 @@ def build_wheel(project_dir: Path, out_dir: Path, variant: str = "pi") -> Path:
         elif lock.is_file():
             env.update(PIP_CONSTRAINT=str(lock), PIP_BUILD_CONSTRAINT=str(lock))
         done = subprocess.run(argv, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            raise ProvisioningError(f"{project_dir}: building the {variant} wheel failed: "
-                                    f"{done.stderr.strip()[-500:]}")
+        if done.returncode != 0:  # the last lines say why (setuptools' own error, then pip's)
+            why = [line.strip() for line in done.stderr.splitlines() if line.strip()][-3:] or [f"exit {done.returncode}"]
+            raise ProvisioningError(f"{project_dir}: building the {variant} wheel failed: {'; '.join(why)[-500:]}")
         built = sorted(wheels.glob(f"{PROJECT_DIST}-*.whl"))
         if len(built) != 1:
             raise ProvisioningError(f"{project_dir}: pip wheel wrote {[w.name for w in built]}, not one wheel")

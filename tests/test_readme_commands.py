@@ -66,10 +66,19 @@ def pypi_reachable() -> bool:
         return False
 
 
+#: What a checkout holds that a clean clone does not (.gitignore's), for a checkout without git.
+NOT_IN_A_CLONE = (".git", ".venv", ".venv-*", ".emulated-pi", "__pycache__", "*.pyc", "*.egg-info", "build",
+                  "dist", ".pytest_cache", "out", "demo-out")
+
+
 def copy_checkout(dest: Path) -> Path:
     """The checkout's files as git knows them (tracked, and untracked but not ignored): a clean clone."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                                capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):  # no git here, or not a git checkout
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+        return dest
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():
