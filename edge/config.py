@@ -249,6 +249,17 @@ class CameraConfig:
         return self.retry_max_s
 
 
+class _Sha256(_Rule):
+    """A SHA-256 digest as sha256sum prints it; kept in lower case, the way the models' records hold it."""
+
+    expected = "a SHA-256 digest: 64 hexadecimal digits, as sha256sum prints them"
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value):
+            return value.lower()
+        raise _Invalid
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """The BlazeFace model. "full" range: a living room sees viewers 1-5 m away, beyond short range's ~2 m."""
@@ -260,6 +271,10 @@ class DetectorConfig:
                         "interpreter threads (the Pi 4/5 has 4 cores; leave some to the display)")
     min_score: float | None = _key(_Number(0.01, 0.99), None,
                                       "face confidence threshold (default: the model's own, about 0.5)", 0.6)
+    sha256: str | None = _key(_Sha256(), None,
+                              "the model file's SHA-256, checked at load (as well as the record <model>.json "
+                              "beside it, if there is one); a mismatch refuses the model",
+                              "bd181a9837a803c5ab386d0deb6c8529fbeb6e4c400e0ffef5522f82688a3ecd")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from edge.assets import find_asset  # where the demo finds its clip and packs (also imported from here)
 from edge.camera import VideoFileSource
 from edge.config import load_config
 from edge.detector import FaceDetector
 from edge.display import open_display
-from edge.errors import CameraError, ConfigError, MonaEdgeError, PackError
+from edge.errors import CameraError, ConfigError, PackError
 from edge.pack import load_pack
 from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts
 from edge.viewerclip import demo_walk, write_clip
@@ -44,24 +44,6 @@ VIDEO_HEIGHT = 360
 GIF_HEIGHT = 160
 GIF_STEP = 3
 GIF_COLOURS = 64
-
-
-def asset_dirs(kind: str) -> list[Path]:
-    """Where bundled assets of ``kind`` (clips, packs) are looked for: installed share dir, then the source tree."""
-    dirs = []
-    if os.environ.get("MONA_EDGE_ASSETS"):
-        dirs.append(Path(os.environ["MONA_EDGE_ASSETS"]) / kind)
-    dirs.append(Path(sys.prefix) / "share" / "mona-edge" / kind)
-    dirs.append(Path(__file__).resolve().parent.parent / "assets" / kind)
-    return dirs
-
-
-def find_asset(kind: str, name: str) -> Path:
-    for folder in asset_dirs(kind):
-        if (folder / name).exists():
-            return folder / name
-    error = PackError if kind == "packs" else MonaEdgeError  # a broken install: reinstalling fixes it
-    raise error(f"{kind}/{name}: bundled asset not found in " + ", ".join(map(str, asset_dirs(kind))))
 
 
 def clip_frame_count(path: Path) -> int:

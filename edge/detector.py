@@ -4,22 +4,28 @@ The per-frame path is: letterbox into a preallocated input tensor (aspect kept, 
 MediaPipe's ImageToTensorCalculator does), invoke, decode only the anchors whose score passes the
 threshold, weighted non-max suppression, and project back to source pixels. Quantized models get their
 input through a 256-entry lookup table (pixel -> int8), so int8 costs no more pre-processing than float.
+
+A model is checked before it is loaded (:func:`edge.tflite.read_model`): the bundled ones must match the
+record shipped beside them, any other its record if it has one and ``[detector] sha256`` if configured.
+A model that loads but fails when run raises a :class:`ModelError` from :meth:`FaceDetector.detect`
+carrying only that call's message (:class:`edge.tflite.ErrorText`), so a caller that keeps going frame
+after frame (:class:`edge.pipeline.Pipeline`) can count and rate-limit one repeated message.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from edge.assets import asset_dirs
 from edge.blazeface import SPECS, BlazeFaceSpec, anchor_centres
 from edge.errors import ModelError
 from edge.faces import Face
-from edge.tflite import load_interpreter
+from edge.tflite import ErrorText, load_interpreter
 
 #: File names of the committed int8 models (``assets/models``) by range.
 MODEL_FILES = {
@@ -31,13 +37,12 @@ MAX_SIDE = 16384
 
 
 def model_search_dirs() -> list[Path]:
-    """Where bundled models are looked for: an installed wheel's share dir, then the source tree."""
+    """Where bundled models are looked for: ``$MONA_EDGE_MODELS``, then the bundled assets' places
+    (:func:`edge.assets.asset_dirs`: an installed wheel's share dir, then the source tree)."""
     dirs = []
     if os.environ.get("MONA_EDGE_MODELS"):
         dirs.append(Path(os.environ["MONA_EDGE_MODELS"]))
-    dirs.append(Path(sys.prefix) / "share" / "mona-edge" / "models")
-    dirs.append(Path(__file__).resolve().parent.parent / "assets" / "models")
-    return dirs
+    return dirs + asset_dirs("models")
 
 
 def default_model_path(detector_range: str) -> Path:
@@ -99,17 +104,23 @@ def input_levels(values: np.ndarray, scale: float, zero: int) -> np.ndarray:
 class FaceDetector:
     """Finds faces in RGB frames of any size with a BlazeFace model (int8 or float).
 
-    One instance per thread: it owns its interpreter and input buffer.
+    ``model_path`` None is the bundled int8 model for ``detector_range``, which must match its record;
+    ``sha256`` (``[detector] sha256``) is checked as well when given. One instance per thread: it owns its
+    interpreter and input buffer.
     """
 
     def __init__(self, model_path: Path | None = None, detector_range: str = "full", threads: int = 1,
-                 min_score: float | None = None, runtime: str | None = None) -> None:
+                 min_score: float | None = None, runtime: str | None = None, *,
+                 sha256: str | None = None) -> None:
         if detector_range not in SPECS:
             raise ModelError(f"detector range {detector_range!r}: expected one of {sorted(SPECS)}")
         self.spec: BlazeFaceSpec = SPECS[detector_range]
+        self.bundled = not model_path
         self.model_path = Path(model_path) if model_path else default_model_path(detector_range)
-        self.interpreter: Any = load_interpreter(self.model_path, threads=threads, prefer=runtime)
+        self.interpreter: Any = load_interpreter(self.model_path, threads=threads, prefer=runtime,
+                                                 sha256=sha256, require_record=self.bundled)
         self.runtime_name: str = self.interpreter.runtime_name
+        self._errors = ErrorText()
         self.min_score = self.spec.min_score if min_score is None else float(min_score)
         if not 0.0 < self.min_score < 1.0:
             raise ModelError(f"min_score {self.min_score}: expected a number between 0 and 1")
@@ -204,8 +215,11 @@ class FaceDetector:
 
     def _invoke(self, rgb: np.ndarray):
         sx, sy, px, py = self.letterbox(rgb)
-        self.interpreter.set_tensor(self._input_index, self._input)
-        self.interpreter.invoke()
+        try:
+            self.interpreter.set_tensor(self._input_index, self._input)
+            self.interpreter.invoke()
+        except (RuntimeError, ValueError) as exc:  # the model fails when run: name it, this call's text only
+            raise ModelError(f"{self.model_path.name}: inference failed: {self._errors.new(exc)}") from exc
         return sx, sy, px, py
 
     def raw_outputs(self, rgb: np.ndarray):
