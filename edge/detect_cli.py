@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: registering the command must not import n
     import numpy as np
     from PIL import Image
 
+    from edge.detector import FaceDetector
     from edge.faces import Face
 
 
@@ -36,35 +37,76 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> Image.Image:
     return img
 
 
-def _run(args: argparse.Namespace) -> ExitStatus:
-    """One result per image; an unreadable image is reported (stderr, and in the JSON) and the rest still run."""
-    from edge.detector import MAX_SIDE, FaceDetector
+def fit_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
+    """``rgb`` shrunk (aspect kept) so that no side exceeds ``max_side``, and the (x, y) factors back.
+
+    The detector letterboxes every image to 128x128 anyway, so a panorama wider than it accepts
+    (:data:`edge.detector.MAX_SIDE`) loses nothing by being shrunk first; its faces are then scaled back
+    to the file's own pixels. INTER_AREA averages the pixels it drops instead of skipping them.
+    """
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb, 1.0, 1.0
+    import cv2
+
+    f = max_side / max(h, w)
+    nw, nh = max(1, min(max_side, round(w * f))), max(1, min(max_side, round(h * f)))
+    return cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA), w / nw, h / nh
+
+
+def _scaled(face: Face, sx: float, sy: float) -> Face:
+    import numpy as np
+
+    from edge.faces import Face
+
+    if sx == sy == 1.0:
+        return face
+    scale = np.array([sx, sy], dtype=np.float32)
+    return Face(box=face.box * np.tile(scale, 2), keypoints=face.keypoints * scale, score=face.score)
+
+
+def detect_image(detector: FaceDetector, path: Path, max_side: int | None = None) -> tuple[np.ndarray, list[Face]]:
+    """One file's pixels and its faces in those pixels; an unusable file is an :class:`ImageError`.
+
+    ``max_side``: the longest side the detector is given (default :data:`edge.detector.MAX_SIDE`, the
+    most it accepts); a longer image is shrunk for it by :func:`fit_side`.
+    """
+    from edge.detector import MAX_SIDE
     from edge.images import read_rgb
+
+    rgb = read_rgb(path)
+    small, sx, sy = fit_side(rgb, MAX_SIDE if max_side is None else max_side)
+    return rgb, [_scaled(face, sx, sy) for face in detector.detect(small)]
+
+
+def _annotate_path(out: Path, image: Path, several: bool) -> Path:
+    return out.with_name(f"{out.stem}-{image.stem}{out.suffix or '.png'}") if several else out
+
+
+def _run(args: argparse.Namespace) -> ExitStatus:
+    """One result per image; an unusable image is one error line (stderr, and in the JSON) and the rest
+    still run: nothing about one file (its size, its bytes, what kind of file it is) reaches the next."""
+    from edge.detector import FaceDetector
 
     detector = FaceDetector(args.model, args.range, threads=args.threads, min_score=args.min_score)
     results: list[dict[str, Any]] = []
     failed = 0
     for path in args.images:
         try:
-            rgb = read_rgb(path)
-            if max(rgb.shape[:2]) > MAX_SIDE:  # the detector's own limit, said about this file
-                raise ImageError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is larger than {MAX_SIDE} px on a side")
+            rgb, faces = detect_image(detector, path)
+            if args.annotate:
+                out = _annotate_path(Path(args.annotate), Path(path), len(args.images) > 1)
+                try:
+                    annotate(rgb, faces).save(out, format="PNG")
+                except OSError as exc:
+                    raise ImageError(f"{path}: --annotate {out}: cannot write: {exc.strerror or exc}") from exc
         except ImageError as exc:
             failed += 1
             print(f"mona-edge detect: error: {exc}", file=sys.stderr)
             results.append({"image": str(path), "error": str(exc)})
             continue
-        faces = detector.detect(rgb)
         results.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
                         "faces": [f.to_dict() for f in faces]})
-        if args.annotate:
-            out = Path(args.annotate)
-            if len(args.images) > 1:
-                out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
-            try:
-                annotate(rgb, faces).save(out, format="PNG")
-            except OSError as exc:
-                raise ImageError(f"--annotate {out}: cannot write: {exc.strerror or exc}") from exc
         if not args.json:
             print(f"{path}: {len(faces)} face(s)")
             for face in faces:
