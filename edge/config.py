@@ -39,6 +39,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -107,6 +108,67 @@ def _toml_key(key: str) -> str:
     return _toml_value(key)
 
 
+#: Longest quotation of a refused value (or unknown key) in an error message, in characters.
+SHOWN_MAX = 80
+#: Nesting shown of a refused array or table; deeper levels are written "[...]" / "{...}".
+SHOWN_DEPTH = 2
+
+
+def _shown(value: Any) -> str:
+    """A value the user wrote, quoted as TOML for an error message: always one short line.
+
+    Why not :func:`_toml_value`: that writes config files and must be complete, whereas an error line
+    must stay one line whatever the file holds (a 1 MB string, an array nested 300 deep, a 4000-digit
+    hex integer whose decimal form Python refuses to print, a line separator inside a key, a date)."""
+    text = _brief(value, 0)
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
+
+
+def _brief(value: Any, depth: int) -> str:
+    if isinstance(value, bool) or isinstance(value, float):
+        return _toml_value(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:
+            try:
+                digits = f"{len(str(abs(value)))}"
+            except ValueError:  # past Python's 4300-digit limit for printing an int
+                digits = f"about {int(value.bit_length() * math.log10(2)) + 1}"
+            return f"<an integer of {digits} digits>"
+        return str(value)
+    if isinstance(value, (str, Path)):
+        out = []
+        for ch in str(value)[:SHOWN_MAX]:
+            if ch in _ESCAPES:
+                out.append(_ESCAPES[ch])
+            elif not ch.isprintable():  # control characters, and line or paragraph separators
+                out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + ('"' if len(str(value)) <= SHOWN_MAX else "...")
+    if isinstance(value, (list, tuple)):
+        if depth >= SHOWN_DEPTH and value:
+            return "[...]"
+        items = [_brief(v, depth + 1) for v in value[:4]]
+        return "[" + ", ".join(items + (["..."] if len(value) > 4 else [])) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if depth >= SHOWN_DEPTH:
+            return "{...}"
+        items = [f"{_brief_key(k)} = {_brief(v, depth + 1)}" for k, v in list(value.items())[:4]]
+        return "{ " + ", ".join(items + (["..."] if len(value) > 4 else [])) + " }"
+    if hasattr(value, "isoformat"):  # TOML dates, times and date-times
+        return str(value.isoformat())
+    return f"<{type(value).__name__}>"
+
+
+def _brief_key(key: str) -> str:
+    """A key as an error message names it: bare when it is a plain name, else quoted like a value."""
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return key
+    return _brief(key, 0)
+
+
 
 # --- rules: how one key's value is checked --------------------------------------------------------------
 class _Invalid(Exception):
@@ -119,6 +181,10 @@ class _Rule:
 
     def parse(self, value: Any) -> Any:
         raise NotImplementedError
+
+    def show(self, value: Any) -> str:
+        """How a refused value is quoted in the error message."""
+        return _shown(value)
 
 
 class _Choice(_Rule):
@@ -148,7 +214,11 @@ class _Number(_Rule):
             raise _Invalid
         if self.integer and not isinstance(value, int):
             raise _Invalid
-        if not math.isfinite(value) or not self.lo <= value <= self.hi:
+        # Compared as they are: TOML integers are unbounded (``0x`` and 4000 hex digits is valid), and
+        # math.isfinite or float() of one past 1e308 raises OverflowError instead of saying "too big".
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Invalid
+        if not self.lo <= value <= self.hi:
             raise _Invalid
         return int(value) if self.integer else float(value)
 
@@ -192,14 +262,31 @@ class _DevicePath(_Rule):
 
 
 class _FileMode(_Rule):
-    expected = 'a permission mode such as 0o660 (TOML octal integer) or "0660"'
+    """The status socket's permissions. Others get nothing: the socket answers snapshots of the screen and,
+    on request, of the camera, so it is for the service's group only (design.md, "Security and privacy";
+    ``mona-edge doctor`` fails a world-accessible socket too). The owner keeps read-write: connecting
+    needs write permission, and a starting daemon probes its own socket to tell a live one from a stale
+    file, which a mode without it would make look stale and be replaced under the running daemon."""
+
+    expected = ('a permission mode with read-write for the owner and nothing for others, such as 0o660 '
+                '(the default: the service\'s group may ask) or 0o600 (the service user only); '
+                'a TOML octal integer or a string such as "0660"')
 
     def parse(self, value: Any) -> Any:
         if isinstance(value, str) and value and all(c in "01234567" for c in value) and len(value) <= 4:
-            return int(value, 8)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
-            return value
-        raise _Invalid
+            mode = int(value, 8)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            mode = value
+        else:
+            raise _Invalid
+        if not 0 <= mode <= 0o777 or mode & 0o007 or mode & 0o600 != 0o600:
+            raise _Invalid
+        return mode
+
+    def show(self, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 0o10000000:
+            return f"0o{value:03o}"
+        return super().show(value)
 
 
 def _num(v: float) -> str:
@@ -409,7 +496,7 @@ class Config:
 def _unknown(where: str, key: str, allowed: Sequence[str]) -> ConfigError:
     guess = difflib.get_close_matches(key, allowed, n=1)
     hint = f' (did you mean "{guess[0]}"?)' if guess else ""
-    return ConfigError(f'{where} unknown key "{key}"{hint}: expected one of {", ".join(allowed)}')
+    return ConfigError(f'{where} unknown key {_shown(key)}{hint}: expected one of {", ".join(allowed)}')
 
 
 def _build(cls: type, table: Any, where: str, prefix: str = "") -> Any:
@@ -426,19 +513,19 @@ def _build(cls: type, table: Any, where: str, prefix: str = "") -> Any:
         rule = f.metadata["rule"]
         if rule is None:  # a nested table with its own fields
             if not isinstance(value, dict):
-                raise ConfigError(f"{where} {prefix}{name} = {_toml_value(value)}: expected a table such as "
+                raise ConfigError(f"{where} {prefix}{name} = {_shown(value)}: expected a table such as "
                                   f"{_toml_value(_dataclass_dict(f.default))}")
             values[name] = _build(type(f.default), value, where, prefix=f"{prefix}{name}.")
             continue
         try:
             values[name] = rule.parse(value)
         except _Invalid:
-            raise ConfigError(f"{where} {prefix}{name} = {_toml_value(value)}: expected {rule.expected}") from None
+            raise ConfigError(f"{where} {prefix}{name} = {rule.show(value)}: expected {rule.expected}") from None
     return cls(**values)
 
 
 def _fail(where: str, key: str, value: Any, message: str) -> ConfigError:
-    return ConfigError(f"{where} {key} = {_toml_value(value)}: {message}")
+    return ConfigError(f"{where} {key} = {_shown(value)}: {message}")
 
 
 def _cross_check(cfg: Config, name: str) -> None:
@@ -493,24 +580,60 @@ def _from_data(data: Mapping[str, Any], name: str, path: Path | None) -> Config:
         if key not in SECTIONS:
             guess = difflib.get_close_matches(key, list(SECTIONS), n=1)
             hint = f" (did you mean [{guess[0]}]?)" if guess else ""
-            what = f"unknown section [{key}]" if isinstance(value, dict) else f'key "{key}" outside any section'
+            what = (f"unknown section [{_brief_key(key)}]" if isinstance(value, dict)
+                    else f"key {_shown(key)} outside any section")
             raise ConfigError(f"{name}: {what}{hint}: expected sections "
                               + ", ".join(f"[{s}]" for s in SECTIONS))
     built = {}
     for section, cls in SECTIONS.items():
         table = data.get(section, {})
         if not isinstance(table, dict):
-            raise ConfigError(f"{name}: {section} = {_toml_value(table)}: expected a [{section}] table")
+            raise ConfigError(f"{name}: {section} = {_shown(table)}: expected a [{section}] table")
         built[section] = _build(cls, table, f"{name}: [{section}]")
     cfg = Config(**built, path=path)
     _cross_check(cfg, name)
     return cfg
 
 
+#: Largest config file read. The commented default is about 10 KB; a bigger file is not a config (a log,
+#: an image, /dev/zero behind a symlink) and is refused before it is parsed into memory.
+MAX_CONFIG_BYTES = 1 << 20
+#: Arrays or inline tables nested deeper than this are named in the "nested too deeply" message (a
+#: mona-edge config nests two levels: a section, and camera_offset_mm's table in it).
+_NESTING_SHOWN = 32
+_TOKENS = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
+                     re.S)
+
+
+def _too_deep(text: str) -> str:
+    """Where a document nests arrays or inline tables too deeply: " (line N, key K)", or "" if not found.
+
+    Only to name the place in the error message: tomllib itself decides that the document is too deep
+    (it recurses once per level and stops with RecursionError a few hundred levels down)."""
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > _NESTING_SHOWN:
+                line_no = text.count("\n", 0, match.start()) + 1
+                start = text.rfind("\n", 0, match.start()) + 1
+                key = text[start:match.start()].split("=", 1)[0].strip() if "=" in text[start:match.start()] else ""
+                return f" (line {line_no}" + (f", key {_brief_key(key)})" if key else ")")
+        elif token in "]}":
+            depth = max(0, depth - 1)
+    return ""
+
+
 def _read_data(path: Path) -> dict[str, Any]:
     toml = _require_toml()
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a mona-edge config "
+                              "(the commented default is about 10 KiB)")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
@@ -519,6 +642,20 @@ def _read_data(path: Path) -> dict[str, Any]:
         return toml.loads(text)
     except toml.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses per nesting level: the document's fault, not ours
+        raise ConfigError(f"{path}: not valid TOML here: arrays or inline tables nested too deeply"
+                          f"{_too_deep(text)}; a mona-edge config nests at most 2 levels") from exc
+    except ValueError as exc:  # tomllib lets int()'s own refusal through (a decimal integer > 4300 digits)
+        reason = str(exc).split(":", 1)[0]
+        raise ConfigError(f"{path}: not valid TOML here: a number too long to read ({reason})") from exc
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML of a config file, not validated: for code that keeps what it can of a bad config
+    (safe mode at boot keeps its valid sections). Every way the file cannot be read or parsed (too big,
+    not UTF-8, not TOML, nested past the parser's recursion, a number too long) is a :class:`ConfigError`
+    naming the file, never a bare RecursionError or ValueError."""
+    return _read_data(Path(path))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -703,7 +840,7 @@ def write_config_values(path: str | Path, section: str, values: Mapping[str, Any
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     table = merged.setdefault(section, {})
     if not isinstance(table, dict):
-        raise ConfigError(f"{p}: {section} = {_toml_value(table)}: expected a [{section}] table")
+        raise ConfigError(f"{p}: {section} = {_shown(table)}: expected a [{section}] table")
     table.update(values)
     config = _from_data(merged, str(p), p)
 
@@ -768,5 +905,5 @@ def _display_value(name: str, value: Any, rule: _Rule) -> str:
 __all__ = [
     "DEFAULT_CONFIG_PATH", "ConfigError", "Config", "CameraConfig", "DetectorConfig", "GazeConfig", "Offset",
     "DisplayConfig", "PackConfig", "ServiceConfig", "SECTIONS", "load_config", "config_from_dict",
-    "write_config_values", "dump_default_config", "calibration_keys",
+    "write_config_values", "dump_default_config", "calibration_keys", "read_toml", "MAX_CONFIG_BYTES",
 ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge.config import (
     DEFAULT_CONFIG_PATH,
@@ -153,7 +157,9 @@ def test_dump_default_config_is_commented_and_loads_as_the_defaults(tmp_path):
     ("[pack]\npath = 3", "[pack] path = 3: expected a file path (a non-empty string)"),
     ('[service]\nlog_level = "loud"', '[service] log_level = "loud": expected one of "debug", "info", "warning", "error"'),
     ("[service]\nsocket_mode = 0o1777",
-     '[service] socket_mode = 1023: expected a permission mode such as 0o660 (TOML octal integer) or "0660"'),
+     "[service] socket_mode = 0o1777: expected a permission mode with read-write for the owner and nothing for "
+     "others, such as 0o660 (the default: the service's group may ask) or 0o600 (the service user only); "
+     'a TOML octal integer or a string such as "0660"'),
     ("[service]\nwatchdog = 1", "[service] watchdog = 1: expected true or false"),
 ])
 def test_bad_value_is_one_line_naming_key_and_allowed_values(tmp_path, text, expected):
@@ -319,3 +325,229 @@ def test_write_config_values_keeps_owner_and_group_when_run_as_root(tmp_path):
     for f in (p, tmp_path / "config.toml.bak"):
         st = f.stat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4321, 4322, 0o640)
+
+
+# --- inputs that used to escape as tracebacks (issue 11) -------------------------------------------------
+DEEP = 3000  # far past the few hundred levels at which tomllib runs out of recursion
+
+
+@pytest.mark.parametrize("text, expected", [
+    # math.isfinite(10**400) raised OverflowError
+    ("[gaze]\nfov_deg = " + "1" * 400, "[gaze] fov_deg = <an integer of 400 digits>: expected a number in 20..170"),
+    ("[gaze]\nfov_deg = 0x" + "f" * 4000,
+     "[gaze] fov_deg = <an integer of about 4817 digits>: expected a number in 20..170"),
+    ("[camera]\nwidth = -" + "9" * 400, "[camera] width = <an integer of 400 digits>: expected an integer in 64..4096"),
+    # tomllib lets int()'s own ValueError through for more than 4300 decimal digits
+    ("[gaze]\nfov_deg = " + "1" * 5000, "not valid TOML here: a number too long to read"),
+    # RecursionError from tomllib
+    ("[gaze]\nfov_deg = " + "[" * DEEP + "]" * DEEP,
+     "not valid TOML here: arrays or inline tables nested too deeply (line 2, key fov_deg); "
+     "a mona-edge config nests at most 2 levels"),
+    ("[gaze]\ncamera_offset_mm = " + "{ x = " * DEEP + "1" + " }" * DEEP,
+     "not valid TOML here: arrays or inline tables nested too deeply (line 2, key camera_offset_mm)"),
+    # deep enough to be odd, shallow enough to parse: quoted briefly
+    ("[gaze]\nfov_deg = " + "[" * 200 + "]" * 200, "[gaze] fov_deg = [[[...]]]: expected a number in 20..170"),
+    # TOML dates have no TOML writer here: quoting one in the message raised TypeError
+    ("[gaze]\nidle_seconds = 1979-05-27T07:32:00Z",
+     "[gaze] idle_seconds = 1979-05-27T07:32:00+00:00: expected a number in 0..3600"),
+    ("[detector]\nrange = 07:32:00", '[detector] range = 07:32:00: expected one of "short", "full"'),
+    # a message is one line whatever the key or value holds
+    ('[gaze]\n"fov\\u2028deg" = 1', '[gaze] unknown key "fov\\u2028deg"'),
+    ('["cam\\nera"]\nx = 1', 'unknown section ["cam\\nera"]'),
+    ('[display]\nsink = "' + "x" * 100_000 + '"', '[display] sink = "xxxxxxxx'),
+])
+def test_extreme_values_are_one_line_naming_file_and_key(tmp_path, text, expected):
+    message = error_of(tmp_path, text)
+    assert expected in message and len(message) < 600, message
+
+
+@pytest.mark.parametrize("mode", ["0o777", "0o666", "0o664", "0o662", "0o661", "0o007", '"0666"', '"777"'])
+def test_a_world_accessible_socket_mode_is_refused(tmp_path, mode):
+    message = error_of(tmp_path, f"[service]\nsocket_mode = {mode}")
+    assert "[service] socket_mode = " in message
+    assert "expected a permission mode with read-write for the owner and nothing for others" in message
+    assert "0o660" in message and "0o600" in message
+
+
+@pytest.mark.parametrize("mode, value", [("0o660", 0o660), ("0o600", 0o600), ("0o640", 0o640), ('"0660"', 0o660),
+                                         ("0o700", 0o700)])
+def test_socket_modes_without_others_are_accepted(tmp_path, mode, value):
+    assert load_config(write(tmp_path, f"[service]\nsocket_mode = {mode}")).service.socket_mode == value
+
+
+def test_socket_mode_without_owner_read_write_is_refused(tmp_path):
+    # connecting needs write; a daemon that cannot probe its own socket would take it for a stale one
+    assert "socket_mode = 0o060: expected" in error_of(tmp_path, "[service]\nsocket_mode = 0o060")
+    assert "socket_mode = 0o400: expected" in error_of(tmp_path, "[service]\nsocket_mode = 0o400")
+
+
+def test_a_file_too_big_to_be_a_config_is_refused_before_parsing(tmp_path):
+    from edge.config import MAX_CONFIG_BYTES
+
+    message = error_of(tmp_path, "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    assert message.endswith("larger than 1024 KiB: not a mona-edge config (the commented default is about 10 KiB)")
+
+
+BAD_AT_START = {
+    "overflow": "[gaze]\nfov_deg = " + "1" * 400 + "\n",
+    "deep-arrays": "[gaze]\nfov_deg = " + "[" * DEEP + "]" * DEEP + "\n",
+    "deep-tables": "[gaze]\ncamera_offset_mm = " + "{ x = " * DEEP + "1" + " }" * DEEP + "\n",
+    "world-socket": "[service]\nsocket_mode = 0o666\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_AT_START))
+def test_a_command_reading_a_bad_config_prints_one_error_line_and_exits_with_the_config_status(tmp_path, name):
+    """At start these printed a traceback: one line naming the file and key, exit status 3."""
+    import subprocess
+    import sys
+
+    cfg = write(tmp_path, BAD_AT_START[name])
+    proc = subprocess.run([sys.executable, "-m", "edge.commands", "status", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitStatus.CONFIG, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"mona-edge status: error: {cfg}: ")
+    assert ("socket_mode" if name == "world-socket" else "fov_deg" if name != "deep-tables" else "camera_offset_mm") \
+        in lines[0]
+
+
+@pytest.mark.parametrize("name", ["overflow", "deep-arrays", "deep-tables"])
+def test_the_daemon_started_on_a_bad_config_says_so_in_one_line_without_a_traceback(tmp_path, name):
+    """``mona-edge run`` on these printed a traceback. The daemon starts in safe mode instead of exiting
+    (edge.service); whatever it does, the config's fault is one line naming the file, never a traceback.
+    The rest of the file is a working headless frame, so that the daemon can come up here."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    repo = Path(__file__).resolve().parent.parent
+    folder = Path(tempfile.mkdtemp(prefix="me-", dir="/tmp"))
+    sock = folder / "status.sock"
+    cfg = write(tmp_path, BAD_AT_START[name] + (
+        f'[camera]\nsource = "video"\npath = "{repo / "assets" / "clips" / "viewer-walk.mp4"}"\n'
+        '[detector]\nrange = "short"\nthreads = 1\n[display]\nsink = "headless"\nwidth = 96\nheight = 128\n'
+        f'[pack]\npath = "{repo / "assets" / "packs" / "test"}"\n[service]\nstatus_socket = "{sock}"\n'))
+    proc = subprocess.Popen([sys.executable, "-m", "edge.commands", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if proc.poll() is None:
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    assert "Traceback" not in err and proc.returncode != ExitStatus.BUG, err
+    if name == "overflow":  # the rest of the file is kept: the daemon ran, in safe mode, and said why once
+        about_config = [line for line in err.splitlines() if str(cfg) in line]
+        assert len(about_config) == 1 and "[gaze] fov_deg = <an integer of 400 digits>" in about_config[0], err
+    # Too deep to parse at all: nothing of the file can be kept, and the built-in defaults' screen (KMS/DRM)
+    # does not open here, so the daemon ends with that one line instead (on a Pi: safe mode on the defaults).
+
+
+# --- fuzzed: any mutation of the default config is a Config or one ConfigError line -----------------------
+_BARE = "abcdefghijklmnopqrstuvwxyz_-0123456789"
+_NAMES = ["camera", "detector", "gaze", "display", "pack", "service", "source", "fov_deg", "socket_mode", "x",
+          "camera_offset_mm", "path", "width", "rotation", "log_level", "calibration_left_x"]
+
+
+def _keys() -> st.SearchStrategy[str]:
+    """Keys as TOML spells them: known names, bare names, dotted, and quoted with anything inside."""
+    return st.one_of(st.sampled_from(_NAMES), st.text(_BARE, min_size=1, max_size=12),
+                     st.lists(st.sampled_from(_NAMES), min_size=2, max_size=3).map(".".join),
+                     st.text(max_size=12).map(lambda s: json.dumps(s, ensure_ascii=False)))
+
+
+def _scalars() -> st.SearchStrategy[str]:
+    """TOML scalar values as text, the extremes included."""
+    return st.one_of(
+        st.integers().map(str),
+        st.integers(-(10 ** 500), 10 ** 500).map(str),
+        st.integers(1, 6000).map(lambda n: "1" * n),
+        st.integers(1, 5000).map(lambda n: "0x" + "f" * n),
+        st.floats().map(lambda f: "nan" if f != f else ("inf" if f == float("inf") else ("-inf" if f == float("-inf")
+                                                                                          else repr(f)))),
+        st.sampled_from(["1e400", "-1e400", "0o777", "0o1777", "0b101", "+0.0", "1_000", "true", "false",
+                         "1979-05-27T07:32:00Z", "1979-05-27", "07:32:00", "1979-05-27 07:32:00.999999"]),
+        st.text(max_size=30).map(lambda s: json.dumps(s, ensure_ascii=False)),
+        st.text(max_size=30).map(lambda s: json.dumps(s)),  # \uXXXX escapes, surrogates included
+        st.text(max_size=20).map(lambda s: "'" + s.replace("'", "").replace("\n", "") + "'"),
+        st.sampled_from(['"picamera2"', '"video"', '"/dev/video0"', '"/tmp/x.mp4"', '"headless"', '"file"',
+                         '"short"', '"linear"', '"0660"', '"debug"']),
+    )
+
+
+def _values() -> st.SearchStrategy[str]:
+    """Any TOML value as text: scalars, arrays and inline tables of them, and nesting thousands deep."""
+    nested = st.recursive(
+        _scalars(),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda vs: "[" + ", ".join(vs) + "]"),
+            st.lists(st.tuples(_keys(), inner), max_size=4).map(
+                lambda kvs: "{ " + ", ".join(f"{k} = {v}" for k, v in kvs) + " }")),
+        max_leaves=8)
+    deep = st.integers(1, 5000)
+    return st.one_of(nested,
+                     deep.map(lambda n: "[" * n + "]" * n),
+                     deep.map(lambda n: "{ x = " * n + "1" + " }" * n),
+                     deep.map(lambda n: "[{ a = " * n + "1" + " }]" * n),
+                     st.text(max_size=30))  # anything at all where a value should be
+
+
+@st.composite
+def mutated_default_config(draw) -> str:
+    """The commented default config with a few lines changed: a value replaced, a key renamed, added,
+    duplicated or removed, a header renamed or added, an example uncommented, nesting added."""
+    lines = dump_default_config().splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        line = lines[i]
+        kind = draw(st.sampled_from(["value", "key", "add", "duplicate", "delete", "header", "uncomment", "raw"]))
+        key, sep, _value = line.partition(" = ")
+        if kind == "value" and sep and not line.startswith("#"):
+            lines[i] = f"{key} = {draw(_values())}"
+        elif kind == "key" and sep and not line.startswith("#"):
+            lines[i] = f"{draw(_keys())} = {_value}"
+        elif kind == "add":
+            lines.insert(i, f"{draw(_keys())} = {draw(_values())}")
+        elif kind == "duplicate":
+            lines.insert(i, line)
+        elif kind == "delete":
+            del lines[i]
+        elif kind == "header":
+            header = draw(st.one_of(_keys().map(lambda k: f"[{k}]"), _keys().map(lambda k: f"[[{k}]]")))
+            lines.insert(i, header)
+        elif kind == "uncomment" and line.startswith("# ") and " = " in line:
+            lines[i] = line[2:]
+        elif kind == "raw":
+            lines.insert(i, draw(st.text(max_size=40)))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, derandomize=True, deadline=timedelta(seconds=5),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=mutated_default_config())
+def test_any_mutation_of_the_default_config_is_a_config_or_one_config_error_line(text):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        p = Path(folder) / "config.toml"
+        p.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            cfg = load_config(p)
+        except ConfigError as exc:
+            message = str(exc)
+            assert message.startswith(f"{p}: ") and len(message.splitlines()) == 1, message
+            assert len(message) < 1000, message
+        else:
+            assert isinstance(cfg, Config) and cfg.path == p
