@@ -424,7 +424,8 @@ class GazeConfig:
 
 @dataclass(frozen=True)
 class DisplayConfig:
-    """Where the portrait is drawn."""
+    """Where the portrait is drawn. The screen is opened once: changes take effect on restart
+    (systemctl restart mona-edge), not on reload."""
 
     sink: str = _key(_Choice("pygame", "framebuffer", "fbdev", "file", "headless", store={"framebuffer": "fbdev"}),
                      "pygame",
