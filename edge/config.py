@@ -459,7 +459,9 @@ class PackConfig:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """The daemon's own settings."""
+    """The daemon's own settings. A reload applies log_level; the others take effect on restart
+    (systemctl restart mona-edge): the socket is bound once, the watchdog and ready timeout are start-up
+    settings."""
 
     status_socket: Path = _key(_PathRule(), Path("/run/mona-edge/status.sock"),
                                "Unix socket answering mona-edge status (no network listener)")
