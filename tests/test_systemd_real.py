@@ -270,6 +270,61 @@ def test_a_crash_is_restarted(frame):
     assert frame.wait("READY again", frame.ready, 60)["pid"] != pid
 
 
+def _restore(frame: Frame) -> None:
+    """The installed config back and the unit out of any failed state, READY again."""
+    frame.box.run("cp", "/var/lib/mona-edge/configs/good.toml", "/etc/mona-edge/config.toml", check=True)
+    frame.box.systemctl("reset-failed", SERVICE)
+    frame.box.systemctl("restart", SERVICE, timeout=120)
+    frame.wait("READY", frame.ready, 60)
+
+
+def test_a_config_whose_pack_cannot_be_loaded_starts_in_safe_mode_not_a_restart_loop(frame):
+    """Before safe mode, a pack that could not be loaded made the daemon exit at start: Restart= tried
+    StartLimitBurst=5 times within StartLimitIntervalSec and left a failed unit (a dark frame)."""
+    frame.wait("READY", frame.ready, 60)
+    box = frame.box
+    box.run("cp", "/etc/mona-edge/config.toml", "/var/lib/mona-edge/configs/good.toml", check=True)
+    try:
+        box.sh('printf \'\n[pack]\npath = "/var/lib/mona-edge/packs/no-such-pack"\n\' >> /etc/mona-edge/config.toml',
+               check=True)
+        box.systemctl("restart", SERVICE, timeout=120)
+        time.sleep(8)  # long enough for a restart loop to show: RestartSec=2
+        unit = frame.prop("ActiveState", "SubState", "NRestarts", "StatusText")
+        # A manual restart zeroes NRestarts: any count now is the daemon dying and systemd restarting it.
+        assert unit["ActiveState"] == "active" and unit["NRestarts"] == "0", (
+            f"{unit}\n{box.journal('-u', SERVICE, '-n', '20')}")
+        status = frame.status()
+        assert status["state"] == "DEGRADED" and status.get("safe_mode"), status
+        assert "no-such-pack" in status["safe_mode"]["reason"], status["safe_mode"]
+        assert lit_fraction(screen(frame.tree)) > 0.5  # the bundled portrait, not a black screen
+    finally:
+        _restore(frame)
+
+
+@pytest.mark.xfail(strict=True, reason="no crash counter yet: after StartLimitBurst=5 crashes within "
+                                        "StartLimitIntervalSec=300 systemd leaves a failed unit; the daemon does "
+                                        "not yet count its own restarts and start in safe mode before that")
+def test_repeated_crashes_end_in_safe_mode_rather_than_a_failed_unit(frame):
+    frame.wait("READY", frame.ready, 60)
+    box = frame.box
+    box.run("cp", "/etc/mona-edge/config.toml", "/var/lib/mona-edge/configs/good.toml", check=True)
+    box.systemctl("reset-failed", SERVICE)  # earlier tests' restarts count towards the start limit
+    try:
+        for _crash in range(6):
+            pid = frame.main_pid()
+            if pid == 0:
+                break
+            box.run("kill", "-SEGV", str(pid))
+            frame.wait("restarted or failed", lambda pid=pid: frame.main_pid() != pid or
+                       frame.prop("ActiveState")["ActiveState"] == "failed", 30)
+            frame.wait("settled", lambda: frame.prop("ActiveState")["ActiveState"] in ("active", "failed"), 30)
+        unit = frame.prop("ActiveState", "Result")
+        assert unit["ActiveState"] == "active", unit
+        assert frame.status().get("safe_mode")
+    finally:
+        _restore(frame)
+
+
 def _proc_status(frame: Frame, pid: int) -> dict[str, str]:
     text = frame.box.run("cat", f"/proc/{pid}/status", check=True).stdout
     return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
