@@ -25,6 +25,8 @@ from typing import IO, cast
 
 import edge.install
 from edge.errors import ProvisioningError
+from provisioning.target import check_host, check_port, check_user
+from provisioning.target import parse_destination as parse_checked
 
 #: The target's OS interpreter (Raspberry Pi OS: the one whose dist-packages hold picamera2).
 OS_PYTHON = "/usr/bin/python3"
@@ -71,24 +73,24 @@ class _CountingWriter:
 
 
 def parse_destination(text: str) -> tuple[str, str, int]:
-    """``user@host`` or ``user@host:port`` (a bracketed IPv6 host with a port: ``user@[::1]:2222``)."""
-    user, at, hostport = text.rpartition("@")
-    if not at or not user or not hostport:
-        raise ProvisioningError(f"target {text!r}: expected user@host or user@host:port")
-    host, port = hostport, 22
-    port_text: str | None = None  # None: no port given
-    if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        port_text = rest.removeprefix(":") if rest else None
-    elif hostport.count(":") == 1:
-        host, port_text = hostport.split(":")
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ProvisioningError(f"target {text!r}: port {port_text!r} is not a port number")
-        port = int(port_text)
-    if not host:
-        raise ProvisioningError(f"target {text!r}: no host name")
-    return user, host, port
+    """``user@host`` or ``user@host:port`` (a bracketed IPv6 host with a port: ``user@[::1]:2222``), each
+    part checked by :func:`provisioning.target.parse_destination` (one ProvisioningError line if not)."""
+    checked = parse_checked(text)
+    return checked.user, checked.host, checked.port
+
+
+def ssh_path(path: Path | str, what: str) -> str:
+    """A file path as an ssh option value: ``%`` doubled (ssh expands ``%h``-style tokens in every path it
+    takes) and, in ``-o`` values, quoted (a space would split UserKnownHostsFile into two files)."""
+    text = str(path)
+    if any(c in text for c in '"\n\r'):
+        raise ProvisioningError(f"{what} {text!r}: a path with a double quote or a line break cannot be "
+                                "given to ssh; move the file")
+    return text.replace("%", "%%")
+
+
+def _option(key: str, path: Path | str, what: str) -> str:
+    return f'{key}="{ssh_path(path, what)}"'
 
 
 class SshTarget:
@@ -96,7 +98,10 @@ class SshTarget:
 
     def __init__(self, user: str, host: str, port: int = 22, known_hosts: Path | None = None,
                  identity: Path | None = None, ssh_program: str = "ssh", connect_timeout: int = 10):
-        self.user, self.host, self.port = user, host, port
+        # Checked here as well as by parse_destination: whoever builds a target, nothing that ssh could
+        # take for an option (``-oProxyCommand=...``) becomes its user or host.
+        self.user, self.host = check_user(user), check_host(host)
+        self.port = check_port(port)
         self.known_hosts = known_hosts or Path.home() / ".ssh/known_hosts"
         self.identity = identity
         self.ssh_program = ssh_program
@@ -115,15 +120,31 @@ class SshTarget:
         """How known_hosts spells this host: a non-standard port is written ``[host]:port``."""
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
+    @property
+    def destination(self) -> str:
+        """``user@host`` as ssh takes it; every argv puts ``--`` before it (see :meth:`_ssh_argv`)."""
+        return f"{self.user}@{self.host}"
+
     def _options(self) -> list[str]:
         opts = ["-p", str(self.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", f"ConnectTimeout={self.connect_timeout}",
+                "-o", _option("UserKnownHostsFile", self.known_hosts, "--known-hosts"),
+                "-o", f"ConnectTimeout={self.connect_timeout}",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
         if self.identity:
-            opts += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+            # As an -o value, not -i: ssh checks an -i path as given but opens it %-expanded.
+            opts += ["-o", _option("IdentityFile", self.identity, "--identity"), "-o", "IdentitiesOnly=yes"]
         if self._control_dir:
-            opts += ["-o", f"ControlPath={self._control_dir.name}/%C", "-o", "ControlMaster=no"]
+            opts += ["-o", self._control_path(self._control_dir), "-o", "ControlMaster=no"]
         return opts
+
+    @staticmethod
+    def _control_path(folder: tempfile.TemporaryDirectory) -> str:
+        return f'ControlPath="{ssh_path(folder.name, "temporary folder")}/%C"'
+
+    def _ssh_argv(self, options: Sequence[str], *command: str) -> list[str]:
+        """``ssh OPTIONS -- user@host [COMMAND]``: after ``--`` ssh reads nothing as an option, neither
+        the destination nor the command (OpenSSH otherwise parses options after the host too)."""
+        return [self.ssh_program, *options, "--", self.destination, *command]
 
     def __enter__(self) -> SshTarget:
         self.open()
@@ -136,9 +157,8 @@ class SshTarget:
         """Start the master connection; this is where an unknown or changed host key stops the run."""
         self._ensure_known_hosts()
         control = tempfile.TemporaryDirectory(prefix="mona-ssh-")
-        argv = [self.ssh_program, *self._options(), "-o", f"ControlPath={control.name}/%C",
-                "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-N", "-f",
-                f"{self.user}@{self.host}"]
+        argv = self._ssh_argv([*self._options(), "-o", self._control_path(control),
+                               "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-N", "-f"])
         # -f forks the master into the background after authentication; its stderr goes to a file, so
         # nothing here waits on a pipe the master keeps open.
         with tempfile.TemporaryFile() as err:
@@ -164,8 +184,8 @@ class SshTarget:
     def close(self) -> None:
         if self._control_dir is None:
             return
-        subprocess.run([self.ssh_program, "-o", f"ControlPath={self._control_dir.name}/%C", "-O", "exit",
-                        f"{self.user}@{self.host}"], capture_output=True)
+        subprocess.run(self._ssh_argv(["-o", self._control_path(self._control_dir), "-O", "exit"]),
+                       capture_output=True)
         self._control_dir.cleanup()
         self._control_dir = None
 
@@ -173,8 +193,8 @@ class SshTarget:
     def scan_host_keys(self) -> list[tuple[str, str]]:
         """(fingerprint, known_hosts line) for every key the server presents right now."""
         try:
-            scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), self.host],
-                                  capture_output=True, text=True)
+            scan = subprocess.run(["ssh-keyscan", "-p", str(self.port), "-T", str(self.connect_timeout), "--",
+                                   self.host], capture_output=True, text=True)
         except FileNotFoundError as exc:
             raise ProvisioningError("ssh-keyscan: not found; install the OpenSSH client") from exc
         found = []
@@ -221,7 +241,7 @@ class SshTarget:
         command = shell if shell is not None else shlex.join(argv)
         if self.sudo:
             command = f"sudo -n sh -c {shlex.quote(command)}"
-        return [self.ssh_program, *self._options(), f"{self.user}@{self.host}", "--", command]
+        return self._ssh_argv(self._options(), command)
 
     def run(self, argv: Sequence[str], input: bytes | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
         return subprocess.run(self._remote(argv), input=input, capture_output=True, timeout=timeout)
