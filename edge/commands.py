@@ -295,6 +295,10 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
         checks.append(Check("daemon", False, str(exc), "sudo systemctl enable --now mona-edge; journalctl -u mona-edge"))
     except StatusError as exc:
         checks.append(Check("daemon", False, str(exc), "journalctl -u mona-edge"))
+    safe_mode = daemon.get("safe_mode") if daemon is not None else None
+    if isinstance(safe_mode, dict):  # running, but on defaults for what it could not use (edge.service)
+        checks.append(Check("safe mode", False, f"since {safe_mode.get('since')}: {safe_mode.get('reason')}",
+                            "fix what it names (the lines below say more), then: sudo systemctl reload mona-edge"))
 
     checks.append(_check_model(config))
     checks.append(_check_pack(config))
@@ -309,7 +313,8 @@ def _check_model(config) -> Check:
     try:
         from edge.detector import FaceDetector
 
-        detector = FaceDetector(config.detector.model, config.detector.range, threads=1)
+        detector = FaceDetector(config.detector.model, config.detector.range, threads=1,
+                                sha256=config.detector.sha256)
         return Check("model", True, f"{detector.model_path} ({detector.runtime_name})")
     except (ModelError, ImportError) as exc:  # ImportError: a dependency of the detector is not installed
         return Check("model", False, str(exc), "reinstall mona-edge (bundles the int8 model) or fix [detector] model; "

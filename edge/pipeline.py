@@ -11,11 +11,18 @@ socket, feed the watchdog) is the driver's business; the pipeline only keeps the
   * the eyes follow the tracker's index, and only the pack's patch is redrawn when the index changes;
   * a camera that is down puts the eyes back at the centre frame (nobody can be seen: look ahead);
   * a detector or display error skips that frame and is *reported* in the result, never raised: one bad
-    frame must not take the portrait down.
+    frame must not take the portrait down;
+  * a detector that fails :data:`DETECTOR_FAILURES` frames in a row is replaced by the bundled model of
+    the same range (the ``fallback`` the driver gives), and if that fails as often too, detection stops
+    (:class:`NoDetector`: eyes at centre) while the portrait stays; :attr:`Pipeline.detector_fault` says
+    why, for the daemon's DEGRADED state, until a new detector (a reload) finds its first frame;
+  * repeated errors are logged once and then summarised at most once per interval
+    (:class:`edge.ratelimit.RepeatLimiter`), not once per frame.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +38,7 @@ from edge.display import open_display
 from edge.faces import Face
 from edge.gaze import GazeTracker
 from edge.pack import load_pack
+from edge.ratelimit import INTERVAL, RepeatLimiter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,10 @@ Size = tuple[int, int]
 IDLE_WAIT = 0.05
 #: The stages a frame goes through, as :class:`StageTimes` names them.
 STAGES = ("capture", "detect", "gaze", "draw", "frame")
+#: Frames in a row a detector may fail before it is given up on: one to two seconds at 15-30 fps. Long
+#: enough that a few bad frames (a camera glitch, a transient runtime error) never swap the model; short
+#: enough that a model broken for good is replaced before anyone standing there notices the eyes stuck.
+DETECTOR_FAILURES = 30
 
 
 # --- what the loop needs from each part ----------------------------------------------------------------
@@ -279,13 +291,29 @@ class Pipeline:
     ``parts.display`` must show ``parts.pack``'s centre frame when this is made (:func:`build_parts` leaves
     it so). ``wait(seconds)`` is how a step pauses while the camera is down: the daemon passes its stop
     event's ``wait`` so that SIGTERM cuts the pause short.
+
+    ``fallback()`` makes the detector that replaces one failing ``max_detector_failures`` frames in a row
+    (the daemon passes the bundled model of its configured range); None: none, detection stops instead.
+    ``detector_stand_in``: ``parts.detector`` already stands in for the configured one (the daemon's safe
+    mode at boot gave it the bundled model or a :class:`NoDetector`), so it is not replaced by ``fallback``
+    again: if it fails as often, detection stops.
     """
 
     def __init__(self, parts: Parts, *, wait: Callable[[float], object] = time.sleep,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter,
+                 fallback: Callable[[], Detector] | None = None, detector_stand_in: bool = False,
+                 max_detector_failures: int = DETECTOR_FAILURES, log_interval: float = INTERVAL) -> None:
         self._parts = parts
         self._wait = wait
         self._timer = timer
+        self._fallback = fallback
+        self._max_failures = max(1, int(max_detector_failures))
+        self._failures = 0  # consecutive frames the running detector failed
+        self._fault: str | None = None
+        self._stand_in = detector_stand_in  # the running detector is not the configured one
+        self._fell_back = detector_stand_in  # no further fallback for the running detector
+        self._retired: list[Detector] = []  # detectors given up on (a reload loaded beside us may hold one)
+        self._limiter = RepeatLimiter(log, interval=log_interval)
         self._index = parts.pack.centre_index
         self._tracker: Tracker | None = None
         self._frame_size: Size | None = None
@@ -315,6 +343,18 @@ class Pipeline:
     @property
     def frame_size(self) -> Size | None:
         return self._frame_size
+
+    @property
+    def detector_fault(self) -> str | None:
+        """Why detection is degraded (the configured detector failed and was replaced, or detection has
+        stopped), or None. Cleared when a new detector from a reload finds its first frame."""
+        return self._fault
+
+    @property
+    def detector_replaced(self) -> bool:
+        """Whether the running detector is a stand-in (the bundled fallback or :class:`NoDetector`) rather
+        than the one the config names: a reload must then load the configured one afresh."""
+        return self._stand_in
 
     def open(self) -> None:
         """Open the camera (it may block in a driver call; a failure only sets it retrying)."""
@@ -351,7 +391,10 @@ class Pipeline:
         try:
             faces = tuple(parts.detector.detect(rgb))
         except Exception as exc:  # one bad frame must not stop the portrait
-            return self._result(rgb, t, (), False, self._report("detector", exc), None)
+            failed = self._report("detector", exc)
+            return self._result(rgb, t, (), self._detector_failed(failed.message), failed, None)
+        if self._failures or (self._fault is not None and not self._stand_in):
+            self._detector_works()
         t2 = self._timer()
         index = int(tracker.update(faces, t))
         self._viewer = tracker.viewer
@@ -380,6 +423,12 @@ class Pipeline:
             except Exception as exc:
                 log.warning("could not restore the previous picture: %s", exc)
             raise
+        if any(parts.detector is retired for retired in self._retired):
+            # Loaded beside the loop from the parts of before a fallback: keep the detector that replaced it.
+            parts = dataclasses.replace(parts, detector=old.detector)
+        if parts.detector is not old.detector:  # a new model: it gets its own chances (and fallback)
+            self._failures, self._stand_in, self._fell_back = 0, False, False
+            self._retired.clear()
         self._parts, self._index = parts, index
         self._tracker = None
         self._viewer, self._angle = None, None
@@ -402,6 +451,43 @@ class Pipeline:
             self._tracker.reset()
         return self._draw(centre) is None
 
+    def _detector_failed(self, message: str) -> bool:
+        """Count one failed frame; after too many in a row, fall back or stop. Returns whether it drew."""
+        self._failures += 1
+        if self._failures < self._max_failures:
+            return False
+        failing = self._parts.detector
+        self._retired.append(failing)
+        self._failures = 0
+        self._limiter.flush()
+        what = f"detector failed {self._max_failures} frames in a row ({message})"
+        if not self._fell_back and self._fallback is not None:
+            self._fell_back = True
+            try:
+                replacement = self._fallback()
+            except Exception as exc:  # the bundled model cannot be loaded either
+                what += f"; the bundled model cannot be used either ({exc})"
+            else:
+                name = getattr(replacement, "model_path", None)
+                self._fault = f"{what}; running the bundled model{f' {name}' if name else ''} instead"
+                self._stand_in = True
+                self._parts = dataclasses.replace(self._parts, detector=replacement)
+                log.error("%s", self._fault)
+                return False
+        self._fault = f"{what}; detection stopped, eyes at centre (fix the model, then reload)"
+        self._stand_in = self._fell_back = True
+        self._parts = dataclasses.replace(self._parts, detector=NoDetector(self._fault))
+        log.error("%s", self._fault)
+        return self._camera_down()  # nobody can be seen any more: eyes to the centre
+
+    def _detector_works(self) -> None:
+        """A frame went through after failures: the count restarts, and a new model clears the fault."""
+        self._failures = 0
+        self._limiter.flush()
+        if self._fault is not None and not self._stand_in:
+            log.info("detector: working again (was: %s)", self._fault)
+            self._fault = None
+
     def _draw(self, index: int) -> StepError | None:
         try:
             rect, patch = self._parts.pack.patch(index)
@@ -411,10 +497,9 @@ class Pipeline:
         self._index = index
         return None
 
-    @staticmethod
-    def _report(stage: str, exc: Exception) -> StepError:
+    def _report(self, stage: str, exc: Exception) -> StepError:
         error = StepError(stage, f"{stage}: {exc}")
-        log.warning("%s", error.message)
+        self._limiter.warning(error.message)
         return error
 
     def _result(self, rgb: np.ndarray | None, t: float | None, faces: tuple[Face, ...], drew: bool,

@@ -10,6 +10,7 @@ the loop between two steps (:meth:`StatusAPI.serve_pending`).
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import os
 import queue
@@ -24,7 +25,7 @@ from PIL import Image
 
 from edge import __version__
 from edge.errors import StatusError
-from edge.health import Health
+from edge.health import SAFE_MODE, Health
 from edge.pipeline import STAGES, FrameResult, Pipeline
 
 #: How long a request that needs the loop (a snapshot) waits for it.
@@ -175,15 +176,28 @@ class StatusAPI:
             "last_error": stats.last_error or cam.last_error,
             "reloads": stats.reloads,
             "config": None if self._config_path is None else str(self._config_path),
+            "safe_mode": self._safe_mode(),
+            "reasons": list(self._health.reasons),
         }
+
+    def _safe_mode(self) -> JSON | None:
+        """None, or why the daemon started in safe mode and since when (ISO 8601, local time)."""
+        entry = self._health.reason(SAFE_MODE)
+        if entry is None:
+            return None
+        reason, since = entry
+        when = datetime.datetime.fromtimestamp(since).astimezone().isoformat(timespec="seconds")
+        return {"reason": reason, "since": when}
 
     def status_line(self) -> str:
         """The one line ``systemctl status`` shows."""
         last = self._stats.last
         cam = self._pipeline.parts.camera.state if self._pipeline.opened else "closed"
         viewer = "viewer" if last is not None and last.viewer_present else "nobody"
-        return (f"{self._health.state.lower()}: {self._stats.fps():.1f} fps, camera {cam}, {viewer}, "
+        line = (f"{self._health.state.lower()}: {self._stats.fps():.1f} fps, camera {cam}, {viewer}, "
                 f"frame {self._pipeline.index}")
+        reasons = self._health.reasons
+        return line + "".join(f"; {reason}" for reason in reasons)
 
     def handle(self, request: JSON) -> JSON:
         """Answer one socket request (on the socket's thread)."""

@@ -230,3 +230,172 @@ def test_bundled_models_are_found_and_int8(detector_range):
     path = default_model_path(detector_range)
     assert path.parent == MODELS and path.name == f"face_detection_{detector_range}_range_int8.tflite"
     assert FaceDetector(path, detector_range).is_quantized
+
+
+# --- model integrity: the record beside each model, [detector] sha256, failures when run ------------------
+#: One byte of the full-range model that the runtime's flatbuffer verifier does not notice when flipped
+#: (bit 3 of byte 592): the model loads and then fails on every invoke ("Input tensor 215 lacks data").
+FLIP_AT, FLIP_MASK = 592, 0x08
+FULL = "face_detection_full_range_int8"
+
+
+def model_copy(folder, *, flip=False, record=True, truncate=False):
+    """A copy of the bundled full-range model (and its record, if ``record``) in ``folder``."""
+    import shutil
+
+    data = bytearray((MODELS / f"{FULL}.tflite").read_bytes())
+    if flip:
+        data[FLIP_AT] ^= FLIP_MASK
+    if truncate:
+        data = data[:-100]
+    path = folder / f"{FULL}.tflite"
+    path.write_bytes(bytes(data))
+    if record:
+        shutil.copy(MODELS / f"{FULL}.json", folder / f"{FULL}.json")
+    return path
+
+
+def bundled_sha256():
+    import json
+
+    return json.loads((MODELS / f"{FULL}.json").read_text())["sha256"]
+
+
+def test_a_flipped_byte_is_refused_at_load_by_the_record_beside_the_model(tmp_path):
+    import hashlib
+
+    path = model_copy(tmp_path, flip=True)
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ModelError) as refused:
+        FaceDetector(path, "full")
+    message = str(refused.value)
+    assert message.startswith(f"{path}: sha256 {actual}, but its record {FULL}.json expects {bundled_sha256()}")
+    assert "\n" not in message
+    # A truncated copy is named by its size.
+    path = model_copy(tmp_path, truncate=True)
+    with pytest.raises(ModelError, match=rf"{path}: 821236 bytes, but its record {FULL}.json says 821336 bytes"):
+        FaceDetector(path, "full")
+
+
+def test_a_flipped_byte_is_refused_at_load_by_a_configured_sha256(tmp_path):
+    from edge.config import config_from_dict
+    from edge.pipeline import make_detector
+
+    path = model_copy(tmp_path, flip=True, record=False)
+    with pytest.raises(ModelError, match=rf"{path}: sha256 [0-9a-f]{{64}}, but \[detector\] sha256 expects "
+                                         rf"{bundled_sha256()}"):
+        FaceDetector(path, "full", sha256=bundled_sha256())
+    # The same through the config, as the daemon and a reload build it (digests are kept in lower case).
+    config = config_from_dict({"detector": {"range": "full", "model": str(path), "sha256": bundled_sha256().upper()}})
+    assert config.detector.sha256 == bundled_sha256()
+    with pytest.raises(ModelError, match=r"\[detector\] sha256 expects"):
+        make_detector(config)
+    # The right digest loads (the configured digest and the record both checked when both are there).
+    (tmp_path / "good").mkdir()
+    good = model_copy(tmp_path / "good")
+    assert FaceDetector(good, "full", sha256=bundled_sha256()).is_quantized
+
+
+def test_the_sha256_key_is_validated(tmp_path):
+    from edge.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match=r'\[detector\] sha256 = "abc": expected a SHA-256 digest: 64 '
+                                          r"hexadecimal digits"):
+        config_from_dict({"detector": {"sha256": "abc"}})
+    with pytest.raises(ConfigError, match="sha256"):
+        config_from_dict({"detector": {"sha256": "g" * 64}})
+
+
+def test_a_model_without_a_record_or_digest_loads_with_one_info_line(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="edge.tflite")
+    FaceDetector(model_copy(tmp_path, record=False), "full")
+    unchecked = [r for r in caplog.records if "unchecked" in r.getMessage()]
+    assert len(unchecked) == 1 and unchecked[0].levelno == logging.INFO
+    assert f"{FULL}.tflite: no record ({FULL}.json) and no [detector] sha256" in unchecked[0].getMessage()
+    caplog.clear()
+    FaceDetector(model_copy(tmp_path), "full")  # with its record: checked, nothing said
+    assert not [r for r in caplog.records if "unchecked" in r.getMessage()]
+
+
+def test_bundled_models_must_match_their_record_and_a_broken_record_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("MONA_EDGE_MODELS", str(tmp_path))
+    model_copy(tmp_path, record=False)
+    with pytest.raises(ModelError, match=rf"{FULL}.tflite: its record {FULL}.json is missing; reinstall"):
+        FaceDetector(None, "full")
+    (tmp_path / f"{FULL}.json").write_text("{not json")
+    with pytest.raises(ModelError, match=rf"{FULL}.json: model record unreadable"):
+        FaceDetector(None, "full")
+    (tmp_path / f"{FULL}.json").write_text('{"model": "x"}')
+    with pytest.raises(ModelError, match=rf"{FULL}.json: model record without a sha256"):
+        FaceDetector(None, "full")
+
+
+_FAIL_THREE_TIMES = """
+import json, sys, numpy as np
+from edge.detector import FaceDetector
+from edge.errors import ModelError
+detector = FaceDetector(sys.argv[1], "full", runtime=sys.argv[2])
+out = {"runtime": detector.runtime_name, "errors": []}
+for _ in range(3):
+    try:
+        detector.detect(np.zeros((480, 640, 3), np.uint8))
+    except ModelError as exc:
+        out["errors"].append([str(exc), str(exc.__cause__)])
+print(json.dumps(out))
+"""
+
+
+def _failing_invokes(python, model, runtime):
+    import json
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    done = subprocess.run([python, "-c", _FAIL_THREE_TIMES, str(model), runtime], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _assert_each_failure_says_only_its_own(result, runtime_name):
+    assert result["runtime"] == runtime_name and len(result["errors"]) == 3
+    lacks = "Input tensor 215 lacks data"
+    # What the runtime raises accumulates: every earlier message again, with no separator.
+    assert [cause.count(lacks) for _, cause in result["errors"]] == [1, 2, 3]
+    # What the detector reports is that call's message alone, the same each time.
+    expected = f"{FULL}.tflite: inference failed: {lacks}"
+    assert [message for message, _ in result["errors"]] == [expected] * 3
+
+
+def test_a_model_the_runtime_loads_but_cannot_run_reports_each_failure_alone(tmp_path):
+    import sys
+
+    model = model_copy(tmp_path, flip=True, record=False)  # unchecked: the runtime gets to load it
+    result = _failing_invokes(sys.executable, model, "ai_edge_litert.interpreter")
+    _assert_each_failure_says_only_its_own(result, "ai-edge-litert")
+
+
+def test_the_same_under_tflite_runtime(tmp_path):
+    import os
+
+    python = os.environ.get("MONA_EDGE_TFLITE_PYTHON")
+    if not python:
+        pytest.skip("MONA_EDGE_TFLITE_PYTHON is not set (tests/run sets it up)")
+    model = model_copy(tmp_path, flip=True, record=False)
+    result = _failing_invokes(python, model, "tflite_runtime.interpreter")
+    _assert_each_failure_says_only_its_own(result, "tflite-runtime")
+
+
+def test_error_text_takes_what_the_latest_call_added():
+    from edge.tflite import ErrorText
+
+    errors = ErrorText()
+    assert errors.new(RuntimeError("A failed")) == "A failed"
+    assert errors.new(RuntimeError("A failedA failed")) == "A failed"  # accumulated, no separator
+    assert errors.new(RuntimeError("A failedA failed\nNode 3 (CONV_2D)\n")) == "Node 3 (CONV_2D)"
+    assert errors.new(RuntimeError("B")) == "B"  # a runtime that resets its messages: kept whole
+    assert errors.new(RuntimeError("B")) == "B"  # the same again with nothing added: still said
+    assert errors.new(RuntimeError("two\nlines")) == "two lines"  # one log line

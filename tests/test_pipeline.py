@@ -48,10 +48,11 @@ def pack():
     return load_pack(TEST_PACK, screen_size=SCREEN)
 
 
-def make_pipeline(detector, *, camera=None, display=None, config=None, make_tracker=None, wait=time.sleep):
+def make_pipeline(detector, *, camera=None, display=None, config=None, make_tracker=None, wait=time.sleep,
+                  **options):
     parts = build_parts(config or load_config(None), camera=camera or clip_camera(), detector=detector,
                         pack=pack(), display=display or HeadlessSink(SCREEN), make_tracker=make_tracker)
-    pipeline = Pipeline(parts, wait=wait)
+    pipeline = Pipeline(parts, wait=wait, **options)
     pipeline.open()
     return pipeline
 
@@ -410,3 +411,166 @@ def test_the_service_the_demo_and_the_bench_all_drive_the_same_step(detector, tm
             assert figures[name].count == len(ms) and figures[name].p50 == pytest.approx(np.percentile(ms, 50))
         else:
             assert figures[name] is None
+
+
+# --- a detector that keeps failing: fallback, stop, bounded log -----------------------------------------------
+#: Bit 3 of byte 592 of the bundled full-range model: the runtime loads the copy and fails every invoke.
+FULL_MODEL = REPO / "assets" / "models" / "face_detection_full_range_int8.tflite"
+
+
+def corrupted_full_model(folder: Path) -> Path:
+    """A copy of the bundled full-range model with one flipped byte and no record (so it loads unchecked)."""
+    data = bytearray(FULL_MODEL.read_bytes())
+    data[592] ^= 0x08
+    path = folder / FULL_MODEL.name
+    path.write_bytes(bytes(data))
+    return path
+
+
+class Breakable:
+    """The real detector until ``broken``; then every frame raises, as a model that cannot run does."""
+
+    def __init__(self, inner, broken: bool = False) -> None:
+        self.inner, self.broken, self.calls = inner, broken, 0
+
+    def detect(self, rgb):
+        self.calls += 1
+        if self.broken:
+            raise ModelError("broken.tflite: inference failed: Input tensor 215 lacks data")
+        return self.inner.detect(rgb)
+
+
+def short_config():
+    return config_from_dict({"detector": {"range": "short", "threads": 1}})
+
+
+def test_a_detector_failing_every_frame_turns_degraded_and_falls_back_to_the_bundled_model(detector, caplog):
+    import logging
+
+    from edge.pipeline import DETECTOR_FAILURES, make_bundled_detector
+
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
+    failing = Breakable(detector, broken=True)
+    config = short_config()
+    made = []
+
+    def fallback():
+        made.append(make_bundled_detector(config))  # the bundled short-range model, checked by its record
+        return made[-1]
+
+    pipeline = make_pipeline(failing, fallback=fallback)
+    results = frames(pipeline, DETECTOR_FAILURES)
+    assert all(r.error is not None and r.error.stage == "detector" for r in results)
+    assert failing.calls == DETECTOR_FAILURES and len(made) == 1
+    fault = pipeline.detector_fault
+    assert fault is not None and fault.startswith(f"detector failed {DETECTOR_FAILURES} frames in a row (detector: "
+                                                  "broken.tflite: inference failed: Input tensor 215 lacks data)")
+    assert "running the bundled model" in fault and "face_detection_short_range_int8.tflite" in fault
+    assert pipeline.parts.detector is made[0] and made[0].bundled and pipeline.detector_replaced
+    # The bundled model keeps the eyes following: the viewer is found and the screen redrawn.
+    followed = []
+    while len(followed) < 3:
+        result = pipeline.step()
+        assert result.error is None
+        if result.viewer_present and result.drew:
+            followed.append(result)
+    screen = pipeline.parts.display
+    np.testing.assert_array_equal(screen.snapshot(), pipeline.parts.pack.frame_image(pipeline.index))
+    assert failing.calls == DETECTOR_FAILURES and pipeline.detector_fault == fault  # still DEGRADED: a stand-in
+    # The log: the first failure, one summary of the repeats when it gave up, one ERROR naming why.
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "edge.pipeline"]
+    assert logged[0] == ("WARNING", "detector: broken.tflite: inference failed: Input tensor 215 lacks data")
+    assert logged[1][0] == "WARNING" and f"(repeated {DETECTOR_FAILURES - 1} times since" in logged[1][1]
+    assert logged[2] == ("ERROR", fault) and len(logged) == 3
+
+
+def test_when_the_bundled_model_fails_too_detection_stops_with_the_eyes_at_centre(detector):
+    from edge.pipeline import DETECTOR_FAILURES, NoDetector
+
+    failing = Breakable(detector)
+    also_failing = Breakable(detector, broken=True)
+    pipeline = make_pipeline(failing, fallback=lambda: also_failing)
+    centre = pipeline.parts.pack.centre_index
+    while pipeline.index == centre:  # someone is followed: the eyes are off centre
+        pipeline.step()
+    failing.broken = True
+    frames(pipeline, DETECTOR_FAILURES)
+    assert pipeline.parts.detector is also_failing and "running the bundled model" in pipeline.detector_fault
+    results = frames(pipeline, DETECTOR_FAILURES)
+    assert isinstance(pipeline.parts.detector, NoDetector)
+    assert "detection stopped, eyes at centre" in pipeline.detector_fault
+    assert results[-1].index == centre == pipeline.index and results[-1].drew  # back to centre at once
+    np.testing.assert_array_equal(pipeline.parts.display.snapshot(), pipeline.parts.pack.frame_image(centre))
+    calls = also_failing.calls
+    for result in frames(pipeline, 20):  # the portrait stays, nothing fails, nobody is followed
+        assert result.error is None and result.index == centre and not result.viewer_present
+    assert also_failing.calls == calls == DETECTOR_FAILURES
+
+
+def test_a_fallback_that_cannot_be_loaded_stops_detection_and_a_reload_recovers(detector, caplog):
+    import dataclasses
+    import logging
+
+    from edge.pipeline import DETECTOR_FAILURES, NoDetector
+
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
+
+    def no_bundled_model():
+        raise ModelError("face_detection_short_range_int8.tflite: bundled model not found")
+
+    failing = Breakable(detector, broken=True)
+    pipeline = make_pipeline(failing, fallback=no_bundled_model)
+    frames(pipeline, DETECTOR_FAILURES)
+    assert isinstance(pipeline.parts.detector, NoDetector)
+    assert "the bundled model cannot be used either (face_detection_short_range_int8.tflite: bundled model " \
+           "not found); detection stopped" in pipeline.detector_fault
+    # A reload whose candidate still holds the given-up detector (loaded beside the loop from the parts of
+    # before) does not bring it back.
+    pipeline.switch_to(dataclasses.replace(pipeline.parts, detector=failing))
+    assert isinstance(pipeline.parts.detector, NoDetector) and pipeline.detector_replaced
+    # A reload with a working model: no longer a stand-in at once, DEGRADED until its first good frame.
+    pipeline.switch_to(dataclasses.replace(pipeline.parts, detector=detector))
+    assert not pipeline.detector_replaced and pipeline.detector_fault is not None
+    assert frames(pipeline, 1)[0].error is None
+    assert pipeline.detector_fault is None
+    assert any(r.getMessage().startswith("detector: working again") for r in caplog.records)
+
+
+def test_a_real_corrupted_model_falls_back_to_the_bundled_one_and_its_log_is_bounded(tmp_path, caplog):
+    import logging
+
+    from edge.pipeline import DETECTOR_FAILURES, make_bundled_detector
+
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
+    broken = FaceDetector(corrupted_full_model(tmp_path), "full", threads=1)  # loads, fails every invoke
+    config = config_from_dict({"detector": {"range": "full", "threads": 1}})
+    pipeline = make_pipeline(broken, fallback=lambda: make_bundled_detector(config))
+    failed = frames(pipeline, DETECTOR_FAILURES)
+    assert {r.error.message for r in failed} == {
+        "detector: face_detection_full_range_int8.tflite: inference failed: Input tensor 215 lacks data"}
+    assert pipeline.parts.detector is not broken and pipeline.parts.detector.bundled
+    assert any(r.viewer_present for r in frames(pipeline, 120))  # the bundled full-range model finds her
+
+
+def test_a_thousand_failing_frames_log_a_bounded_text_each_line_its_own(tmp_path, caplog):
+    """The defect: one WARNING per frame, each holding every earlier message (the runtime's error text is
+    never reset), 4.2 GB in 60 s. Now: the first line, then one summary per interval."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
+    broken = FaceDetector(corrupted_full_model(tmp_path), "full", threads=1)
+    camera = VideoFileSource(CLIP, realtime=False, loop=True)
+    interval = 0.5
+    pipeline = make_pipeline(broken, camera=camera, max_detector_failures=10**6, log_interval=interval)
+    started = time.monotonic()
+    results = frames(pipeline, 1000)
+    took = time.monotonic() - started
+    assert all(r.error is not None for r in results)
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.pipeline"]
+    assert 1 <= len(lines) <= 2 + took / interval, (len(lines), took)
+    assert sum(len(line) for line in lines) <= 200 * len(lines)
+    assert all(line.count("lacks data") == 1 for line in lines)  # no line carries the earlier ones
+    assert lines[0] == "detector: face_detection_full_range_int8.tflite: inference failed: Input tensor 215 lacks data"
+    assert all(line.startswith(lines[0] + " (repeated ") for line in lines[1:])
+    counted = 1 + sum(int(line.split("(repeated ")[1].split(" ")[0]) for line in lines[1:])
+    assert counted <= 1000 and (len(lines) == 1 or counted > 1)

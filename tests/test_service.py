@@ -94,6 +94,31 @@ def test_ready_waits_for_the_camera_then_degraded_after_the_timeout(notify_socke
     assert "READY=1" not in messages and "STATUS=ready line" in messages  # a state change refreshes STATUS
 
 
+def test_a_reason_to_degrade_is_reported_ready_once_and_in_status_until_cleared(notify_socket):
+    from edge.health import DEGRADED, DETECTOR, READY, SAFE_MODE, Health
+
+    notifier, received = notify_socket
+    clock = Clock()
+    health = Health(notifier, ready_timeout=5.0, watchdog=False, clock=clock, wall_clock=lambda: 1_800_000_000.0)
+    health.begin()
+    health.degrade(SAFE_MODE, "pack: gone; showing the bundled default pack")
+    health.tick(True, lambda: "line 1")
+    # The portrait is up and the camera too: READY=1 (systemd must not restart it), but DEGRADED, and why.
+    assert health.state == DEGRADED and health.ready_sent
+    assert received() == ["READY=1", "STATUS=line 1"]
+    assert health.reason(SAFE_MODE) == ("pack: gone; showing the bundled default pack", 1_800_000_000.0)
+    health.degrade(DETECTOR, "detector failed")
+    clock.now += 0.1
+    health.tick(True, lambda: "line 2")  # a new reason refreshes STATUS= at once
+    assert received() == ["STATUS=line 2"] and health.reasons == ("pack: gone; showing the bundled default pack",
+                                                                   "detector failed")
+    health.degrade(SAFE_MODE, None)
+    health.degrade(DETECTOR, None)
+    clock.now += 0.1
+    health.tick(True, lambda: "line 3")
+    assert health.state == READY and received() == ["STATUS=line 3"] and health.reasons == ()
+
+
 def test_watchdog_is_fed_only_by_ticks_at_half_the_interval(notify_socket, monkeypatch):
     from edge.health import Health
 
@@ -530,9 +555,10 @@ def test_sighup_loads_the_candidate_beside_the_loop_which_keeps_going(tmp_path, 
         service.shutdown()
 
 
-def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
+def test_bad_config_key_and_missing_model_are_clear_errors_and_a_missing_model_at_start_is_safe_mode(tmp_path):
     from edge.config import ConfigError, load_config
     from edge.pack import load_pack
+    from edge.pipeline import make_detector
     from edge.service import EdgeService
 
     clip = tmp_path / "c.avi"
@@ -545,19 +571,24 @@ def test_bad_config_key_and_missing_model_are_clear_errors(tmp_path):
         'range = "short"', f'range = "short"\nmodel = "{tmp_path / "gone.tflite"}"'))
     service = EdgeService(load_config(cfg), cfg, serve_status=False)
     with pytest.raises(ModelError, match="gone.tflite"):
-        service.start()
-    with pytest.raises(RuntimeError, match="not started"):
-        service.pipeline  # noqa: B018 - nothing half-built is left behind to be used
-    # The portrait went up before the model was looked for: the screen is not black.
-    pack = load_pack(TEST_PACK, screen_size=(192, 256))
-    np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (192, 256)), pack.frame_image(pack.centre_index))
-    service.shutdown()
+        make_detector(service.config)
+    # At start a missing model is safe mode (tests/test_safe_mode.py): the bundled model of the range runs.
+    service.start()
+    try:
+        assert service.safe_mode == (f"model: {tmp_path / 'gone.tflite'}: model file not found; running the "
+                                     f"bundled model {REPO / 'assets/models/face_detection_short_range_int8.tflite'}")
+        assert service.status()["safe_mode"]["reason"] == service.safe_mode
+        # The portrait is up: the screen is not black.
+        pack = load_pack(TEST_PACK, screen_size=(192, 256))
+        np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (192, 256)), pack.frame_image(pack.centre_index))
+    finally:
+        service.shutdown()
 
 
 #: What mona-edge status/snapshot/calibrate/doctor (edge/commands.py) read: the socket's answer keeps them.
 STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect_ms", "stage_ms", "viewer_present",
                  "viewer_x", "frame_width", "angle_deg", "index", "frame_count", "pack", "camera", "errors",
-                 "last_error", "reloads", "config"}
+                 "last_error", "reloads", "config", "safe_mode", "reasons"}
 
 
 def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
@@ -573,6 +604,7 @@ def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_p
             "name", "state", "failures", "recoveries", "last_error", "retry_in_s"}
         assert before["frames"] == 0 and before["frame_width"] is None and before["viewer_present"] is False
         assert before["index"] == service.pack.centre_index and before["pack"] == service.pack.name
+        assert before["safe_mode"] is None and before["reasons"] == []
         assert before["camera"] == {"name": "file:s.avi", "state": "ok", "failures": 0, "recoveries": 0,
                                     "last_error": None, "retry_in_s": 0.0}
         with pytest.raises(StatusError, match="unknown command 'dance'"):
