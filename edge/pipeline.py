@@ -159,7 +159,25 @@ def make_pack(config: Config, screen_size: Size) -> Pack:
 
 def make_detector(config: Config) -> Detector:
     d = config.detector
-    return FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score)
+    return FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score, sha256=d.sha256)
+
+
+def make_bundled_detector(config: Config) -> Detector:
+    """The bundled int8 model for the configured range (checked against the record shipped with it), with
+    the configured threads and threshold: what replaces a configured model that cannot be used."""
+    d = config.detector
+    return FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score)
+
+
+class NoDetector:
+    """Stands in for a detector when none can be used: finds nobody, so the eyes rest at the centre frame
+    while the portrait stays. ``reason`` says why (what the daemon reports)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def detect(self, rgb: np.ndarray) -> Sequence[Face]:
+        return ()
 
 
 def make_camera(config: Config, source: CameraSource | None = None) -> Camera:
