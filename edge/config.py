@@ -13,7 +13,7 @@ section        keys
 =============  ==============================================================================================
 ``[camera]``   source, device, path, width, height, fps, loop, realtime, hflip, vflip, retry_initial_s,
                retry_max_s
-``[detector]`` range, model, threads, min_score
+``[detector]`` range, model, threads, min_score, sha256
 ``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
                one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, idle_seconds, static_seconds,
                static_px, sticky_margin, sticky_seconds, calibration_left_x, calibration_centre_x,
