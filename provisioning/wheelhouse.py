@@ -13,10 +13,13 @@ keeps because picamera2's compiled parts come from apt, built against it; ``--nu
 from __future__ import annotations
 
 import argparse
+import email
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,23 +100,101 @@ def write_constraints(lock: Path, out: Path, python: str, machine: str, numpy_pi
     return out
 
 
-def wheel_names(wheels: Sequence[Path]) -> set[str]:
-    """The canonical distribution names of wheel files."""
-    from packaging.utils import canonicalize_name
-
-    return {canonicalize_name(w.name.split("-", 1)[0]) for w in wheels}
-
-
-def download_argv(wheel: Path, out_dir: Path, python: str, platforms: Sequence[str] | None = None,
-                  extras: str = "pi", constraints: Path | None = None) -> list[str]:
+def download_argv(requirements: Sequence[str], out_dir: Path, python: str, platforms: Sequence[str] | None = None,
+                  no_deps: bool = True, constraints: Path | None = None) -> list[str]:
     """The ``pip download`` command line; binary wheels only, since a Pi has no compilers to spare."""
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-            "--only-binary=:all:", "--python-version", python, "-d", str(out_dir), f"{wheel}[{extras}]"]
+            "--only-binary=:all:", "--python-version", python, "-d", str(out_dir)]
+    if no_deps:
+        argv.append("--no-deps")
     for platform_tag in platforms or []:
         argv += ["--platform", platform_tag]
     if constraints is not None:
         argv += ["--constraint", str(constraints)]
-    return argv
+    return argv + list(requirements)
+
+
+def _download(requirements: Sequence[str], out_dir: Path, python: str, platforms: Sequence[str] | None,
+              no_deps: bool = True, constraints: Path | None = None) -> None:
+    done = subprocess.run(download_argv(requirements, out_dir, python, platforms, no_deps, constraints),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        errors = [line for line in lines if line.startswith("ERROR")] or lines
+        raise ProvisioningError(f"pip download for Python {python} {'/'.join(platforms or ['this platform'])} "
+                                f"failed: {errors[0]}")
+
+
+def wheel_requirements(wheel: Path, extras: Sequence[str], env: dict[str, str]) -> list:
+    """The wheel's Requires-Dist that apply on the target ``env`` with ``extras`` asked for."""
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(zf.read(name))
+    wanted = []
+    for line in meta.get_all("Requires-Dist") or []:
+        req = Requirement(line)
+        if req.marker is None or any(req.marker.evaluate(dict(env, extra=extra)) for extra in ("", *extras)):
+            wanted.append(req)
+    return wanted
+
+
+def download_locked(wheel: Path, out_dir: Path, python: str, platforms: Sequence[str] | None,
+                    pins: dict[str, str], extras: Sequence[str]) -> dict[str, str]:
+    """Download ``wheel``'s dependency closure for the target at the ``pins``' versions; return what it took.
+
+    Why not ``pip download wheel[pi]``: pip evaluates the dependencies' own markers
+    (``numpy>=1.26.0; python_version >= "3.12"``) for the Python that runs it, not the target's, so a
+    Python 3.13 workstation could not make a Bookworm (3.11) wheelhouse. The lock already is the whole
+    resolution, so the closure is walked here with the markers evaluated for the target, one ``pip
+    download --no-deps`` per level, reading each wheel's own requirements; pip still checks that every
+    wheel fits the target's Python and platform tags.
+    """
+    from packaging.utils import canonicalize_name
+
+    env = target_environment(python, platform_machine(platforms))
+    taken: dict[str, str] = {}  # canonical name -> pin
+    expanded: dict[str, set[str]] = {}  # canonical name -> the extras whose requirements were added
+    todo = [(req, wheel) for req in wheel_requirements(wheel, extras, env)]
+    while todo:
+        level: dict[str, tuple[str, set[str]]] = {}  # name -> (pin, extras to add)
+        for req, wanted_by in todo:
+            name = canonicalize_name(req.name)
+            pin = pins.get(name)
+            if pin is None:
+                raise ProvisioningError(f"{req} (needed by {wanted_by.name}): not in constraints.txt for Python "
+                                        f"{python} on {env['platform_machine']}; refresh the lock")
+            if not req.specifier.contains(pin.split("==", 1)[1], prereleases=True):
+                raise ProvisioningError(f"{wanted_by.name} needs {req}, but the lock has {pin} for Python {python} "
+                                        f"on {env['platform_machine']}")
+            more = set(req.extras) - expanded.get(name, set())
+            if name in expanded and not more:
+                continue  # checked against this requirement too, and already walked
+            taken[name] = pin
+            level.setdefault(name, (pin, set()))[1].update(more)
+        fresh = sorted(pin for dist, (pin, _) in level.items() if _wheel_for(out_dir, dist, pin) is None)
+        if fresh:
+            _download(fresh, out_dir, python, platforms)
+        todo = []
+        for dist, (pin, more) in level.items():
+            got = _wheel_for(out_dir, dist, pin)
+            if got is None:
+                raise ProvisioningError(f"pip download of {pin} left no wheel in {out_dir}")
+            expanded.setdefault(dist, set()).update(more)
+            todo += [(req, got) for req in wheel_requirements(got, sorted(more), env)]
+    return taken
+
+
+def _wheel_for(out_dir: Path, name: str, pin: str) -> Path | None:
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    version = pin.split("==", 1)[1]
+    for path in sorted(out_dir.glob("*.whl")):
+        dist, got, _build, _tags = parse_wheel_filename(path.name)
+        if canonicalize_name(dist) == name and str(got) == version:
+            return path
+    return None
 
 
 def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platforms: Sequence[str] | None = None,
@@ -123,26 +204,26 @@ def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platfo
     from provisioning.plan import LOCK, REPO, SOFTWARE_CONSTRAINTS
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if wheel.resolve().parent != out_dir.resolve():
+        shutil.copy2(wheel, out_dir / wheel.name)
     lock = lock or REPO / LOCK
-    constraints = None
+    machine = platform_machine(platforms)
     if lock.is_file():
-        constraints = write_constraints(lock, out_dir / SOFTWARE_CONSTRAINTS, python, platform_machine(platforms),
-                                        numpy_pin)
-    elif numpy_pin:  # no lock (not a checkout): the OS's numpy is still the one pin that must hold
-        constraints = out_dir / SOFTWARE_CONSTRAINTS
-        constraints.write_text(f"numpy=={numpy_pin}\n")
-    done = subprocess.run(download_argv(wheel, out_dir, python, platforms, extras, constraints),
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        errors = [line for line in lines if line.startswith("ERROR")] or lines
-        raise ProvisioningError(f"pip download for Python {python} {'/'.join(platforms or ['this platform'])} "
-                                f"failed: {errors[0]}")
-    wheels = sorted(out_dir.glob("*.whl"))
-    if lock.is_file():  # what travels states exactly what the folder holds
-        write_constraints(lock, out_dir / SOFTWARE_CONSTRAINTS, python, platform_machine(platforms), numpy_pin,
-                          only=wheel_names(wheels))
-    return wheels
+        try:
+            text = lock.read_text()
+        except OSError as exc:
+            raise ProvisioningError(f"{lock}: cannot read the lock ({exc.strerror or exc})") from None
+        pins = constraints_for(text, target_environment(python, machine), numpy_pin)
+        taken = download_locked(wheel, out_dir, python, platforms, pins, [e for e in extras.split(",") if e])
+        # what travels states exactly what the folder holds
+        write_constraints(lock, out_dir / SOFTWARE_CONSTRAINTS, python, machine, numpy_pin, only=set(taken))
+    else:  # no lock (not a checkout): pip resolves, the OS's numpy is still the one pin that must hold
+        constraints = None
+        if numpy_pin:
+            constraints = out_dir / SOFTWARE_CONSTRAINTS
+            constraints.write_text(f"numpy=={numpy_pin}\n")
+        _download([f"{wheel}[{extras}]"], out_dir, python, platforms, no_deps=False, constraints=constraints)
+    return sorted(out_dir.glob("*.whl"))
 
 
 def _run(args: argparse.Namespace) -> int:

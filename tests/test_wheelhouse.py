@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from conftest import REPO
@@ -21,6 +22,7 @@ from provisioning.wheelhouse import (
     PI_PLATFORMS,
     constraints_for,
     download_argv,
+    download_locked,
     platform_machine,
     target_environment,
     write_constraints,
@@ -73,11 +75,45 @@ def test_pi64_wheelhouse_resolves_every_dependency_as_aarch64_wheels_at_the_lock
 
 
 def test_download_command_asks_for_binaries_for_the_target_not_this_machine(tmp_path):
-    argv = download_argv(tmp_path / "mona_edge-0.1.0-py3-none-any.whl", tmp_path, "3.11", PI_PLATFORMS,
-                         constraints=tmp_path / "c.txt")
+    argv = download_argv(["numpy==1.24.2", "pillow==13.0.0"], tmp_path, "3.11", PI_PLATFORMS)
     assert "--only-binary=:all:" in argv and argv[argv.index("--python-version") + 1] == "3.11"
     assert "manylinux_2_36_aarch64" in argv and "manylinux_2_37_aarch64" not in argv  # Bookworm's glibc 2.36
-    assert argv[argv.index("--constraint") + 1] == str(tmp_path / "c.txt")
+    assert "--no-deps" in argv and argv[-2:] == ["numpy==1.24.2", "pillow==13.0.0"]  # the lock's closure
+
+
+def fake_wheel(folder, name: str, version: str, requires: list[str]):
+    """A wheel with just the metadata the closure walk reads."""
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{name}-{version}.dist-info/METADATA", meta)
+    return path
+
+
+def test_the_closure_is_walked_with_the_targets_markers_not_this_pythons(tmp_path):
+    """pip would evaluate ``python_version`` in opencv's requirements for the Python running it."""
+    project = fake_wheel(tmp_path, "mona_edge", "0.1.0", ["numpy>=1.23", 'opencv-python-headless; extra == "pi"',
+                                                          'pytest; extra == "dev"'])
+    fake_wheel(tmp_path, "opencv_python_headless", "4.11.0.86",
+               ['numpy>=1.23.5; python_version >= "3.11"', 'numpy>=1.26.0; python_version >= "3.12"',
+                'colorama; sys_platform == "win32"', 'ml-dtypes[fast]'])
+    fake_wheel(tmp_path, "ml_dtypes", "0.5.4", ['numpy>=1.21', 'tqdm; extra == "fast"'])
+    fake_wheel(tmp_path, "tqdm", "4.70.1", [])
+    fake_wheel(tmp_path, "numpy", "1.24.2", [])
+    pins = {"numpy": "numpy==1.24.2", "opencv-python-headless": "opencv-python-headless==4.11.0.86",
+            "ml-dtypes": "ml-dtypes==0.5.4", "tqdm": "tqdm==4.70.1", "pytest": "pytest==9.2.0"}
+    taken = download_locked(project, tmp_path, "3.11", PI_PLATFORMS, pins, ["pi"])  # all on disk: no pip call
+    assert taken == {"numpy": "numpy==1.24.2", "opencv-python-headless": "opencv-python-headless==4.11.0.86",
+                     "ml-dtypes": "ml-dtypes==0.5.4", "tqdm": "tqdm==4.70.1"}  # no dev extra, no win32
+    with pytest.raises(ProvisioningError, match=r"opencv_python_headless-4\.11\.0\.86-py3-none-any\.whl needs "
+                                                r"numpy>=1\.26\.0; python_version >= \"3\.12\", but the lock has "
+                                                r"numpy==1\.24\.2 for Python 3\.13 on aarch64"):
+        download_locked(project, tmp_path, "3.13", PI_PLATFORMS, pins, ["pi"])
+    with pytest.raises(ProvisioningError, match=r"tqdm; extra == \"fast\" \(needed by ml_dtypes-.*\): not in "
+                                                r"constraints\.txt for Python 3\.11 on aarch64; refresh the lock"):
+        download_locked(project, tmp_path, "3.11", PI_PLATFORMS, {k: v for k, v in pins.items() if k != "tqdm"},
+                        ["pi"])
 
 
 def test_the_lock_is_narrowed_to_the_target_not_to_this_machine():
