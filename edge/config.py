@@ -19,7 +19,7 @@ section        keys
                static_px, sticky_margin, sticky_seconds, calibration_left_x, calibration_centre_x,
                calibration_right_x
 ``[display]``  sink, device, drm_card, rotation, width, height, output
-``[pack]``     path
+``[pack]``     path, memory_budget_mb
 ``[service]``  status_socket, socket_mode, log_level, watchdog, ready_timeout
 =============  ==============================================================================================
 
@@ -455,6 +455,10 @@ class PackConfig:
     """The gaze pack shown; provisioning switches the ``current`` symlink atomically."""
 
     path: Path = _key(_PathRule(), Path("/var/lib/mona-edge/packs/current"), "the gaze pack folder or archive")
+    memory_budget_mb: int = _key(_Number(16, 65536, integer=True), 256,
+                                 "MiB a pack may take to load (decoded frames at screen size, base, patches); "
+                                 "a bigger pack is refused before decoding, the running one kept. 256 fits a "
+                                 "Pi 3 (1 GB) with the running pack still loaded during a reload")
 
 
 @dataclass(frozen=True)

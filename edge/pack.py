@@ -38,6 +38,7 @@ at the framebuffer's bottom-left. ``screen_size`` is always the framebuffer's ow
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -46,13 +47,14 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import cv2
 import numpy as np
@@ -69,11 +71,27 @@ MIN_FRAMES = 2
 MAX_FRAMES = 255
 #: Largest canvas or screen side accepted: a bigger one is a mistake, not a painting.
 MAX_SIDE = 16384
-#: manifest.json larger than this is not a manifest (255 frames of checksums fit in ~30 KB).
-MAX_MANIFEST_BYTES = 1 << 20
-#: Archive limits: a pack is at most 257 files; its unpacked size is bounded to refuse tar bombs.
-MAX_ARCHIVE_MEMBERS = 1024
-MAX_ARCHIVE_BYTES = 2 << 30
+#: manifest.json larger than this is not a manifest: 255 frames of checksums take ~30 KB, the generator's
+#: parameters a few KB more. Read whole before parsing, so this also bounds the parser's work.
+MAX_MANIFEST_BYTES = 256 << 10
+#: Deepest nesting of arrays and objects a manifest may have (the schema needs 4; generator parameters are
+#: free-form JSON, so some room). Checked by a scan before ``json.loads``, which recurses once per level.
+MAX_JSON_DEPTH = 32
+#: What loading may allocate, by default, in MiB: decoded images, the screen-sized base and the kept
+#: patches. Fits a Pi 3 (1 GB) with room for the rest of the daemon and for the running pack, which stays
+#: loaded while a candidate loads on SIGHUP. ``[pack] memory_budget_mb`` in edge/config.py has the same
+#: default (a test checks); config.py does not import this module, which needs OpenCV.
+DEFAULT_MEMORY_BUDGET_MB = 256
+#: Archive limits. A pack holds at most 257 files and 2 folders (plus one top folder); more members is not
+#: a pack. Its files may unpack to at most this many times the memory budget: PNGs hold no more bytes than
+#: the pixels they decode to (plus a little), and those must fit the budget, with room for a canvas
+#: larger than the screen.
+MAX_ARCHIVE_MEMBERS = 300
+ARCHIVE_BYTES_PER_BUDGET_BYTE = 2
+#: The manifest must come within this many unpacked bytes of an archive's start: before it, nothing says
+#: what the archive should hold, so this is all a bomb can make us unpack (``tar -cf p.tar -C pack
+#: manifest.json base.png frames`` puts it first).
+MAX_BYTES_BEFORE_MANIFEST = 64 << 20
 #: zlib level for the writer's PNGs: fixed so that the same input gives the same bytes.
 PNG_COMPRESS_LEVEL = 6
 ROTATIONS = (0, 90, 180, 270)
@@ -252,93 +270,229 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                     generator=dict(gen), credits=tuple(dict(c) for c in credits), raw=top)
 
 
+# --- reading the pack's files: only regular files inside the pack, never more bytes than promised -------
+#: One JSON token the depth scan cares about: a whole string (brackets in it do not count) or a bracket.
+#: Every ``"`` starts a string token that always matches (to its closing quote, or to the end when it is
+#: unterminated), and the quantifiers are possessive, so the scan is linear in the manifest's size.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]++|\\[\s\S])*+(?:"|\\?\Z)|[\[\]{}]')
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_HEAD = struct.Struct(">I4sIIBBBBB")  # IHDR: length, type, width, height, depth, colour, ...
+_PNG_HEAD_BYTES = len(_PNG_SIGNATURE) + _PNG_HEAD.size
+
+
+def _json_too_deep(blob: bytes, limit: int) -> bool:
+    """Whether arrays and objects in ``blob`` nest deeper than ``limit``, found without recursing.
+
+    Why: ``json.loads`` recurses once per level, so ``[`` x 100000 raises RecursionError (not a
+    ``JSONDecodeError``) deep in the parser. Scanning first keeps the parser's depth bounded by ``limit``;
+    for text that is not JSON the scan sees the same strings as the parser up to where the parser stops.
+    """
+    depth = 0
+    for match in _JSON_TOKEN.finditer(blob):
+        first = blob[match.start()]
+        if first in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif first in _CLOSERS:
+            depth -= 1
+    return False
+
+
+def parse_manifest_bytes(blob: bytes, where: str = MANIFEST) -> Manifest:
+    """Decode ``manifest.json``'s bytes (a folder's file or an archive's member) and check the schema.
+
+    Bounded before the parser runs: size (:data:`MAX_MANIFEST_BYTES`) and nesting
+    (:data:`MAX_JSON_DEPTH`). ``NaN``/``Infinity`` (not JSON; the writer never emits them) and integers
+    longer than Python converts (its ValueError, not a JSONDecodeError) are PackErrors like any bad JSON.
+    """
+    if len(blob) > MAX_MANIFEST_BYTES:
+        raise PackError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes (the limit for a manifest); "
+                        "not a pack manifest")
+    if _json_too_deep(blob, MAX_JSON_DEPTH):
+        raise PackError(f"{where}: arrays and objects nested deeper than {MAX_JSON_DEPTH} levels (the limit "
+                        "for a manifest); not a pack manifest")
+
+    def refuse_constant(name: str) -> Any:
+        raise PackError(f"{where}: {name} is not a JSON number; every number in a manifest is finite")
+
+    try:
+        data = json.loads(blob.decode("utf-8"), parse_constant=refuse_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise PackError(f"{where}: not valid UTF-8 JSON: {str(exc).split(';')[0]}") from exc
+    return parse_manifest(data, where)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_regular(path: Path, where: str, follow: bool) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``path`` for reading only if it is a regular file; never block, never act on a device.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a blocking open would wait for a writer
+    forever); the ``lstat``/``stat`` before refuses devices, FIFOs and sockets without opening them, and
+    ``fstat`` after checks that what was opened is the file that was checked. ``follow=False`` adds
+    ``O_NOFOLLOW``: a symlink swapped in after the check is refused, not followed.
+    """
+    try:
+        before = os.stat(path) if follow else os.lstat(path)
+    except OSError as exc:
+        raise PackError(f"{where}: missing ({exc.strerror or exc.__class__.__name__})") from exc
+    if not stat.S_ISREG(before.st_mode):
+        raise PackError(f"{where}: {_kind(before.st_mode)}, not a regular file; a pack holds only files")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise PackError(f"{where}: cannot open: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise PackError(f"{where}: replaced while it was being opened; is the pack being rewritten?")
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _PackFiles:
+    """The files of one pack folder, each opened only if it is a regular file inside the folder.
+
+    Why: a pack comes from a workstation, an SD card or a USB stick and is read by the daemon. A FIFO
+    named like a pack file would block the loading thread forever (and with it every later reload); a
+    device may act when opened; a symlink may point at anything the service can read. Each name is
+    resolved and must stay inside the resolved folder (a link within the pack is fine), then opened as
+    :func:`_open_regular` does. ``label`` names an archive in messages instead of its temporary folder.
+    """
+
+    def __init__(self, folder: Path, label: str | None = None) -> None:
+        self.folder = folder
+        self.label = label
+        try:
+            self.root = Path(os.path.realpath(folder, strict=True))
+        except OSError as exc:
+            raise PackError(f"{folder}: cannot open the pack folder: {exc.strerror or exc}") from exc
+
+    def where(self, fname: str) -> str:
+        return str(self.folder / fname) if self.label is None else f"{self.label}: {fname}"
+
+    def open(self, fname: str) -> tuple[BinaryIO, os.stat_result]:
+        where = self.where(fname)
+        try:
+            real = Path(os.path.realpath(self.folder / fname, strict=True))
+        except OSError as exc:
+            raise PackError(f"{where}: missing ({exc.strerror or exc.__class__.__name__})") from exc
+        if self.root not in real.parents:
+            raise PackError(f"{where}: resolves outside the pack folder ({real})")
+        return _open_regular(real, where, follow=False)
+
+    def manifest_bytes(self) -> bytes:
+        """``manifest.json``'s bytes; its size is taken from ``fstat`` first, so a huge one is not read."""
+        where = self.where(MANIFEST)
+        f, st = self.open(MANIFEST)
+        with f:
+            if st.st_size > MAX_MANIFEST_BYTES:
+                raise PackError(f"{where}: {st.st_size} bytes, larger than {MAX_MANIFEST_BYTES} bytes (the limit "
+                                "for a manifest); not a pack manifest")
+            return self._read(f, where, MAX_MANIFEST_BYTES + 1)
+
+    def manifest(self) -> Manifest:
+        """Read and check ``manifest.json``."""
+        return parse_manifest_bytes(self.manifest_bytes(), self.where(MANIFEST))
+
+    @staticmethod
+    def _read(f: BinaryIO, where: str, limit: int) -> bytes:
+        try:
+            return f.read(limit)
+        except OSError as exc:
+            raise PackError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+
+    def check_files(self, manifest: Manifest) -> None:
+        """Cheap first pass, nothing decoded: every listed file is a regular file of the promised size with
+        a PNG header of the promised size, so a half-copied or mismatched pack fails before any work."""
+        for fname in expected_files(manifest.frame_count):
+            where = self.where(fname)
+            f, st = self.open(fname)
+            with f:
+                size = manifest.files[fname][1]
+                if st.st_size != size:
+                    raise PackError(f"{where}: {st.st_size} bytes, the manifest says {size}")
+                head = self._read(f, where, _PNG_HEAD_BYTES)
+            _check_png_header(head, where, _image_size(manifest, fname))
+
+    def read_verified(self, manifest: Manifest, fname: str) -> bytes:
+        """The bytes of one listed file, after checking they are what the manifest promised."""
+        digest, size = manifest.files[fname]
+        where = self.where(fname)
+        f, st = self.open(fname)
+        with f:
+            if st.st_size != size:
+                raise PackError(f"{where}: {st.st_size} bytes, the manifest says {size}")
+            blob = self._read(f, where, size + 1)
+        if len(blob) != size:
+            raise PackError(f"{where}: {len(blob)} bytes, the manifest says {size}")
+        actual = hashlib.sha256(blob).hexdigest()
+        if actual != digest:
+            raise PackError(f"{where}: sha256 {actual} does not match the manifest's {digest}")
+        return blob
+
+
+def _check_png_header(head: bytes, where: str, size: tuple[int, int]) -> None:
+    """Refuse an image from its first 33 bytes (signature and IHDR): not PNG, wrong size, not 8-bit RGB."""
+    if len(head) < _PNG_HEAD_BYTES or not head.startswith(_PNG_SIGNATURE):
+        raise PackError(f"{where}: not a PNG file (damaged, or not the file the manifest lists)")
+    length, kind, width, height, depth, colour, _, _, _ = _PNG_HEAD.unpack_from(head, len(_PNG_SIGNATURE))
+    if length != 13 or kind != b"IHDR":
+        raise PackError(f"{where}: PNG without its IHDR header first; damaged")
+    if (width, height) != size:
+        raise PackError(f"{where}: image is {width}x{height}, expected {size[0]}x{size[1]}")
+    if depth != 8 or colour != 2:
+        raise PackError(f"{where}: PNG of bit depth {depth}, colour type {colour}; expected 8-bit RGB (colour "
+                        "type 2: no alpha, no palette)")
+
+
 def read_manifest(folder: PathLike) -> Manifest:
     """Read and validate ``folder/manifest.json`` (schema only; :func:`load_pack` checks the files)."""
-    path = Path(folder) / MANIFEST
-    try:
-        with open(path, "rb") as f:
-            blob = f.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as exc:
-        raise PackError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from exc
-    if len(blob) > MAX_MANIFEST_BYTES:
-        raise PackError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; not a pack manifest")
-    try:
-        data = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackError(f"{path}: not valid UTF-8 JSON: {exc}") from exc
-    return parse_manifest(data, str(path))
-
-
-# --- verification -----------------------------------------------------------------------------------------
-def _read_verified(folder: Path, fname: str, digest: str, size: int) -> bytes:
-    """The bytes of one listed file, after checking they are what the manifest promised."""
-    path = folder / fname
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise PackError(f"{path}: missing ({exc.__class__.__name__})") from exc
-    if folder.resolve() not in real.parents:
-        raise PackError(f"{path}: resolves outside the pack folder ({real})")
-    try:
-        with open(real, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise PackError(f"{path}: not a regular file")
-            if st.st_size != size:
-                raise PackError(f"{path}: {st.st_size} bytes, the manifest says {size}")
-            blob = f.read(size + 1)
-    except OSError as exc:
-        raise PackError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(blob) != size:
-        raise PackError(f"{path}: {len(blob)} bytes, the manifest says {size}")
-    actual = hashlib.sha256(blob).hexdigest()
-    if actual != digest:
-        raise PackError(f"{path}: sha256 {actual} does not match the manifest's {digest}")
-    return blob
-
-
-def _check_sizes(folder: Path, manifest: Manifest) -> None:
-    """Cheap first pass: every file exists with the promised size, so a half-copied pack fails fast."""
-    for fname, (_, size) in manifest.files.items():
-        path = folder / fname
-        try:
-            actual = path.stat().st_size
-        except OSError as exc:
-            raise PackError(f"{path}: missing ({exc.strerror or exc})") from exc
-        if actual != size:
-            raise PackError(f"{path}: {actual} bytes, the manifest says {size}")
+    return _PackFiles(Path(folder)).manifest()
 
 
 def _decode_png(blob: bytes, where: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode verified PNG bytes to an RGB uint8 array, refusing the wrong size before decoding pixels."""
+    """Decode verified PNG bytes to an RGB uint8 array, refusing the wrong size before decoding pixels.
+
+    OpenCV's decoder writes the pixels straight into the numpy array it returns (and the channel swap is
+    done in place), so decoding costs the PNG's bytes plus one image; PIL's ``np.asarray`` would hold its
+    own buffer and two copies more while it converts. EXIF orientation is ignored: a pack's pixels are
+    shown as stored."""
+    _check_png_header(blob[:_PNG_HEAD_BYTES], where, size)
     try:
-        with Image.open(io.BytesIO(blob)) as im:
-            if im.format != "PNG":
-                raise PackError(f"{where}: {im.format} data, expected PNG")
-            if im.size != size:
-                raise PackError(f"{where}: image is {im.size[0]}x{im.size[1]}, expected {size[0]}x{size[1]}")
-            if im.mode != "RGB":
-                raise PackError(f"{where}: PNG mode {im.mode!r}, expected 'RGB' (8-bit, no alpha)")
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except PackError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as exc:
         raise PackError(f"{where}: cannot decode PNG: {exc}") from exc
+    if image is None or image.shape != (size[1], size[0], 3) or image.dtype != np.uint8:
+        raise PackError(f"{where}: cannot decode PNG: damaged image data")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
 def verify_pack(path: PathLike) -> Manifest:
     """Check a pack folder's manifest, every file's size and sha256, and every image's size.
 
     For tools (``mona-edge`` provisioning, tests): the daemon calls :func:`load_pack`, which does the same
-    checks on the same bytes it then shows.
+    checks on the same bytes it then shows. One image is decoded at a time.
     """
-    folder = Path(path)
-    manifest = read_manifest(folder)
-    _check_sizes(folder, manifest)
+    files = _PackFiles(Path(path))
+    manifest = files.manifest()
+    files.check_files(manifest)
     for fname in expected_files(manifest.frame_count):
-        digest, size = manifest.files[fname]
-        blob = _read_verified(folder, fname, digest, size)
-        _decode_png(blob, str(folder / fname), _image_size(manifest, fname))
+        blob = files.read_verified(manifest, fname)
+        _decode_png(blob, files.where(fname), _image_size(manifest, fname))
     return manifest
 
 
@@ -451,15 +605,19 @@ def _fit_window(image: np.ndarray, layout: Layout, window: Rect) -> np.ndarray:
 
 
 def _fit(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """Canvas-sized image -> screen-sized, rotated, C-contiguous image (black outside the canvas)."""
+    """Canvas-sized image -> screen-sized, rotated, C-contiguous image (black outside the canvas).
+
+    The scaled canvas is written straight into the screen array through a turned view of it, so no
+    upright copy is made besides the scaled image itself."""
     scaled = _scale(image, layout)
     uw, uh = layout.upright
     if (uw, uh) == layout.scaled and layout.rotation == 0:
         return np.ascontiguousarray(scaled)
-    upright = np.zeros((uh, uw, 3), np.uint8)
+    screen = np.zeros((layout.screen[1], layout.screen[0], 3), np.uint8)
+    upright = np.rot90(screen, k=-(layout.rotation // 90))  # a view: to_screen(upright) is the screen
     ox, oy = layout.offset
     upright[oy:oy + layout.scaled[1], ox:ox + layout.scaled[0]] = scaled
-    return np.ascontiguousarray(layout.to_screen(upright))
+    return screen
 
 
 def _diff_bbox(a: np.ndarray, b: np.ndarray) -> Rect | None:
@@ -572,6 +730,11 @@ class GazePack:
         return self._base
 
     @property
+    def nbytes(self) -> int:
+        """The memory the loaded pack holds: the screen-sized base and every frame's patch."""
+        return int(self._base.nbytes + sum(p.nbytes for p in self._patches))
+
+    @property
     def eyes(self) -> dict[str, Point]:
         """The portrait's eye centres in canvas coordinates."""
         return dict(self.manifest.eyes)
@@ -604,140 +767,383 @@ class GazePack:
                 f"rotation={self.rotation}, rect={self.rect})")
 
 
-def _load_folder(folder: Path, screen_size: tuple[int, int] | None, rotation: int, source: Path) -> GazePack:
-    manifest = read_manifest(folder)
+# --- memory: what a pack will take, known before anything is decoded --------------------------------------
+def _frame_window(manifest: Manifest, layout: Layout) -> Rect:
+    """Where frames can differ from the base on screen: around the scaled patch (the whole canvas for
+    packs of full frames), never in the black bars. Only this window is computed and compared."""
+    if manifest.patch is None:
+        return layout.canvas_rect
+    window = _intersect(layout.canvas_rect, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
+    assert window is not None  # the patch lies inside the canvas, which lies inside the screen
+    return window
+
+
+def _rgb_bytes(size: tuple[int, int]) -> int:
+    return size[0] * size[1] * 3
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 20):.1f}"
+
+
+@dataclass(frozen=True)
+class LoadEstimate:
+    """What loading a pack for one screen allocates, from its manifest alone (nothing decoded).
+
+    ``kept`` bounds the loaded pack: the screen-sized base and one window-sized patch per frame (the real
+    patches are the tighter rectangle inside that window). ``peak`` bounds what is held at once: at the
+    start the base's working set (its PNG bytes, the decoded canvas, the scaled canvas, the screen image,
+    the canvas kept to compose on); then the kept part plus one frame's working set (its PNG bytes and
+    decoded array, the canvas kept to compose on when it must be rescaled, the scaled canvas, the shown
+    window, its difference with the base and its crop). Each decoded image is counted twice, for the
+    decoder's row buffers and the allocator's slack. Not counted: the interpreter itself.
+    """
+
+    kept: int
+    peak: int
+    window: Rect
+    screen: tuple[int, int]
+    frames: int
+
+
+def estimate_load(manifest: Manifest, layout: Layout) -> LoadEstimate:
+    """The memory :func:`load_pack` will need for this manifest on this layout (see :class:`LoadEstimate`)."""
+    window = _frame_window(manifest, layout)
+    win = _rgb_bytes((window[2], window[3]))
+    screen = _rgb_bytes(layout.screen)
+    canvas = _rgb_bytes(manifest.canvas)
+    names = expected_files(manifest.frame_count)
+    frame = _rgb_bytes(_image_size(manifest, names[1]))
+    rescaled = layout.scaled != manifest.canvas
+    scaled = _rgb_bytes(layout.scaled) if rescaled else 0
+    composed_on_canvas = rescaled and manifest.patch is not None
+
+    def decoding(pixels: int, file_bytes: int) -> int:  # the PNG's bytes, the array (and as much for slack)
+        return file_bytes + 2 * pixels
+
+    base_phase = max(decoding(canvas, manifest.files[BASE][1]),
+                     canvas + scaled + screen + (canvas if composed_on_canvas else 0))
+    work = decoding(frame, max(manifest.files[f][1] for f in names[1:])) + 3 * win
+    if composed_on_canvas:
+        work += canvas
+    work += scaled
+    kept = screen + manifest.frame_count * win
+    return LoadEstimate(kept=kept, peak=max(base_phase, kept + work), window=window, screen=layout.screen,
+                        frames=manifest.frame_count)
+
+
+def _check_budget(manifest: Manifest, layout: Layout, budget: int, where: str) -> LoadEstimate:
+    estimate = estimate_load(manifest, layout)
+    if estimate.peak > budget:
+        _, _, ww, wh = estimate.window
+        sw, sh = layout.screen
+        raise PackError(f"{where}: loading needs about {_mib(estimate.peak)} MiB ({manifest.frame_count} frames of "
+                        f"up to {ww}x{wh} px for a {sw}x{sh} screen, {_mib(estimate.kept)} MiB once loaded), "
+                        f"more than the memory budget of {_mib(budget)} MiB ([pack] memory_budget_mb)")
+    return estimate
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+def _composer(manifest: Manifest, layout: Layout, window: Rect,
+              base_canvas: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """How one decoded frame becomes what the screen shows in ``window``, laid out exactly as the base was
+    (same resize, same rotation), keeping as little of the base as that needs:
+
+    * whole frames: the frame is the canvas; nothing of the base is kept;
+    * patches on a canvas shown at its own size (how the packer makes them): no resampling, so only the
+      canvas under the window is composed, from a window-sized copy of the base;
+    * patches otherwise: the resize reads the whole canvas, so one writable canvas is kept and each
+      patch pasted into it (always the same area, so nothing of one frame leaks into the next).
+    """
+    if manifest.patch is None:
+        return lambda frame: _fit_window(frame, layout, window)
+    px, py, pw, ph = manifest.patch
+    if layout.scaled == manifest.canvas:
+        ux, uy, uw, uh = layout.screen_rect_to_upright(window)
+        cx, cy = ux - layout.offset[0], uy - layout.offset[1]
+        under = base_canvas[cy:cy + uh, cx:cx + uw].copy()
+        x0, y0, x1, y1 = max(px, cx), max(py, cy), min(px + pw, cx + uw), min(py + ph, cy + uh)
+
+        def compose_window(frame: np.ndarray) -> np.ndarray:
+            upright = under.copy()
+            if x1 > x0 and y1 > y0:
+                upright[y0 - cy:y1 - cy, x0 - cx:x1 - cx] = frame[y0 - py:y1 - py, x0 - px:x1 - px]
+            return np.ascontiguousarray(layout.to_screen(upright))
+        return compose_window
+    canvas = np.array(base_canvas)  # writable: the decoded base shares the decoder's read-only bytes
+
+    def compose_canvas(frame: np.ndarray) -> np.ndarray:
+        canvas[py:py + ph, px:px + pw] = frame
+        return _fit_window(canvas, layout, window)
+    return compose_canvas
+
+
+def _crop_difference(shown: np.ndarray, base_window: np.ndarray) -> tuple[Rect | None, np.ndarray | None]:
+    """The part of ``shown`` that differs from the base (a copy, so ``shown`` can go), and where."""
+    diff = _diff_bbox(shown, base_window)
+    if diff is None:
+        return None, None
+    dx, dy, dw, dh = diff
+    return diff, shown[dy:dy + dh, dx:dx + dw].copy()
+
+
+def _load_folder(files: _PackFiles, screen_size: tuple[int, int] | None, rotation: int, source: Path,
+                 budget: int) -> GazePack:
+    """Check, budget, then decode one image at a time.
+
+    Memory: the budget is checked from the manifest before anything is read. Then each frame is decoded,
+    composed, laid out and cropped to where it differs from the base, and everything but the crop is
+    dropped before the next frame; the second pass widens each crop to the common rectangle and drops it
+    as its patch is made. So the crops and the patches are never all held at once, and the peak is the
+    loaded pack plus one frame's working set.
+    """
+    manifest = files.manifest()
     layout = make_layout(manifest.canvas, screen_size, rotation)
-    _check_sizes(folder, manifest)
+    window = _check_budget(manifest, layout, budget, str(source)).window
+    files.check_files(manifest)
+    count = manifest.frame_count
 
     def image(fname: str) -> np.ndarray:
-        digest, size = manifest.files[fname]
-        blob = _read_verified(folder, fname, digest, size)
-        return _decode_png(blob, str(folder / fname), _image_size(manifest, fname))
+        blob = files.read_verified(manifest, fname)
+        return _decode_png(blob, files.where(fname), _image_size(manifest, fname))
 
     base_canvas = image(BASE)
     base_screen = _fit(base_canvas, layout)
-    # Where frames can differ from the base on screen: around the scaled patch (the whole canvas for
-    # packs of full frames), never in the black bars. Only this window is computed and compared.
-    window: Rect | None = layout.canvas_rect
-    if manifest.patch is not None:
-        window = _intersect(layout.canvas_rect, _screen_rect_of(layout, manifest.patch, _resample_margin(layout)))
-    assert window is not None  # the patch lies inside the canvas, which lies inside the screen
+    compose = _composer(manifest, layout, window, base_canvas)
+    del base_canvas  # the composer kept what it needs of it
     wx, wy, ww, wh = window
     base_window = base_screen[wy:wy + wh, wx:wx + ww]
-    # Pass 1: each frame composed at canvas size, laid out exactly as the base was (same resize, same
-    # rotation), compared with the base: the union of the differences is the one rectangle the display
-    # redraws. Only each frame's differing crop is kept, so memory stays near one screen image.
-    composed = base_canvas.copy()
-    crops: list[tuple[Rect | None, np.ndarray]] = []
+    # Pass 1: the union of every frame's difference from the base is the one rectangle the display redraws.
+    crops: list[tuple[Rect | None, np.ndarray | None]] = []
     rect: Rect | None = None
-    for i in range(manifest.frame_count):
-        frame = image(frame_name(i, manifest.frame_count))
-        if manifest.patch is None:
-            composed = frame
-        else:
-            px, py, pw, ph = manifest.patch
-            composed[py:py + ph, px:px + pw] = frame
-        shown = _fit_window(composed, layout, window)
-        diff = _diff_bbox(shown, base_window)
-        if diff is None:
-            crops.append((None, shown[:0, :0]))
-            continue
-        dx, dy, dw, dh = diff
-        diff = (dx + wx, dy + wy, dw, dh)
-        rect = _union(rect, diff)
-        crops.append((diff, shown[dy:dy + dh, dx:dx + dw].copy()))
+    for i in range(count):
+        diff, crop = _crop_difference(compose(image(frame_name(i, count))), base_window)
+        if diff is not None:
+            diff = (diff[0] + wx, diff[1] + wy, diff[2], diff[3])
+            rect = _union(rect, diff)
+        crops.append((diff, crop))
+        del crop
     if rect is None:  # no frame differs from the base: a still picture, still a valid pack
         rect = _screen_rect_of(layout, manifest.patch or (0, 0) + manifest.canvas)
-    # Pass 2: widen every crop to the common rectangle (outside its own difference it equals the base).
+    # Pass 2: widen every crop to the common rectangle (outside its own difference it equals the base),
+    # dropping each crop as its patch is made.
     x, y, w, h = rect
+    crops.reverse()
     patches = []
-    for diff, crop in crops:
+    while crops:
+        diff, crop = crops.pop()
         patch = base_screen[y:y + h, x:x + w].copy()
-        if diff is not None:
+        if diff is not None and crop is not None:
             dx, dy, dw, dh = diff
             patch[dy - y:dy - y + dh, dx - x:dx - x + dw] = crop
+        del crop
         patches.append(patch)
     return GazePack(manifest, layout, base_screen, rect, patches, source)
 
 
-def load_pack(path: PathLike, screen_size: tuple[int, int] | None = None, rotation: int = 0) -> GazePack:
+def load_pack(path: PathLike, screen_size: tuple[int, int] | None = None, rotation: int = 0, *,
+              memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> GazePack:
     """Verify a pack (folder, ``.tar`` or ``.tar.gz``) completely, then lay it out for the screen.
 
     ``screen_size`` is the framebuffer's ``(width, height)`` (None: the canvas at 1:1); ``rotation`` is
-    the screen's clockwise mounting angle (see the module docstring). Raises :class:`PackError` before
-    returning anything if any file, size, checksum or image is wrong.
+    the screen's clockwise mounting angle (see the module docstring). ``memory_budget_mb`` bounds what
+    loading may allocate (``[pack] memory_budget_mb``): a pack that needs more, by its manifest, is refused
+    before any image is decoded, and an archive may unpack to at most twice that. Raises
+    :class:`PackError` before returning anything if any file, size, checksum, image or budget is wrong.
     """
+    if not _is_number(memory_budget_mb) or memory_budget_mb <= 0:
+        raise PackError(f"memory budget {memory_budget_mb!r} MiB: expected a positive number")
+    budget = int(memory_budget_mb * (1 << 20))
     source = Path(path)
-    if source.is_dir():
-        return _load_folder(source, screen_size, rotation, source)
-    if source.is_file():
-        with tempfile.TemporaryDirectory(prefix="mona-edge-pack-") as tmp:
-            root = extract_archive(source, Path(tmp))
-            return _load_folder(root, screen_size, rotation, source)
-    raise PackError(f"{source}: no such pack (expected a folder with {MANIFEST}, or a .tar/.tar.gz of one)")
+    try:
+        st = os.stat(source)
+    except FileNotFoundError as exc:
+        raise PackError(f"{source}: no such pack (expected a folder with {MANIFEST}, or a .tar/.tar.gz of one)") from exc
+    except OSError as exc:
+        raise PackError(f"{source}: cannot open the pack: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        return _load_folder(_PackFiles(source), screen_size, rotation, source, budget)
+    if not stat.S_ISREG(st.st_mode):
+        raise PackError(f"{source}: {_kind(st.st_mode)}; expected a pack folder or a .tar/.tar.gz of one")
+
+    def check(manifest: Manifest) -> None:  # as soon as the archive's manifest is read
+        _check_budget(manifest, make_layout(manifest.canvas, screen_size, rotation), budget, str(source))
+
+    with tempfile.TemporaryDirectory(prefix="mona-edge-pack-") as tmp:
+        root = extract_archive(source, Path(tmp), max_bytes=ARCHIVE_BYTES_PER_BUDGET_BYTE * budget, check=check)
+        return _load_folder(_PackFiles(root, label=str(source)), screen_size, rotation, source, budget)
 
 
 # --- archives ---------------------------------------------------------------------------------------------
-def extract_archive(archive: PathLike, dest: PathLike) -> Path:
-    """Unpack a pack archive into ``dest`` safely; return the folder holding ``manifest.json``.
+#: What a member may be called, relative to the pack's folder: a pack holds nothing else.
+_PACK_MEMBER = re.compile(r"manifest\.json|base\.png|frames|frames/[0-9]{2,3}\.png")
+PACK_FOLDER = "frames"
+#: Errors that tarfile's stream lets through from the decompressors and the file itself: a truncated or
+#: corrupt archive, the user's to fix.
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, OSError)
+try:
+    import lzma
+    _STREAM_ERRORS += (lzma.LZMAError,)
+except ImportError:  # pragma: no cover - a Python without lzma cannot open .tar.xz anyway
+    pass
+_COPY_CHUNK = 1 << 20
 
-    Only regular files and folders are accepted, with relative names free of ``..``; links, devices and
-    oversized archives are refused. Files are written by this function (``tarfile``'s extraction is never
-    used), so nothing lands outside ``dest``. The manifest may be at the top or inside one top folder.
+
+def _pack_relative(name: str, is_dir: bool) -> tuple[str, str] | None:
+    """``(top folder, name inside the pack)`` for an archive member, or None if a pack holds no such name.
+    The top folder is ``""`` for members at the archive's root; a top folder itself gives ``(top, "")``.
+    The only folder inside a pack is ``frames``, and it is never a file."""
+    def allowed(rel: str) -> bool:
+        return rel == PACK_FOLDER if is_dir else rel != PACK_FOLDER and _PACK_MEMBER.fullmatch(rel) is not None
+
+    if _PACK_MEMBER.fullmatch(name) and allowed(name):
+        return "", name
+    top, sep, rest = name.partition("/")
+    if not sep:
+        return (name, "") if is_dir else None
+    return (top, rest) if allowed(rest) else None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (tarfile's "could not be opened" lists every method it tried)."""
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def extract_archive(archive: PathLike, dest: PathLike, *, max_bytes: int | None = None,
+                    check: Callable[[Manifest], None] | None = None) -> Path:
+    """Unpack a pack archive into ``dest`` while streaming it; return ``dest``, now a pack folder.
+
+    Each member is judged from its header before any of its data is read or written: at most
+    :data:`MAX_ARCHIVE_MEMBERS`; regular files and folders only (no links, devices, FIFOs, sparse files);
+    relative names without ``..``, and only names a pack holds (``manifest.json``, ``base.png``,
+    ``frames/NN.png``), at the top or inside one top folder, which is dropped. Before the manifest no more
+    than :data:`MAX_BYTES_BEFORE_MANIFEST` may come; once it is read (and ``check``, the caller's budget
+    check, has passed) every file must be one it lists, with the size it lists. In all, at most
+    ``max_bytes`` (default: twice the default memory budget). So a tar bomb is refused at its first
+    oversized header, and a damaged stream (tarfile, zlib, EOF, I/O errors) is a PackError naming the
+    archive. Files are written here, never by ``tarfile``'s extraction: the name check above is stricter
+    than ``tarfile.data_filter``, and nothing but the checked names is created. On any failure what was
+    written is removed again.
     """
     archive, dest = Path(archive), Path(dest)
+    limit = max_bytes if max_bytes is not None else ARCHIVE_BYTES_PER_BUDGET_BYTE * (DEFAULT_MEMORY_BUDGET_MB << 20)
+    created: list[Path] = []
     try:
-        tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise PackError(f"{archive}: not a readable .tar or .tar.gz: {exc}") from exc
-    try:
-        with tar:
-            _extract_members(tar, archive, dest)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # truncated or corrupt: half-copied
-        raise PackError(f"{archive}: cannot unpack: {exc}") from exc
-    if (dest / MANIFEST).is_file():
-        return dest
-    tops = [p for p in dest.iterdir()]
-    if len(tops) == 1 and (tops[0] / MANIFEST).is_file():
-        return tops[0]
-    raise PackError(f"{archive}: no {MANIFEST} at the top or in a single top folder")
+        f, _ = _open_regular(archive, str(archive), follow=True)
+        with f:
+            try:
+                tar = tarfile.open(fileobj=f, mode="r|*")
+            except _STREAM_ERRORS as exc:
+                raise PackError(f"{archive}: not a readable .tar or .tar.gz: {_one_line(exc)}") from exc
+            with tar:
+                try:
+                    _stream_members(tar, archive, dest, limit, check, created)
+                except _STREAM_ERRORS as exc:  # truncated or corrupt: half-copied
+                    raise PackError(f"{archive}: cannot unpack: {_one_line(exc)}") from exc
+    except BaseException:
+        for path in reversed(created):
+            try:
+                path.rmdir() if path.is_dir() else path.unlink()
+            except OSError:
+                pass
+        raise
+    return dest
 
 
-def _extract_members(tar: tarfile.TarFile, archive: Path, dest: Path) -> None:
-    """Check every member, then write the files; PackError names the member that is refused."""
+def _stream_members(tar: tarfile.TarFile, archive: Path, dest: Path, limit: int,
+                    check: Callable[[Manifest], None] | None, created: list[Path]) -> None:
     total = 0
-    members = []
+    top: str | None = None
+    manifest: Manifest | None = None
+    written: dict[str, int] = {}
+    before = min(limit, MAX_BYTES_BEFORE_MANIFEST)
     for count, member in enumerate(tar, start=1):
         if count > MAX_ARCHIVE_MEMBERS:
-            raise PackError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members; not a pack")
-        name = member.name[2:] if member.name.startswith("./") else member.name
-        name = name.rstrip("/") if member.isdir() else name
-        if member.isdir() and name in ("", "."):
-            continue
-        if not _safe_member_name(name):
-            raise PackError(f"{archive}: member {member.name!r}: absolute or '..' paths are refused")
-        if not (member.isfile() or member.isdir()):
-            raise PackError(f"{archive}: member {member.name!r}: only regular files and folders are allowed")
-        total += member.size
-        if total > MAX_ARCHIVE_BYTES:
-            raise PackError(f"{archive}: unpacks to more than {MAX_ARCHIVE_BYTES} bytes; not a pack")
-        members.append((name, member))
-    for name, member in members:
-        target = dest.joinpath(*name.split("/"))
+            raise PackError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members (the limit); not a pack")
+        name = member.name
+        while name.startswith("./"):
+            name = name[2:]
         if member.isdir():
-            target.mkdir(parents=True, exist_ok=True)
+            name = name.rstrip("/")
+            if name in ("", "."):
+                continue
+        where = f"{archive}: member {member.name!r}"
+        if not _safe_member_name(name):
+            raise PackError(f"{where}: absolute or '..' paths are refused")
+        if not (member.isdir() or (member.isreg() and not member.issparse())):
+            raise PackError(f"{where}: only regular files and folders are allowed (no links, devices, FIFOs)")
+        split = _pack_relative(name, member.isdir())
+        if split is None:
+            raise PackError(f"{where}: not a {'folder' if member.isdir() else 'file'} a gaze pack holds ({MANIFEST}, "
+                            f"{BASE}, {PACK_FOLDER}/NN.png, at the top or in one top folder)")
+        member_top, rel = split
+        if member.isdir():
+            if rel and not (dest / rel).is_dir():
+                (dest / rel).mkdir(parents=True)
+                created.append(dest / rel)
             continue
+        if top is None:
+            top = member_top
+        elif member_top != top:
+            raise PackError(f"{where}: outside the top folder {top or '(none)'!r}; an archive holds one pack")
+        if rel in written:
+            raise PackError(f"{where}: appears twice")
+        size = member.size
+        if manifest is None:
+            if rel == MANIFEST and size > MAX_MANIFEST_BYTES:
+                raise PackError(f"{where}: {size} bytes, larger than {MAX_MANIFEST_BYTES} bytes (the limit for a "
+                                "manifest); not a pack manifest")
+            if rel != MANIFEST and total + size > before:
+                raise PackError(f"{where}: no {MANIFEST} within the first {_mib(before)} MiB of the archive (the "
+                                f"limit before it); put it first: tar -czf pack.tar.gz -C PACK {MANIFEST} {BASE} frames")
+        else:
+            listed = manifest.files.get(rel)
+            if listed is None:
+                raise PackError(f"{where}: not listed in the archive's {MANIFEST}")
+            if size != listed[1]:
+                raise PackError(f"{where}: {size} bytes, the manifest says {listed[1]}")
+        if total + size > limit:
+            raise PackError(f"{archive}: unpacks to more than {_mib(limit)} MiB (the limit: "
+                            f"{ARCHIVE_BYTES_PER_BUDGET_BYTE}x the memory budget); not a pack")
+        total += size
         source = tar.extractfile(member)
-        if source is None:
-            raise PackError(f"{archive}: member {member.name!r} cannot be read")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with source, open(target, "xb") as out:
-                shutil.copyfileobj(source, out)
-        except FileExistsError as exc:
-            raise PackError(f"{archive}: member {member.name!r} appears twice") from exc
-        except OSError as exc:
-            raise PackError(f"{archive}: member {member.name!r} cannot be unpacked: {exc.strerror or exc}") from exc
+        if source is None:  # pragma: no cover - a regular member always has a file object
+            raise PackError(f"{where}: cannot be read")
+        target = dest / rel
+        if rel == MANIFEST:
+            blob = source.read(size)
+            manifest = parse_manifest_bytes(blob, f"{archive}: {MANIFEST}")
+            listed_bytes = sum(nbytes for _, nbytes in manifest.files.values())
+            if listed_bytes + size > limit:
+                raise PackError(f"{archive}: its {MANIFEST} lists {_mib(listed_bytes)} MiB of files, more than "
+                                f"{_mib(limit)} MiB (the limit: {ARCHIVE_BYTES_PER_BUDGET_BYTE}x the memory "
+                                "budget)")
+            for earlier, nbytes in written.items():
+                if earlier not in manifest.files:
+                    raise PackError(f"{archive}: member {earlier!r} is not listed in the archive's {MANIFEST}")
+                if nbytes != manifest.files[earlier][1]:
+                    raise PackError(f"{archive}: member {earlier!r}: {nbytes} bytes, the manifest says "
+                                    f"{manifest.files[earlier][1]}")
+            if check is not None:
+                check(manifest)
+            _write_new(target, [blob], created)
+        else:
+            _write_new(target, iter(functools.partial(source.read, _COPY_CHUNK), b""), created)
+        written[rel] = size
+    if manifest is None:
+        raise PackError(f"{archive}: no {MANIFEST} at the top or in a single top folder")
+
+
+def _write_new(target: Path, chunks: Iterable[bytes], created: list[Path]) -> None:
+    """Create ``target`` (never through a link, never over a file) and write ``chunks`` to it."""
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True)
+        created.append(target.parent)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    created.append(target)
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
 
 
 # --- writer ---------------------------------------------------------------------------------------------
@@ -775,10 +1181,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _is_pack_folder(path: Path) -> bool:
+    """Whether ``path`` holds a gaze pack (even a damaged one: the writer may replace it), by its manifest's
+    format tag; the manifest is read as the loader reads it (no FIFO, no link out of the folder)."""
     try:
-        with open(path / MANIFEST, "rb") as f:
-            data = json.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        blob = _PackFiles(path).manifest_bytes()
+        if _json_too_deep(blob, MAX_JSON_DEPTH):
+            return False
+        data = json.loads(blob.decode("utf-8"))
+    except (PackError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == FORMAT
 

@@ -154,7 +154,8 @@ def make_display(config: Config) -> Display:
 
 def make_pack(config: Config, screen_size: Size) -> Pack:
     """Load and verify the configured pack, pre-scaled and pre-turned for a screen of ``screen_size``."""
-    return load_pack(config.pack.path, screen_size=screen_size, rotation=config.display.rotation)
+    return load_pack(config.pack.path, screen_size=screen_size, rotation=config.display.rotation,
+                     memory_budget_mb=config.pack.memory_budget_mb)
 
 
 def make_detector(config: Config) -> Detector:

@@ -349,7 +349,8 @@ def test_failed_load_leaves_the_running_pack_untouched(pack_dir, tmp_path, astro
     running = load_pack(pack_dir)
     before = running.frame_image(0)
     bad = make_test_pack(tmp_path / "bad", astronaut)
-    (bad / "base.png").write_bytes(b"\x89PNG" + b"\0" * ((bad / "base.png").stat().st_size - 4))
+    good = (bad / "base.png").read_bytes()  # header kept (so the cheap first pass passes), pixels zeroed
+    (bad / "base.png").write_bytes(good[:33] + b"\0" * (len(good) - 33))
     with pytest.raises(PackError, match="base.png: sha256"):
         load_pack(bad)
     np.testing.assert_array_equal(running.frame_image(0), before)
@@ -494,8 +495,11 @@ def test_unsafe_archive_members_are_refused(tmp_path, name, kind, match):
 
 def test_archive_without_manifest_and_garbage_file(tmp_path):
     archive = tmp_path / "empty.tar"
-    _tar_with(archive, tarfile.TarInfo("readme.txt"), b"hi")
+    _tar_with(archive, tarfile.TarInfo("base.png"), b"hi")
     with pytest.raises(PackError, match="no manifest.json"):
+        load_pack(archive)
+    _tar_with(archive, tarfile.TarInfo("readme.txt"), b"hi")
+    with pytest.raises(PackError, match=r"member 'readme.txt': not a file a gaze pack holds"):
         load_pack(archive)
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(os.urandom(64))
