@@ -56,6 +56,16 @@ def _firstboot_unit() -> Blob:
     raise ProvisioningError(f"{FIRSTBOOT_UNIT}: not found in the repository's systemd/")
 
 
+def writable_paths(unit: bytes) -> list[str]:
+    """The folders a unit's ``ReadWritePaths=`` name (a leading ``-``, "ignore if missing", dropped)."""
+    found = []
+    for line in unit.decode().splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() == "ReadWritePaths":
+            found += [p.lstrip("-+") for p in value.split()]
+    return found
+
+
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -103,7 +113,13 @@ def _write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: flo
     atomic_write(layout.firstboot / "plan.json", json.dumps(plan, indent=1).encode())
     report.written.append(f"{layout.firstboot}: install.py and plan.json")
     unit_dir = root / "etc/systemd/system"
-    atomic_write(unit_dir / FIRSTBOOT_UNIT, _firstboot_unit().data)
+    firstboot_unit = _firstboot_unit().data
+    # The first-boot unit may write only where its ReadWritePaths= say, and one that names a missing
+    # folder fails before it starts (226/NAMESPACE), on every boot: each is made here, whatever this
+    # card carries.
+    for folder in writable_paths(firstboot_unit):
+        (root / folder.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    atomic_write(unit_dir / FIRSTBOOT_UNIT, firstboot_unit)
     wants = unit_dir / "multi-user.target.wants" / FIRSTBOOT_UNIT
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
