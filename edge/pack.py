@@ -21,6 +21,12 @@ Frame 0 looks to the viewer's left, the last frame to the right. Every file is l
 its size and sha256, and :func:`load_pack` checks all of them (and every image's size) before it returns,
 so a damaged or half-copied pack raises :class:`PackError` while the caller's previous pack keeps running.
 
+Nothing in a pack can hurt the daemon reading it: the manifest is bounded in size and nesting before it
+is parsed; only regular files inside the pack's folder are opened (no FIFO to block on, no device, no
+link out); an archive is streamed and each member judged from its header before anything is written, so
+a tar bomb costs a header; and the memory a pack will take on this screen is computed from its manifest
+and refused above a budget before any image is decoded. Loading then holds the pack plus one frame.
+
 Loading also does, once, everything the per-frame path would otherwise repeat: the canvas is fitted into
 the screen (aspect kept, centred on black), rotated for the way the screen is mounted, and each frame is
 reduced to the one screen rectangle in which frames differ from the base. Showing frame ``i`` is then a
@@ -792,8 +798,8 @@ class LoadEstimate:
 
     ``kept`` bounds the loaded pack: the screen-sized base and one window-sized patch per frame (the real
     patches are the tighter rectangle inside that window). ``peak`` bounds what is held at once: at the
-    start the base's working set (its PNG bytes, the decoded canvas, the scaled canvas, the screen image,
-    the canvas kept to compose on); then the kept part plus one frame's working set (its PNG bytes and
+    start the base's working set (its PNG bytes, the decoded canvas, the scaled canvas, the screen
+    image); then the kept part plus one frame's working set (its PNG bytes and
     decoded array, the canvas kept to compose on when it must be rescaled, the scaled canvas, the shown
     window, its difference with the base and its crop). Each decoded image is counted twice, for the
     decoder's row buffers and the allocator's slack. Not counted: the interpreter itself.
@@ -821,8 +827,7 @@ def estimate_load(manifest: Manifest, layout: Layout) -> LoadEstimate:
     def decoding(pixels: int, file_bytes: int) -> int:  # the PNG's bytes, the array (and as much for slack)
         return file_bytes + 2 * pixels
 
-    base_phase = max(decoding(canvas, manifest.files[BASE][1]),
-                     canvas + scaled + screen + (canvas if composed_on_canvas else 0))
+    base_phase = max(decoding(canvas, manifest.files[BASE][1]), canvas + scaled + screen)
     work = decoding(frame, max(manifest.files[f][1] for f in names[1:])) + 3 * win
     if composed_on_canvas:
         work += canvas
@@ -852,8 +857,9 @@ def _composer(manifest: Manifest, layout: Layout, window: Rect,
     * whole frames: the frame is the canvas; nothing of the base is kept;
     * patches on a canvas shown at its own size (how the packer makes them): no resampling, so only the
       canvas under the window is composed, from a window-sized copy of the base;
-    * patches otherwise: the resize reads the whole canvas, so one writable canvas is kept and each
-      patch pasted into it (always the same area, so nothing of one frame leaks into the next).
+    * patches otherwise: the resize reads the whole canvas, so the base canvas is kept and each patch
+      pasted into it (always the same area, so nothing of one frame leaks into the next): the caller
+      hands ``base_canvas`` over and must not use it again.
     """
     if manifest.patch is None:
         return lambda frame: _fit_window(frame, layout, window)
@@ -870,7 +876,8 @@ def _composer(manifest: Manifest, layout: Layout, window: Rect,
                 upright[y0 - cy:y1 - cy, x0 - cx:x1 - cx] = frame[y0 - py:y1 - py, x0 - px:x1 - px]
             return np.ascontiguousarray(layout.to_screen(upright))
         return compose_window
-    canvas = np.array(base_canvas)  # writable: the decoded base shares the decoder's read-only bytes
+    # The decoded base itself becomes the canvas to compose on (the screen's base is a rescaled copy).
+    canvas = base_canvas if base_canvas.flags.writeable else np.array(base_canvas)
 
     def compose_canvas(frame: np.ndarray) -> np.ndarray:
         canvas[py:py + ph, px:px + pw] = frame
