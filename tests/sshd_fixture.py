@@ -62,6 +62,11 @@ def start_sshd(workdir: Path):
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     user = getpass.getuser()
+    # OpenSSH 9.8+ (Debian 13) penalises a source whose connections fail or never authenticate, which the
+    # host-key tests and ssh-keyscan do on purpose: from then on it refuses 127.0.0.1. Older sshd (Debian
+    # 12) does not know the option and refuses a config that names it.
+    penalties = subprocess.run([str(SSHD), "-t", "-f", os.devnull, "-h", str(workdir / "host_ed25519"),
+                                "-o", "PerSourcePenalties=no"], capture_output=True).returncode == 0
     for _attempt in range(5):
         port = _free_port()
         config = workdir / "sshd_config"
@@ -71,7 +76,7 @@ def start_sshd(workdir: Path):
             "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", f"AllowUsers {user}",
             "X11Forwarding no", "PrintMotd no", "LogLevel ERROR", "MaxSessions 50", "MaxStartups 50",
-            "Subsystem sftp internal-sftp", ""]))
+            "Subsystem sftp internal-sftp", *(["PerSourcePenalties no"] if penalties else []), ""]))
         proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
                                 stderr=open(workdir / "sshd.log", "ab"))
         deadline = time.monotonic() + 10
