@@ -5,10 +5,13 @@ or ``@name`` for Linux's abstract namespace), each a few ``KEY=value`` lines. Wi
 waits for ``READY=1`` before it calls the unit started; with ``WatchdogSec=`` it restarts the service
 when ``WATCHDOG=1`` stops arriving, which is why the loop pings only while it really runs.
 
-When ``systemd-python`` is installed (Raspberry Pi OS: ``python3-systemd``) its ``sd_notify`` wrapper is
-used; otherwise the datagram is sent directly: it is small enough not to need a dependency. Without
-``$NOTIFY_SOCKET`` (run from a shell, tests) every call is a no-op. A failure to notify is logged once
-and never raised: a missing status line must not take the picture down.
+The datagram is sent directly, from a non-blocking socket: a notification is called from the frame loop,
+and a manager that does not read its socket (a stalled systemd, a test harness that never drains it) must
+not stall the portrait; when the socket's queue is full the message is dropped, like any other failure.
+``backend="systemd"`` uses ``systemd-python``'s ``sd_notify`` instead (Raspberry Pi OS: ``python3-systemd``);
+libsystemd sends blocking, so it is never chosen by itself. Without ``$NOTIFY_SOCKET`` (run from a shell,
+tests) every call is a no-op. A failure to notify is logged once and never raised: a missing status line
+must not take the picture down.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class Notifier:
             if not from_env:
                 raise ValueError("sd_notify backend 'systemd' reads $NOTIFY_SOCKET itself; give no address")
         if backend == "auto":
-            backend = "systemd" if (_systemd_daemon is not None and from_env and env is None) else "socket"
+            backend = "socket"
         self.backend = backend
         if not self.address:
             self.backend = "none"
@@ -91,6 +94,7 @@ class Notifier:
                 self.backend = "none"
                 return
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | getattr(socket, "SOCK_CLOEXEC", 0))
+            self._sock.setblocking(False)  # a full queue drops the message instead of stalling the loop
 
     @property
     def enabled(self) -> bool:

@@ -113,13 +113,28 @@ def test_bad_addresses_and_fields(caplog):
 def test_systemd_python_backend_sends_the_same_datagrams(receiver, monkeypatch):
     address, sock = receiver
     monkeypatch.setenv("NOTIFY_SOCKET", address)
-    notifier = Notifier()
+    notifier = Notifier(backend="systemd")
     assert notifier.backend == "systemd"
     assert notifier.ready("up")
     assert sock.recv(4096) == b"READY=1\nSTATUS=up"
     assert notifier.watchdog() and sock.recv(4096) == b"WATCHDOG=1"
     with pytest.raises(ValueError, match="give no address"):
         Notifier(address, backend="systemd")
+
+
+def test_a_manager_that_does_not_read_never_stalls_the_loop(receiver, caplog):
+    """Found by fuzzing the running daemon: with nobody draining the notify socket, the loop blocked in
+    sendto once the socket's queue was full (and the status socket went unanswered). Now a full queue
+    drops the message, once logged, and every call returns at once."""
+    address, _unread = receiver
+    notifier = Notifier(env={"NOTIFY_SOCKET": address})
+    assert notifier.backend == "socket"
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="edge.sdnotify"):
+        sent = [notifier.status(f"frame {i}: " + "x" * 200) for i in range(20000)]
+    assert time.monotonic() - started < 2.0
+    assert sent[0] and not sent[-1]  # queued until the queue was full, dropped after
+    assert caplog.text.count("sd_notify to") == 1
 
 
 def test_watchdog_interval():
