@@ -15,8 +15,11 @@ section        keys
                retry_max_s
 ``[detector]`` range, model, threads, min_score, sha256
 ``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
-               one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, idle_seconds, static_seconds,
-               static_px, sticky_margin, sticky_seconds, calibration_left_x, calibration_centre_x,
+               one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, gain, idle_seconds,
+               static_seconds, static_px, static_widths, place_forget_seconds, nearest_mm, sticky_margin,
+               sticky_seconds, viewer_grace_seconds, dead_band_deg, saccade_base_ms, saccade_ms_per_deg,
+               min_fixation_seconds, idle_glance_interval_seconds, idle_glance_deg,
+               idle_glance_hold_seconds, calibration_left_x, calibration_centre_x,
                calibration_right_x
 ``[display]``  sink, device, drm_card, rotation, width, height, output
 ``[pack]``     path, memory_budget_mb
@@ -395,16 +398,44 @@ class GazeConfig:
     hysteresis: float = _key(_Number(0, 1), 0.3,
                              "the filtered angle must pass the shown frame's bin edge by this fraction of a "
                              "frame step before the frame changes")
-    max_speed_fps: float = _key(_Number(1, 1000), 24.0, "eyes move at most this many frames per second")
-    idle_seconds: float = _key(_Number(0, 3600), 4.0,
-                               "after this long with nobody seen, the eyes drift back to the centre frame")
-    static_seconds: float = _key(_Number(1, 86400), 15.0,
-                                 "a face that stays still this long is a picture, not a viewer, and is ignored")
+    max_speed_fps: float = _key(_Number(1, 1000), 24.0,
+                                "smooth pursuit moves the eyes at most this many frames per second "
+                                "(saccades are faster: see saccade_*)")
+    gain: float = _key(_Number(0.1, 3), 1.0,
+                       "scales the eyes' deflection: 1 looks at the viewer, < 1 less far to the side, > 1 more")
+    idle_seconds: float = _key(_Number(0, 3600), 1.0,
+                               "after this long with nobody seen, the eyes go back to the centre and idle")
+    static_seconds: float = _key(_Number(0.5, 86400), 2.5,
+                                 "a face that stays put this long from when it is first seen is a picture, "
+                                 "and its place is remembered")
     static_px: float = _key(_Number(0, 100), 4.0,
-                            "'still' means its (smoothed) eye midpoint stays within +-static_px camera pixels")
+                            "'stays put': its smoothed eye midpoint moves less than static_px camera pixels "
+                            "and static_widths of its width")
+    static_widths: float = _key(_Number(0.01, 2), 0.2,
+                                "a face that moves more than this fraction of its width from where it was "
+                                "first seen is a person (pictures jitter less: see README, Real rooms)")
+    place_forget_seconds: float = _key(_Number(1, 31536000), 1800.0,
+                                       "a picture's place is forgotten after this long with nothing seen there")
+    nearest_mm: float = _key(_Number(50, 5000), 400.0,
+                             "the closest a viewer's face comes to the camera, mm: wider 'faces' are dropped")
     sticky_margin: float = _key(_Number(0, 10), 0.3,
-                                "another face must be this fraction wider than the viewer to take over")
-    sticky_seconds: float = _key(_Number(0, 60), 1.0, "... and stay that much wider this many seconds")
+                                "another person must rank this fraction higher (nearer, more frontal) than "
+                                "the viewer to take over")
+    sticky_seconds: float = _key(_Number(0, 60), 0.5, "... and stay that much higher this many seconds")
+    viewer_grace_seconds: float = _key(_Number(0, 10), 0.4,
+                                       "a viewer unseen this long has left: someone else takes over at once")
+    dead_band_deg: float = _key(_Number(0, 30), 2.5,
+                                "fixation: the eyes do not move while the viewer stays within this angle")
+    saccade_base_ms: float = _key(_Number(0, 500), 21.0,
+                                  "saccade duration = base + per_deg * amplitude (main sequence; Carpenter 1988)")
+    saccade_ms_per_deg: float = _key(_Number(0, 50), 2.2, "saccade duration per degree of amplitude, ms")
+    min_fixation_seconds: float = _key(_Number(0, 5), 0.2,
+                                       "the eyes fixate at least this long between saccades (Rayner 1998)")
+    idle_glance_interval_seconds: float = _key(_Number(0, 3600), 4.0,
+                                               "with nobody there, a glance aside about this often "
+                                               "(0: never; the eyes stay at the centre)")
+    idle_glance_deg: float = _key(_Number(0, 90), 12.0, "idle glances go up to this far to either side")
+    idle_glance_hold_seconds: float = _key(_Number(0.05, 60), 0.8, "an idle glance is held about this long")
     calibration_left_x: float | None = _key(_Number(0, 1), None,
                                                "linear mapping: camera X (0..1 of frame width, as the camera "
                                                "delivers it) of a viewer the portrait should look fully left at; "

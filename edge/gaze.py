@@ -25,19 +25,23 @@ webcam that mirrors itself like a selfie preview).
 
 The pipeline, one small piece each, in the order a frame goes through them:
 
-1. :class:`FaceTracks` gives faces an identity from frame to frame (nearest centre, similar size) and
-   marks *static* ones: a painting or poster in view is a face to BlazeFace, often a confident one, but
-   it never moves, while a real viewer always moves a little. A face whose smoothed eye midpoint stays
-   within ``static_px`` for ``static_seconds`` is ignored until it moves again.
-2. :class:`ViewerSelector` picks the viewer: the widest (closest) moving face, kept while present; another
-   face takes over only when it is ``sticky_margin`` wider for ``sticky_seconds``, so two people of similar
-   size do not make the eyes jump between them on every frame.
-3. :class:`GeometryMapping` turns the viewer's eye midpoint into the angle *from the portrait's eyes* (the
+1. :func:`edge.plausibility.implausible` drops detections that cannot be faces (wider than a face at the
+   nearest a viewer comes, eyes or nose outside the box, eyes too close or too far apart for the box).
+2. :class:`edge.pictures.FaceTracks` gives faces an identity from frame to frame and tells people from
+   pictures: a face that moves more than the detector's jitter is a person for as long as it is
+   followed; one that stays put for ``static_seconds`` is a picture, and its place is remembered, so it
+   is a picture again at once when a passer-by stops hiding it.
+3. :class:`edge.viewer_choice.ViewerSelector` picks the viewer: the nearest frontal person, one who
+   walked here before one who did not (a TV), kept while present, replaced at once when gone.
+4. :class:`GeometryMapping` turns the viewer's eye midpoint into the angle *from the portrait's eyes* (the
    camera is not at the eyes: a viewer straight in front of the portrait is off-axis for the camera);
-   :class:`LinearMapping` is the plain camera-X fallback, optionally through calibration points.
-4. :class:`OneEuroFilter` smooths the angle: calm when the viewer stands still, little lag when they walk.
-5. :class:`FrameStepper` applies hysteresis (no flicker between neighbouring frames) and limits how many
-   frames per second the eyes may move; with nobody seen for ``idle_seconds`` it walks back to centre.
+   :class:`LinearMapping` is the plain camera-X fallback, optionally through calibration points. The
+   angle is scaled by ``gain``.
+5. :class:`OneEuroFilter` smooths the angle: calm when the viewer stands still, little lag when they walk.
+6. :class:`edge.saccades.EyeController` moves the eyes like eyes: a saccade to a new viewer, fixation with
+   a dead band (jitter never moves them), smooth pursuit of a walker; with nobody seen for
+   ``idle_seconds``, back to centre and an occasional glance aside.
+7. :class:`FrameStepper` turns the eye angle into the pack frame, with hysteresis between neighbours.
 
 The per-frame path works on Python floats and a handful of small objects; it allocates no arrays.
 """
@@ -48,31 +52,17 @@ import math
 from collections.abc import Sequence
 
 from edge.faces import Face
+from edge.pictures import MIN_HITS, PERSON, FaceTracks, Track
+from edge.plausibility import implausible, max_face_width_px
+from edge.saccades import EyeController
+from edge.viewer_choice import ViewerSelector
 
-#: Time constant (s) of the eye-midpoint smoothing used only for the static test. Keypoint jitter on a
-#: still picture is several camera pixels for small faces (int8 full range on the astronaut photo with
-#: sensor-like noise, 640x480: 4 px standard deviation, 14 px peak to peak, for a 40 px face); a third of
-#: a second of averaging at 30 fps cuts it about four times, while a person's sway (a few centimetres over
-#: a second or two, about ten pixels at 2.5 m) passes almost unchanged.
-STATIC_SMOOTH_S = 0.3
-#: A face must be seen on this many frames before it can be the viewer: one-frame false detections
-#: (wallpaper, a lamp) must not move the eyes.
-MIN_HITS = 2
-#: A moving track unseen this long is gone (the person left or turned away).
-TRACK_LOST_S = 1.0
-#: A static track (a painting) is remembered this long unseen, so a poster the detector finds only now
-#: and then does not get stared at for ``static_seconds`` each time it reappears.
-STATIC_MEMORY_S = 3600.0
-#: At most this many tracks; beyond it the longest-unseen is forgotten (bounded memory, bounded work).
-MAX_TRACKS = 16
-#: The viewer may vanish this long (a blink of the detector, a head turn) before someone else is chosen.
-VIEWER_GRACE_S = 0.5
-#: Faces match a track when their centres are closer than this many face widths...
-MATCH_WIDTHS = 0.75
-#: ... and their widths differ by less than this factor (a person walking past a poster is not the poster).
-MATCH_SIZE_RATIO = 1.5
 #: Below this inter-pupil distance (px) the distance estimate is meaningless (a profile face).
 MIN_IPD_PX = 1.0
+#: A viewer who stood still inside the frame and vanished is held this long (s) before the eyes idle:
+#: the detector misses small still faces for a second or more (room scenarios: gaps up to about 3 s
+#: for a 60 px face), while a viewer who walks out is let go after ``idle_seconds``.
+STILL_HOLD_S = 4.0
 
 
 # --- 4. the One Euro filter ------------------------------------------------------------------------------
@@ -220,177 +210,6 @@ class LinearMapping:
         return self.lo + self.fraction((float(kp[0, 0]) + float(kp[1, 0])) * 0.5) * (self.hi - self.lo)
 
 
-# --- 1. identity and static faces ------------------------------------------------------------------------
-class Track:
-    """One face followed over frames. ``face`` is this frame's detection (None when unseen)."""
-
-    __slots__ = ("id", "face", "x", "y", "width", "sx", "sy", "lo_x", "hi_x", "lo_y", "hi_y", "anchor_t",
-                 "last_t", "hits")
-
-    def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
-        self.id = track_id
-        self.face: Face | None = face
-        self.x, self.y, self.width = x, y, width
-        self.sx, self.sy = x, y                  # smoothed eye midpoint, for the static test
-        self.lo_x = self.hi_x = x                # extent of the smoothed midpoint since anchor_t
-        self.lo_y = self.hi_y = y
-        self.anchor_t = t                        # when it last moved
-        self.last_t = t
-        self.hits = 1
-
-    def is_static(self, t: float, static_seconds: float) -> bool:
-        return t - self.anchor_t >= static_seconds
-
-    def __repr__(self) -> str:
-        return f"Track({self.id}, x={self.x:.1f}, y={self.y:.1f}, w={self.width:.1f}, hits={self.hits})"
-
-
-def _midpoint(face: Face) -> tuple[float, float]:
-    kp = face.keypoints
-    return (float(kp[0, 0]) + float(kp[1, 0])) * 0.5, (float(kp[0, 1]) + float(kp[1, 1])) * 0.5
-
-
-class FaceTracks:
-    """Faces matched frame to frame, each knowing whether it has been still long enough to be a picture.
-
-    "Still" is judged on the eye midpoint smoothed over :data:`STATIC_SMOOTH_S`: its extent since the face
-    last moved must stay within ``2 * static_px`` in x and y (a box of +-static_px around its centre). When
-    it grows beyond that the face has moved: the extent restarts from here and so does the clock, which is
-    also how a face that starts moving again counts again.
-    """
-
-    def __init__(self, static_seconds: float, static_px: float) -> None:
-        self.static_seconds = float(static_seconds)
-        self.static_px = float(static_px)
-        self.tracks: list[Track] = []
-        self._next_id = 1
-
-    def reset(self) -> None:
-        self.tracks.clear()
-
-    def update(self, faces: Sequence[Face], t: float) -> list[Track]:
-        """Match this frame's faces; returns the tracks seen now (``track.face`` set), in face order."""
-        for tr in self.tracks:
-            tr.face = None
-        pairs = []
-        obs = []
-        for fi, face in enumerate(faces):
-            x, y = _midpoint(face)
-            w = float(face.box[2] - face.box[0])
-            obs.append((x, y, w))
-            for tr in self.tracks:
-                big, small = (w, tr.width) if w >= tr.width else (tr.width, w)
-                if small <= 0.0 or big > small * MATCH_SIZE_RATIO:
-                    continue
-                d = math.hypot(x - tr.x, y - tr.y)
-                if d < MATCH_WIDTHS * big:
-                    pairs.append((d, fi, tr))
-        pairs.sort(key=lambda p: p[0])
-        matched: list[Track | None] = [None] * len(faces)
-        for _, fi, tr in pairs:
-            if matched[fi] is None and tr.face is None:
-                matched[fi] = tr
-                tr.face = faces[fi]
-        seen = []
-        for fi, face in enumerate(faces):
-            x, y, w = obs[fi]
-            known = matched[fi]
-            if known is None:
-                known = Track(self._next_id, face, x, y, w, t)
-                self._next_id += 1
-                self.tracks.append(known)
-            else:
-                self._observe(known, x, y, w, t)
-            seen.append(known)
-        self._forget(t)
-        return seen
-
-    def _observe(self, tr: Track, x: float, y: float, w: float, t: float) -> None:
-        dt = t - tr.last_t
-        a = 1.0 - math.exp(-dt / STATIC_SMOOTH_S) if dt > 0.0 else 0.0
-        tr.sx += a * (x - tr.sx)
-        tr.sy += a * (y - tr.sy)
-        tr.lo_x, tr.hi_x = min(tr.lo_x, tr.sx), max(tr.hi_x, tr.sx)
-        tr.lo_y, tr.hi_y = min(tr.lo_y, tr.sy), max(tr.hi_y, tr.sy)
-        limit = 2.0 * self.static_px
-        if tr.hi_x - tr.lo_x > limit or tr.hi_y - tr.lo_y > limit:
-            tr.lo_x = tr.hi_x = tr.sx
-            tr.lo_y = tr.hi_y = tr.sy
-            tr.anchor_t = t
-        tr.x, tr.y, tr.width = x, y, w
-        tr.last_t = t
-        tr.hits += 1
-
-    def _expired(self, tr: Track, t: float) -> bool:
-        memory = STATIC_MEMORY_S if tr.is_static(tr.last_t, self.static_seconds) else TRACK_LOST_S
-        return t - tr.last_t > memory
-
-    def _forget(self, t: float) -> None:
-        if len(self.tracks) <= MAX_TRACKS and not any(self._expired(tr, t) for tr in self.tracks):
-            return  # the usual frame: nothing to drop, nothing to rebuild
-        keep = [tr for tr in self.tracks if not self._expired(tr, t)]
-        if len(keep) > MAX_TRACKS:
-            keep.sort(key=lambda tr: tr.last_t, reverse=True)
-            del keep[MAX_TRACKS:]
-        self.tracks[:] = keep
-
-    def is_static(self, track: Track, t: float) -> bool:
-        return track.is_static(t, self.static_seconds)
-
-
-# --- 2. who is the viewer ---------------------------------------------------------------------------------
-class ViewerSelector:
-    """The closest moving face, kept until it leaves or someone clearly closer stays a while.
-
-    ``switched`` is True after a :meth:`select` that changed the viewer (the filter then starts afresh).
-    """
-
-    def __init__(self, sticky_margin: float, sticky_seconds: float, grace_s: float = VIEWER_GRACE_S) -> None:
-        self.sticky_margin = float(sticky_margin)
-        self.sticky_seconds = float(sticky_seconds)
-        self.grace_s = float(grace_s)
-        self.reset()
-
-    def reset(self) -> None:
-        self.current_id: int | None = None
-        self.current_seen = 0.0
-        self.challenger_id: int | None = None
-        self.challenger_since = 0.0
-        self.switched = False
-
-    def _adopt(self, tr: Track, t: float) -> Track:
-        self.current_id = tr.id
-        self.current_seen = t
-        self.challenger_id = None
-        self.switched = True
-        return tr
-
-    def select(self, candidates: Sequence[Track], t: float) -> Track | None:
-        """The viewer among ``candidates`` (tracks seen now, not static, seen often enough), or None."""
-        self.switched = False
-        current = None
-        best = None
-        for tr in candidates:
-            if tr.id == self.current_id:
-                current = tr
-            elif best is None or tr.width > best.width:
-                best = tr
-        if current is None:
-            if self.current_id is not None and t - self.current_seen < self.grace_s:
-                return None  # hold: the viewer may be back next frame; do not jump to someone else
-            self.current_id = None
-            return None if best is None else self._adopt(best, t)
-        self.current_seen = t
-        if best is not None and best.width > current.width * (1.0 + self.sticky_margin):
-            if self.challenger_id != best.id:
-                self.challenger_id, self.challenger_since = best.id, t
-            elif t - self.challenger_since >= self.sticky_seconds:
-                return self._adopt(best, t)
-        else:
-            self.challenger_id = None
-        return current
-
-
 # --- 5. frames: hysteresis, speed limit -------------------------------------------------------------------
 class FrameStepper:
     """The frame index from the filtered angle: hysteresis between bins, then at most ``max_speed_fps``.
@@ -450,13 +269,17 @@ class FrameStepper:
         return self.index
 
 
+
+
 # --- the whole ---------------------------------------------------------------------------------------------
 class GazeTracker:
     """Faces of each camera frame in, frame index out. One instance per camera stream (size fixed).
 
-    After each :meth:`update` the status socket may read: ``viewer_present`` (a viewer was seen in this
-    frame), ``viewer`` (that face), ``angle_deg`` (the filtered angle, None when idle), ``raw_angle_deg``,
-    ``distance_mm`` (geometry mapping only) and ``index``.
+    After each :meth:`update` the status socket and the demo may read: ``viewer`` (the followed person's
+    face; during a short dropout their last one), ``viewer_present``, ``angle_deg`` (the filtered angle,
+    None when idle), ``raw_angle_deg``, ``distance_mm`` (geometry mapping only), ``index``, ``eye_deg``
+    (where the painted eyes point), ``idle``, ``pictures`` (this frame's faces taken for pictures) and
+    ``rejected`` (this frame's detections that cannot be faces).
     """
 
     def __init__(self, cfg, frame_count: int, frame_size: tuple[int, int],
@@ -477,11 +300,29 @@ class GazeTracker:
             self.mapping = LinearMapping(self.frame_size, self.span_deg, cfg.mirror, cfg.calibration)
         else:
             raise ValueError(f"gaze mapping {cfg.mapping!r}: expected 'geometry' or 'linear'")
+        self.max_face_px = max_face_width_px(focal_length_px(w, cfg.fov_deg), cfg.nearest_mm)
         self.filter = OneEuroFilter(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
-        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px)
-        self.selector = ViewerSelector(cfg.sticky_margin, cfg.sticky_seconds)
+        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_seconds)
+        self.selector = ViewerSelector(cfg.sticky_margin, cfg.sticky_seconds, cfg.viewer_grace_seconds,
+                                       self._hold_seconds)
+        step = self.stepper.step if self.stepper.count > 1 else 1.0
+        self.eyes = EyeController(
+            dead_band_deg=cfg.dead_band_deg, saccade_base_ms=cfg.saccade_base_ms,
+            saccade_ms_per_deg=cfg.saccade_ms_per_deg, min_fixation_s=cfg.min_fixation_seconds,
+            pursuit_deg_s=cfg.max_speed_fps * step, idle_glance_interval_s=cfg.idle_glance_interval_seconds,
+            idle_glance_deg=cfg.idle_glance_deg, idle_glance_hold_s=cfg.idle_glance_hold_seconds,
+            limits=self.span_deg)
+        self.gain = float(cfg.gain)
         self.idle_seconds = float(cfg.idle_seconds)
         self.reset()
+
+    def _hold_seconds(self, track: Track) -> float:
+        """How long an unseen viewer stays the viewer when nobody else is there: ``idle_seconds``; for
+        someone who stood still at least a face width inside the frame (not walking out of it: the
+        detector missed them), :data:`STILL_HOLD_S`."""
+        w = self.frame_size[0]
+        inside = track.width <= track.x <= w - track.width
+        return max(self.idle_seconds, STILL_HOLD_S) if track.still and inside else self.idle_seconds
 
     @property
     def frame_count(self) -> int:
@@ -491,9 +332,20 @@ class GazeTracker:
     def centre_index(self) -> int:
         return self.stepper.centre
 
+    @property
+    def idle(self) -> bool:
+        """Nobody followed and the eyes idling (at the centre, or glancing aside)."""
+        return self.viewer is None and self.eyes.idle
+
+    @property
+    def eye_deg(self) -> float:
+        return self.eyes.angle
+
     def reset(self) -> None:
-        """Forget everyone; eyes at the centre frame at once (the camera is gone: look ahead)."""
+        """Forget everyone; eyes at the centre frame at once (the camera is gone: look ahead). Where
+        pictures hang is kept: that belongs to the room."""
         self.stepper.reset()
+        self.eyes.reset()
         self._forget_time()
         self.index = self.stepper.index
 
@@ -502,38 +354,38 @@ class GazeTracker:
         self.tracks.reset()
         self.selector.reset()
         self.filter.reset()
+        self.eyes._last_t = None
         self._last_t: float | None = None
         self._last_seen: float | None = None
+        self._target: float | None = None
         self.viewer: Face | None = None
         self.viewer_present = False
         self.angle_deg: float | None = None
         self.raw_angle_deg: float | None = None
         self.distance_mm: float | None = None
+        self.pictures: tuple[Face, ...] = ()
+        self.rejected: tuple[Face, ...] = ()
 
     def update(self, faces: Sequence[Face], t: float) -> int:
         """The frame index to show for this camera frame's ``faces`` at time ``t`` (monotonic seconds)."""
         if self._last_t is not None and t < self._last_t:
             self._forget_time()  # a new clock (the source was reopened): old timestamps mean nothing
-        dt = 0.0 if self._last_t is None else t - self._last_t
         self._last_t = t
-
-        seen = self.tracks.update(faces, t)
-        static_s = self.tracks.static_seconds
-        candidates = [tr for tr in seen if tr.hits >= MIN_HITS and not tr.is_static(t, static_s)]
+        limit = self.max_face_px
+        if any(implausible(f, limit) is not None for f in faces):
+            self.rejected = tuple(f for f in faces if implausible(f, limit) is not None)
+            faces = [f for f in faces if implausible(f, limit) is None]
+        elif self.rejected:
+            self.rejected = ()
+        self.tracks.update(faces, t)
+        candidates = [tr for tr in self.tracks.tracks
+                      if tr.kind == PERSON and tr.hits >= MIN_HITS and tr.last_t == t]
         track = self.selector.select(candidates, t)
+        pictures = self.tracks.pictures()
+        self.pictures = tuple(tr.last_face for tr in pictures) if pictures else ()
         if track is not None:
-            if self.selector.switched:
-                self.filter.reset()
-            assert track.face is not None  # selected among this frame's tracks: each was seen in it
-            self.viewer = track.face
-            self.viewer_present = True
-            self._last_seen = t
-            raw = self.mapping(track.face)
-            if raw is not None:
-                self.raw_angle_deg = raw
-                self.distance_mm = self.mapping.distance_mm
-                self.angle_deg = self.filter.update(raw, t)
-                self.stepper.aim(self.angle_deg)
+            self._follow(track, t)
+            self.eyes.update(self._target, t, new_target=self.selector.switched)
         else:
             self.viewer = None
             self.viewer_present = False
@@ -541,10 +393,31 @@ class GazeTracker:
                 if self.angle_deg is not None:
                     self.filter.reset()
                     self.angle_deg = self.raw_angle_deg = self.distance_mm = None
-                self.stepper.aim_index(self.stepper.centre)
-        self.index = self.stepper.advance(dt)
+                self._target = None
+                self.eyes.update(None, t)
+            else:  # the viewer may be back: hold the gaze where it was
+                self.eyes.update(self._target, t)
+        self.stepper.aim(self.eyes.angle)
+        self.stepper.position = float(self.stepper.target)
+        self.index = self.stepper.index = self.stepper.target
         return self.index
+
+    def _follow(self, track: Track, t: float) -> None:
+        if self.selector.switched:
+            self.filter.reset()
+        self.viewer = track.last_face
+        self.viewer_present = True
+        if track.last_t != t:
+            return  # a dropout: keep the last angle (and the idle clock runs from the last sighting)
+        self._last_seen = t
+        raw = self.mapping(track.last_face)
+        if raw is None:
+            return
+        self.raw_angle_deg = raw
+        self.distance_mm = self.mapping.distance_mm
+        self.angle_deg = self.filter.update(raw, t)
+        self._target = self.gain * self.angle_deg
 
 
 __all__ = ["GazeTracker", "OneEuroFilter", "FrameStepper", "FaceTracks", "ViewerSelector", "Track",
-           "GeometryMapping", "LinearMapping", "viewer_angle_deg", "focal_length_px"]
+           "EyeController", "GeometryMapping", "LinearMapping", "viewer_angle_deg", "focal_length_px"]

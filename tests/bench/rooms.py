@@ -19,8 +19,9 @@ Figures per scenario and range:
               centre frame (or idling); worst case
   picture     frames the eyes spent on a picture (after the scenario's first 3 s in brackets), and on
               the TV while a person was in view
-  false       frames the eyes spent on a face that is nobody (a detector false positive)
-  rev/s       index reversals per second while the followed viewer stands still (changes/s beside it)
+  false       frames the eyes spent on a detection of nobody (a detector false positive)
+  rev/s       index reversals per second while the eyes follow a viewer who stands still (changes/s
+              beside it), per second of standing still
   still kept  share of the standing-still frames in which the still person is followed
 ``--jitter`` also prints the detector's own jitter on each picture against a standing person's micro-motion.
 """
@@ -101,12 +102,11 @@ class Row:
 
 
 def match(face: Face, truth: Sequence[TruthFace]) -> TruthFace | None:
-    """The truth face a detection is of: eye midpoint within half a face width (+3 px), similar width."""
+    """The truth face a detection is of: eye midpoint within half a face width (+3 px), similar width
+    (people partly out of the frame included: following someone who is leaving is not a mistake)."""
     x, y = (float(v) for v in face.eye_midpoint)
     best, best_d = None, math.inf
     for f in truth:
-        if f.kind == "person" and not f.visible:
-            continue
         d = math.hypot(x - f.eye_x, y - f.eye_y)
         if d < 0.5 * f.face_width + 3.0 and 0.5 < face.width / f.face_width < 2.0 and d < best_d:
             best, best_d = f, d
@@ -180,7 +180,7 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
     for row in rows:
         want = acceptable(row.truth)
         who = None if row.viewer is None else match(row.viewer, row.truth)
-        found = {m.key for m in (match(f, row.truth) for f in row.faces) if m is not None}
+        found = {m.key for m in (match(f, row.truth) for f in row.faces) if m is not None and m.key in want}
         right = who is not None and who.key in want
         followed.append(who)
         ok.append(right)
@@ -196,7 +196,7 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
             fig.on_picture_late += row.t >= SETTLE_S
         if who is not None and who.kind == "tv" and want:
             fig.on_tv_with_person += 1
-        if row.viewer is not None and who is None:
+        if who is None and any(row.viewer is f for f in row.faces):  # not a held face: a detection of nobody
             fig.on_false += 1
     window = int(round(0.5 * FPS))
     for i, row in enumerate(rows):
@@ -220,7 +220,11 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
             last_dir = 0
             continue
         fig.still_frames += 1
-        fig.still_kept += followed[i] is not None and followed[i].key == still[0].key
+        kept = followed[i] is not None and followed[i].key == still[0].key
+        fig.still_kept += kept
+        if not kept:  # the eyes are not on them (not detected): idle glances are no reversals of theirs
+            last_dir = 0
+            continue
         d = rows[i].index - rows[i - 1].index
         if d:
             fig.changes += 1

@@ -1,0 +1,303 @@
+"""Faces followed from frame to frame, and which of them are pictures: pictures are places.
+
+Why this design (measured on the room scenarios, ``tests/bench/rooms.py --jitter``): a framed photo's
+eye midpoint jitters by 0.6-3 px (sd) under sensor noise, 0.006-0.07 face widths over a 3 s window; a
+person standing still (postural sway and weight shifts) moves 0.04 widths over the same window. The two
+overlap, so stillness alone cannot tell a poster from a still person, and the old rule (still for 15 s ->
+ignored) both stared at pictures for 15 s and dropped a viewer who stood still. What does separate them
+is *history*:
+
+* A face is born **new**. If it is born where a picture is known to hang (a :class:`Place`: same spot
+  within ``PLACE_WIDTHS`` of its width, same size within ``PLACE_SIZE_RATIO``), it is a **picture** at
+  once: a person walking in front of a poster hides it for a while, and when it reappears it is not new.
+* A new face whose (smoothed) eye midpoint stays outside a box of ``move_widths`` of its width around
+  where it was born (on :data:`MOVED_HITS` observations in a row) has moved more than any picture's
+  jitter: it is a **person**, for as long as the track lives.
+  A person who walks up and then stands still for a minute stays a person.
+* A new face that stays inside that box for ``picture_seconds`` is a **picture**; its place is
+  remembered, and forgotten only after ``place_forget_s`` with nothing seen there.
+* A person lost by the detector for a moment (a dropout, a head turn) is still a person when found again
+  nearby: person tracks are kept ``PERSON_MEMORY_S`` unseen and matched within a radius that grows with
+  the time unseen.
+* A person who has **travelled** (the extent of their path exceeds ``TRAVEL_WIDTHS`` face widths) has
+  walked here. A face on a TV moves, so it is a person by the rule above, but it stays inside the screen;
+  the viewer choice ranks a travelled person first, so a TV does not hold the gaze while someone who
+  walked in is in view.
+
+What it cannot tell apart (README, "Real rooms"): a person who was already there and has not moved more
+than about a fifth of a face width within ``picture_seconds`` of being first seen (taken for a picture
+until they move); a TV face from a person who has not travelled; a face in a mirror from the person.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge.faces import Face
+
+#: Time constant (s) of the eye-midpoint smoothing used for the movement test: a third of a second cuts
+#: the detector's frame-to-frame jitter several times while a step of a few centimetres passes.
+SMOOTH_S = 0.3
+#: A face must be seen on this many frames before it can be the viewer (one-frame false detections).
+MIN_HITS = 2
+#: A new (unclassified) track unseen this long is dropped. Long, because small photos are found only on
+#: some frames (a 40 px photo on a third of them): their track must live long enough to become a picture.
+NEW_LOST_S = 3.0
+#: A person unseen this long is gone; until then a face found near where they were is them again.
+PERSON_MEMORY_S = 3.0
+#: ... but a person who stood still when last seen is remembered longer: the detector misses a still,
+#: small face for seconds at a time (a 60 px face at 1.3 m: found on half the frames, gaps over 1 s),
+#: and a still person found again must not start over as a new face (and become a picture).
+STILL_PERSON_MEMORY_S = 12.0
+#: A person is *still* once their smoothed eye midpoint has stayed within ``STILL_WIDTHS`` of their width
+#: for ``STILL_S`` seconds.
+STILL_WIDTHS = 0.5
+STILL_S = 1.0
+#: A picture's track unseen this long is dropped (its place is remembered much longer).
+PICTURE_LOST_S = 2.0
+#: Tracks and places are bounded: bounded memory, bounded work per frame.
+MAX_TRACKS = 16
+MAX_PLACES = 32
+#: Faces match a moving track when their centres are closer than this many face widths (plus
+#: ``LOST_WIDTHS_PER_S`` for each second the track went unseen, up to ``MAX_MATCH_WIDTHS``: a walker moves
+#: on while undetected, but a person's track must not jump onto a picture across the room)...
+MATCH_WIDTHS = 0.75
+LOST_WIDTHS_PER_S = 2.0
+MAX_MATCH_WIDTHS = 2.0
+#: Vertically the match is tighter, and does not grow: a walker's eyes stay at one height; a face found
+#: half a face width above or below where a person was is somebody (or something: a photo) else.
+VERTICAL_WIDTHS = 0.35
+#: A new face has moved once its smoothed midpoint has been outside its box on this many observations in
+#: a row: one jittery detection (a small, low-contrast photo jumps by a fifth of its width now and then,
+#: more while the light changes) does not make a picture a person; a walker stays outside.
+MOVED_HITS = 3
+#: ... and their widths differ by less than this factor.
+MATCH_SIZE_RATIO = 1.5
+#: A picture's track only matches detections this close to its place (pictures do not move): a person
+#: walking past a poster is never taken for the poster.
+PLACE_WIDTHS = 0.3
+PLACE_SIZE_RATIO = 1.3
+#: A person whose path spans this many face widths has walked here (see the module docstring).
+TRAVEL_WIDTHS = 3.0
+
+NEW, PERSON, PICTURE = "new", "person", "picture"
+
+
+@dataclass
+class Place:
+    """Where a picture hangs: its eye midpoint and face width in camera pixels, and when it was last seen."""
+
+    x: float
+    y: float
+    width: float
+    last_seen: float
+
+    def holds(self, x: float, y: float, width: float) -> bool:
+        big, small = (width, self.width) if width >= self.width else (self.width, width)
+        if small <= 0.0 or big > small * PLACE_SIZE_RATIO:
+            return False
+        return math.hypot(x - self.x, y - self.y) <= PLACE_WIDTHS * self.width
+
+
+class Track:
+    """One face followed over frames. ``face`` is this frame's detection (None when unseen)."""
+
+    __slots__ = ("id", "face", "last_face", "kind", "x", "y", "width", "sx", "sy", "ox", "oy", "lo_x", "hi_x",
+                 "lo_y", "hi_y", "born", "last_t", "hits", "place", "ax", "ay", "at", "outside")
+
+    def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
+        self.id = track_id
+        self.face: Face | None = face
+        self.last_face: Face = face
+        self.kind = NEW
+        self.x, self.y, self.width = x, y, width
+        self.sx, self.sy = x, y          # smoothed eye midpoint
+        self.ox, self.oy = x, y          # where it was born
+        self.lo_x = self.hi_x = x        # extent of the smoothed midpoint since birth
+        self.lo_y = self.hi_y = y
+        self.born = t
+        self.last_t = t
+        self.hits = 1
+        self.place: Place | None = None
+        self.ax, self.ay, self.at = x, y, t  # where and since when it has stayed (the stillness anchor)
+        self.outside = 0  # observations in a row outside its birth box (new faces)
+
+    @property
+    def still(self) -> bool:
+        """Whether it stayed within :data:`STILL_WIDTHS` of one spot for :data:`STILL_S` when last seen."""
+        return self.last_t - self.at >= STILL_S
+
+    @property
+    def travelled(self) -> bool:
+        """Whether the path's extent spans :data:`TRAVEL_WIDTHS` face widths: someone who walked here."""
+        return max(self.hi_x - self.lo_x, self.hi_y - self.lo_y) >= TRAVEL_WIDTHS * self.width
+
+    @property
+    def frontal(self) -> float:
+        """1 for a frontal face, towards 0 as the nose leaves the eyes' midline (a turned head)."""
+        kp = self.last_face.keypoints
+        ipd = abs(float(kp[1, 0] - kp[0, 0]))
+        if ipd <= 0.0:
+            return 0.0
+        off = abs(float(kp[2, 0]) - (float(kp[0, 0]) + float(kp[1, 0])) * 0.5) / ipd
+        return max(0.0, 1.0 - off)
+
+    def __repr__(self) -> str:
+        return f"Track({self.id}, {self.kind}, x={self.x:.1f}, y={self.y:.1f}, w={self.width:.1f}, hits={self.hits})"
+
+
+def midpoint(face: Face) -> tuple[float, float]:
+    kp = face.keypoints
+    return (float(kp[0, 0]) + float(kp[1, 0])) * 0.5, (float(kp[0, 1]) + float(kp[1, 1])) * 0.5
+
+
+class FaceTracks:
+    """Faces matched frame to frame, each a new face, a person or a picture (module docstring)."""
+
+    def __init__(self, picture_seconds: float, static_px: float, move_widths: float,
+                 place_forget_s: float) -> None:
+        self.picture_seconds = float(picture_seconds)
+        self.static_px = float(static_px)
+        self.move_widths = float(move_widths)
+        self.place_forget_s = float(place_forget_s)
+        self.tracks: list[Track] = []
+        self.places: list[Place] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        """Forget the faces (a new clock); where pictures hang is kept, that is the room, not the clock."""
+        self.tracks.clear()
+        for place in self.places:
+            place.last_seen = 0.0
+
+    def forget_places(self) -> None:
+        self.places.clear()
+
+    def _within(self, tr: Track, dx: float, dy: float, width: float, t: float) -> bool:
+        """Whether a face ``(dx, dy)`` from the track's position can be it: a picture's within
+        :data:`PLACE_WIDTHS`; a person's within an ellipse, wide sideways (people walk across a room) and
+        flat vertically (eye height changes slowly: sitting down takes a second or more), both growing
+        with the time unseen."""
+        if tr.kind == PICTURE:
+            return math.hypot(dx, dy) <= PLACE_WIDTHS * tr.width
+        gap = max(0.0, t - tr.last_t)
+        w = max(width, tr.width)
+        rx = min(MAX_MATCH_WIDTHS, MATCH_WIDTHS + LOST_WIDTHS_PER_S * gap) * w
+        ry = VERTICAL_WIDTHS * w
+        return (dx / rx) ** 2 + (dy / ry) ** 2 < 1.0
+
+    def update(self, faces: Sequence[Face], t: float) -> list[Track]:
+        """Match this frame's faces; returns the tracks seen now (``track.face`` set), in face order."""
+        for tr in self.tracks:
+            tr.face = None
+        pairs = []
+        obs = []
+        for fi, face in enumerate(faces):
+            x, y = midpoint(face)
+            w = float(face.box[2] - face.box[0])
+            obs.append((x, y, w))
+            for tr in self.tracks:
+                ratio = PLACE_SIZE_RATIO if tr.kind == PICTURE else MATCH_SIZE_RATIO
+                big, small = (w, tr.width) if w >= tr.width else (tr.width, w)
+                if small <= 0.0 or big > small * ratio:
+                    continue
+                ax, ay = (tr.ox, tr.oy) if tr.kind == PICTURE else (tr.x, tr.y)
+                d = math.hypot(x - ax, y - ay)
+                if tr.kind == PERSON and d > MATCH_WIDTHS * max(w, tr.width) and self._place_at(x, y, w):
+                    continue  # a picture reappearing where a person was a moment ago is the picture
+                if self._within(tr, x - ax, y - ay, w, t):
+                    pairs.append((d, fi, tr))  # nearest first: a picture's own detection is right at it
+        pairs.sort(key=lambda p: p[0])
+        matched: list[Track | None] = [None] * len(faces)
+        for _, fi, tr in pairs:
+            if matched[fi] is None and tr.face is None:
+                matched[fi] = tr
+                tr.face = faces[fi]
+        seen = []
+        for fi, face in enumerate(faces):
+            x, y, w = obs[fi]
+            known = matched[fi]
+            if known is None:
+                known = Track(self._next_id, face, x, y, w, t)
+                self._next_id += 1
+                place = self._place_at(x, y, w)
+                if place is not None:
+                    known.kind, known.place = PICTURE, place
+                    place.last_seen = t
+                self.tracks.append(known)
+            else:
+                self._observe(known, face, x, y, w, t)
+            seen.append(known)
+        self._forget(t)
+        return seen
+
+    def _place_at(self, x: float, y: float, w: float) -> Place | None:
+        for place in self.places:
+            if place.holds(x, y, w):
+                return place
+        return None
+
+    def _observe(self, tr: Track, face: Face, x: float, y: float, w: float, t: float) -> None:
+        dt = t - tr.last_t
+        a = 1.0 - math.exp(-dt / SMOOTH_S) if dt > 0.0 else 0.0
+        if tr.kind == PERSON and dt > 2 * SMOOTH_S:
+            a = 1.0  # found again after a while: where they are now, not a blend with where they were
+        tr.sx += a * (x - tr.sx)
+        tr.sy += a * (y - tr.sy)
+        tr.lo_x, tr.hi_x = min(tr.lo_x, tr.sx), max(tr.hi_x, tr.sx)
+        tr.lo_y, tr.hi_y = min(tr.lo_y, tr.sy), max(tr.hi_y, tr.sy)
+        if math.hypot(tr.sx - tr.ax, tr.sy - tr.ay) > STILL_WIDTHS * w:
+            tr.ax, tr.ay, tr.at = tr.sx, tr.sy, t
+        tr.x, tr.y, tr.width = x, y, w
+        tr.last_t = t
+        tr.hits += 1
+        tr.last_face = face
+        if tr.kind == NEW:
+            limit = max(self.static_px, self.move_widths * w)
+            tr.outside = tr.outside + 1 if max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit else 0
+            if tr.outside >= MOVED_HITS:
+                tr.kind = PERSON
+            elif t - tr.born >= self.picture_seconds:
+                tr.kind = PICTURE
+                tr.ox, tr.oy = tr.sx, tr.sy  # the place is where it settled
+                tr.place = self._remember(tr.sx, tr.sy, w, t)
+        elif tr.kind == PICTURE and tr.place is not None:
+            tr.place.last_seen = t
+
+    def _remember(self, x: float, y: float, w: float, t: float) -> Place:
+        place = self._place_at(x, y, w)
+        if place is None:
+            place = Place(x, y, w, t)
+            self.places.append(place)
+            if len(self.places) > MAX_PLACES:
+                self.places.sort(key=lambda p: p.last_seen, reverse=True)
+                del self.places[MAX_PLACES:]
+        place.last_seen = t
+        return place
+
+    def _expired(self, tr: Track, t: float) -> bool:
+        if tr.kind == PERSON:
+            memory = STILL_PERSON_MEMORY_S if tr.still else PERSON_MEMORY_S
+        else:
+            memory = PICTURE_LOST_S if tr.kind == PICTURE else NEW_LOST_S
+        return t - tr.last_t > memory
+
+    def _forget(self, t: float) -> None:
+        if self.places and t - min(p.last_seen for p in self.places) > self.place_forget_s:
+            self.places[:] = [p for p in self.places if t - p.last_seen <= self.place_forget_s]
+        if len(self.tracks) <= MAX_TRACKS and not any(self._expired(tr, t) for tr in self.tracks):
+            return  # the usual frame: nothing to drop, nothing to rebuild
+        keep = [tr for tr in self.tracks if not self._expired(tr, t)]
+        if len(keep) > MAX_TRACKS:
+            keep.sort(key=lambda tr: (tr.kind == PERSON, tr.last_t), reverse=True)
+            del keep[MAX_TRACKS:]
+        self.tracks[:] = keep
+
+    def pictures(self) -> list[Track]:
+        """The tracks taken for pictures that were seen in the last update."""
+        return [tr for tr in self.tracks if tr.kind == PICTURE and tr.face is not None]
+
+
+__all__ = ["FaceTracks", "Track", "Place", "midpoint", "MIN_HITS", "NEW", "PERSON", "PICTURE"]
