@@ -23,6 +23,7 @@ container's PID 1 (which takes every process of its PID namespace with it), so n
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -102,6 +103,16 @@ def unpack(suite: str, dest: Path) -> Path:
     subprocess.run(["tar", "--numeric-owner", "--xattrs", "--acls", "-C", str(dest), "-xf", str(source)],
                    check=True, timeout=600)
     return dest
+
+
+#: Containers booted and not yet stopped: powered off at interpreter exit if a test run breaks off.
+_RUNNING: list[Container] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for container in list(_RUNNING):
+        container.stop(timeout=5)
 
 
 @dataclass
@@ -191,6 +202,8 @@ class Container:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self in _RUNNING:
+            _RUNNING.remove(self)
 
 
 def _children(pid: int) -> list[int]:
@@ -235,17 +248,16 @@ def _find_leader(nspawn_pid: int) -> int:
     return 0
 
 
-def boot(tree: Path, name: str, console: Path, timeout: float = 60, bind_ro: tuple[tuple[Path, str], ...] = ()
-         ) -> Container:
+def boot(tree: Path, name: str, console: Path, timeout: float = 60, private_network: bool = True) -> Container:
     """Boot ``tree`` and wait until its systemd has finished starting up (running or degraded).
 
     ``console`` receives the container's console (the boot messages, the first-boot unit's output).
+    ``private_network=False`` shares the host's network namespace: how a test reaches an sshd inside
+    (configured to listen on 127.0.0.1 only) without setting up a veth pair.
     """
     Path("/run/systemd/nspawn").mkdir(parents=True, exist_ok=True)
-    nspawn = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--private-network",
-              "--system-call-filter=bpf", f"--machine={name}", "-D", str(tree)]
-    for host_path, inside in bind_ro:
-        nspawn.append(f"--bind-ro={host_path}:{inside}")
+    nspawn = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--system-call-filter=bpf",
+              f"--machine={name}", "-D", str(tree)] + (["--private-network"] if private_network else [])
     script = 'mount -t tmpfs tmpfs /run/systemd/nspawn && exec "$@"'
     env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
     log = open(console, "ab")
@@ -253,6 +265,7 @@ def boot(tree: Path, name: str, console: Path, timeout: float = 60, bind_ro: tup
                                 *nspawn], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     container = Container(tree, name, process, console)
+    _RUNNING.append(container)
     deadline = time.monotonic() + timeout
     try:
         while not container.leader:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.skipif(REASON is n
 
 TEST_PACK = REPO / "assets/packs/test"
 SCREEN = (192, 256)  # the test pack's canvas
-SCREEN_FILE = "var/lib/mona-edge/screen.fb"
+SCREEN_FILE = "var/lib/mona-edge/state/screen.fb"  # the unit's StateDirectory
 SERVICE = "mona-edge.service"
 CONFIG = f"""\
 [camera]
@@ -272,7 +274,7 @@ def test_a_crash_is_restarted(frame):
 
 def _restore(frame: Frame) -> None:
     """The installed config back and the unit out of any failed state, READY again."""
-    frame.box.run("cp", "/var/lib/mona-edge/configs/good.toml", "/etc/mona-edge/config.toml", check=True)
+    frame.box.run("cp", "/root/mona-edge-good.toml", "/etc/mona-edge/config.toml", check=True)
     frame.box.systemctl("reset-failed", SERVICE)
     frame.box.systemctl("restart", SERVICE, timeout=120)
     frame.wait("READY", frame.ready, 60)
@@ -283,7 +285,7 @@ def test_a_config_whose_pack_cannot_be_loaded_starts_in_safe_mode_not_a_restart_
     StartLimitBurst=5 times within StartLimitIntervalSec and left a failed unit (a dark frame)."""
     frame.wait("READY", frame.ready, 60)
     box = frame.box
-    box.run("cp", "/etc/mona-edge/config.toml", "/var/lib/mona-edge/configs/good.toml", check=True)
+    box.run("cp", "/etc/mona-edge/config.toml", "/root/mona-edge-good.toml", check=True)
     try:
         box.sh('printf \'\n[pack]\npath = "/var/lib/mona-edge/packs/no-such-pack"\n\' >> /etc/mona-edge/config.toml',
                check=True)
@@ -307,7 +309,7 @@ def test_a_config_whose_pack_cannot_be_loaded_starts_in_safe_mode_not_a_restart_
 def test_repeated_crashes_end_in_safe_mode_rather_than_a_failed_unit(frame):
     frame.wait("READY", frame.ready, 60)
     box = frame.box
-    box.run("cp", "/etc/mona-edge/config.toml", "/var/lib/mona-edge/configs/good.toml", check=True)
+    box.run("cp", "/etc/mona-edge/config.toml", "/root/mona-edge-good.toml", check=True)
     box.systemctl("reset-failed", SERVICE)  # earlier tests' restarts count towards the start limit
     try:
         for _crash in range(6):
@@ -373,7 +375,7 @@ def test_protect_system_and_the_closed_device_policy_hold_inside_the_service(fra
     frame.wait("READY", frame.ready, 60)
     pid = frame.main_pid()
     cases = [("/etc/mona-edge/written-by-the-service", WRITE), ("/usr/lib/written-by-the-service", WRITE),
-             ("/var/lib/mona-edge/written-by-the-service", WRITE), ("/dev/null", RDWR), ("/dev/net/tun", RDWR)]
+             ("/var/lib/mona-edge/state/written-by-the-service", WRITE), ("/dev/null", RDWR), ("/dev/net/tun", RDWR)]
     code = TRY_OPEN.format(cases=cases)
     # As the service user, in its namespace and cgroup: /etc and /usr read-only, its state directory
     # writable, /dev/null allowed, /dev/net/tun refused by the device policy.
@@ -409,3 +411,169 @@ def test_stop_is_a_clean_exit_within_the_stop_timeout(frame):
     assert frame.box.run("test", "-e", "/run/mona-edge/status.sock").returncode == 1  # removed on the way out
     frame.box.systemctl("start", SERVICE, timeout=120)
     frame.wait("READY", frame.ready, 60)
+
+
+# ------------------------------------------------------------------------ provisioning over SSH, for real
+
+UPDATE_PACK = REPO / "assets/packs/default"
+LOGIN = "pi"
+
+
+def _pack_name(folder: Path) -> str:
+    import json
+
+    return json.loads((folder / "manifest.json").read_text())["name"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class SshFrame:
+    """A booted container reached as ``pi@127.0.0.1:port``: a sudo-capable login, as on Raspberry Pi OS."""
+
+    suite: str
+    box: nspawn.Container
+    tree: Path
+    port: int
+    known_hosts: Path
+    identity: Path
+    wheel: Path
+    wheelhouse: Path
+    config: Path
+
+    def cli(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """The workstation's real ``mona-edge`` command line against the container."""
+        command, rest = argv[0], list(argv[1:])
+        args = [sys.executable, "-m", "edge.cli", command, f"{LOGIN}@127.0.0.1:{self.port}",
+                "--known-hosts", str(self.known_hosts), "-i", str(self.identity), *rest]
+        return subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+    def provision(self, *extra: str, pack: Path = TEST_PACK) -> subprocess.CompletedProcess:
+        return self.cli("provision", "--wheel", str(self.wheel), "--wheelhouse", str(self.wheelhouse),
+                        "--pack", str(pack), "--config", str(self.config), *extra)
+
+    def status(self) -> dict:
+        import json
+
+        done = self.box.run("/opt/mona-edge/current/bin/mona-edge", "status", "--json", timeout=30)
+        return json.loads(done.stdout)
+
+
+def _prepare_login(tree: Path, work: Path, port: int) -> tuple[Path, Path]:
+    """An sshd on 127.0.0.1:``port`` only, key login for ``pi`` with passwordless sudo (Raspberry Pi OS's
+    010_pi-nopasswd); returns the known_hosts and the client key."""
+    (tree / "etc/ssh/sshd_config.d/mona-edge-test.conf").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin no\n")
+    subprocess.run(["chroot", str(tree), "useradd", "--create-home", "--shell", "/bin/bash", LOGIN], check=True)
+    (tree / "etc/sudoers.d/010_pi-nopasswd").write_text(f"{LOGIN} ALL=(ALL) NOPASSWD: ALL\n")
+    (tree / "etc/sudoers.d/010_pi-nopasswd").chmod(0o440)
+    identity = work / "client_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)], check=True)
+    ssh_dir = tree / "home" / LOGIN / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "authorized_keys").write_text((work / "client_ed25519.pub").read_text())
+    subprocess.run(["chroot", str(tree), "chown", "-R", f"{LOGIN}:{LOGIN}", f"/home/{LOGIN}/.ssh"], check=True)
+    host_key = (tree / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+    known_hosts = work / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    return known_hosts, identity
+
+
+@pytest.fixture(scope="module", params=sorted(nspawn.SUITES))
+def ssh_frame(request, project_wheel, tmp_path_factory):
+    """A fresh container per suite, nothing of mona-edge on it, its sshd on the host's loopback."""
+    import socket
+
+    suite = request.param
+    work = tmp_path_factory.mktemp(f"nspawn-ssh-{suite}")
+    tree = nspawn.unpack(suite, work / "root")
+    house = wheelhouse_for(project_wheel, suite, tree, work / "software")
+    config = work / "config.toml"
+    config.write_text(CONFIG)
+    port = _free_port()
+    known_hosts, identity = _prepare_login(tree, work, port)
+    box = nspawn.boot(tree, f"mona-ssh-{suite}", work / "console.log", timeout=120, private_network=False)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{suite}: sshd not listening: {box.journal('-u', 'ssh')[-1500:]}") from None
+                time.sleep(0.1)
+        yield SshFrame(suite, box, tree, port, known_hosts, identity, project_wheel, house, config)
+    finally:
+        try:
+            (work / "journal.txt").write_text(box.journal())
+        except Exception as exc:  # a diagnosis aid; stopping must happen regardless
+            print(f"{suite}: no journal: {exc}")
+        box.stop()
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def test_provision_over_ssh_as_a_sudo_login_installs_and_starts_the_real_unit_and_a_rerun_changes_nothing(ssh_frame):
+    started = time.monotonic()
+    done = ssh_frame.provision("--ready-timeout", "120")
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    print(f"\n{ssh_frame.suite}: first provision over SSH {took:.1f} s")
+    box = ssh_frame.box
+    assert box.run("id", "-u", LOGIN, check=True).stdout.strip() != "0"
+    # The login is not root: everything privileged went through sudo -n, and sudo logged it.
+    assert re.search(rf"sudo\[\d+\]: +{LOGIN} : .*COMMAND=/usr/bin/sh -c|sudo\[\d+\]: +{LOGIN} : .*COMMAND=/bin/sh -c",
+                     box.journal("_COMM=sudo")), box.journal("_COMM=sudo")[-1500:]
+    assert box.run("getent", "passwd", "mona-edge").returncode == 0  # useradd, by install.py
+    assert box.systemctl("is-enabled", "mona-edge.service").stdout.strip() == "enabled"
+    assert box.systemctl("is-active", "mona-edge.service").stdout.strip() == "active"
+    status = ssh_frame.status()
+    assert status["state"] == "READY" and status["pack"] == _pack_name(TEST_PACK)
+    assert int(box.show(SERVICE, "MainPID")["MainPID"]) == status["pid"]  # systemd's own service, no stand-in
+    # The deployment store stays root's (the service could otherwise rewrite the units a rollback installs as
+    # root, and the login's unprivileged probe could not read it); only the StateDirectory is the service's.
+    owners = box.run("stat", "-c", "%U %a %n", "/var/lib/mona-edge", "/var/lib/mona-edge/deploy.json",
+                     "/var/lib/mona-edge/units", "/var/lib/mona-edge/state", check=True).stdout.split("\n")
+    assert [line.split()[0] for line in owners if line] == ["root", "root", "root", "mona-edge"], owners
+
+    again = ssh_frame.provision()
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing sent, nothing restarted" in again.stdout + again.stderr
+    assert ssh_frame.status()["pid"] == status["pid"]
+
+
+def test_update_failed_update_rolled_back_rollback_and_logs_over_ssh(ssh_frame, tmp_path):
+    before = ssh_frame.status()
+    update = ssh_frame.provision(pack=UPDATE_PACK)
+    assert update.returncode == 0, update.stderr[-2000:]
+    updated = ssh_frame.status()
+    assert updated["pack"] == _pack_name(UPDATE_PACK) and updated["pid"] != before["pid"]
+
+    # A screen the service may not write (ProtectSystem=strict makes /etc read-only for it): the daemon
+    # cannot open its display, never gets READY, and the target switches back by itself.
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CONFIG.replace(f'output = "/{SCREEN_FILE}"', 'output = "/etc/mona-edge/screen.fb"'))
+    failed = ssh_frame.cli("provision", "--wheel", str(ssh_frame.wheel), "--wheelhouse", str(ssh_frame.wheelhouse),
+                           "--config", str(broken), "--ready-timeout", "15")
+    assert failed.returncode != 0
+    assert "switched back to the previous deployment; it is READY" in failed.stderr, failed.stderr[-2000:]
+    kept = ssh_frame.status()
+    assert kept["state"] == "READY" and kept["pack"] == _pack_name(UPDATE_PACK)
+    assert f'output = "/{SCREEN_FILE}"' in ssh_frame.box.run("cat", "/etc/mona-edge/config.toml", check=True).stdout
+
+    rolled = ssh_frame.cli("rollback")
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    back = ssh_frame.status()
+    assert back["state"] == "READY" and back["pack"] == _pack_name(TEST_PACK)
+
+    logs = ssh_frame.cli("logs", "-n", "40")
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    assert f"pack {_pack_name(TEST_PACK)} (9 frames)" in logs.stdout  # the real journal, via journalctl
+    assert "systemd[1]" in logs.stdout or "Started mona-edge.service" in logs.stdout
