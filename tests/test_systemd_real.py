@@ -179,6 +179,10 @@ def frame(request, project_wheel, tmp_path_factory):
     firstboot = time.monotonic() - booted
     print(f"{suite}: booted and first boot finished in {firstboot:.1f} s")
     try:
+        # Without a frame every test below would only time out waiting for READY: fail them all at once.
+        result = box.show("mona-edge-firstboot.service", "Result")["Result"]
+        if result != "success":
+            pytest.fail(f"{suite}: first boot {result}:\n{box.journal('-u', 'mona-edge-firstboot')[-3000:]}")
         yield Frame(suite, box, tree, firstboot)
     finally:
         try:
