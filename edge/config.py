@@ -16,11 +16,10 @@ section        keys
 ``[detector]`` range, model, threads, min_score, sha256
 ``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
                one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, gain, idle_seconds,
-               static_seconds, static_px, static_widths, place_forget_seconds, nearest_mm, sticky_margin,
-               sticky_seconds, viewer_grace_seconds, dead_band_deg, saccade_base_ms, saccade_ms_per_deg,
-               min_fixation_seconds, idle_glance_interval_seconds, idle_glance_deg,
-               idle_glance_hold_seconds, calibration_left_x, calibration_centre_x,
-               calibration_right_x
+               static_seconds, static_px, static_widths, place_forget_s, nearest_mm, sticky_margin,
+               sticky_seconds, viewer_grace_s, dead_band_deg, saccade_base_ms, saccade_ms_deg,
+               fixation_s, glance_every_s, glance_deg, glance_hold_s, calibration_left_x,
+               calibration_centre_x, calibration_right_x
 ``[display]``  sink, device, drm_card, rotation, width, height, output
 ``[pack]``     path, memory_budget_mb
 ``[service]``  status_socket, socket_mode, log_level, watchdog, ready_timeout
@@ -414,7 +413,7 @@ class GazeConfig:
     static_widths: float = _key(_Number(0.01, 2), 0.2,
                                 "a face that moves more than this fraction of its width from where it was "
                                 "first seen is a person (pictures jitter less: see README, Real rooms)")
-    place_forget_seconds: float = _key(_Number(1, 31536000), 1800.0,
+    place_forget_s: float = _key(_Number(1, 31536000), 1800.0,
                                        "a picture's place is forgotten after this long with nothing seen there")
     nearest_mm: float = _key(_Number(50, 5000), 400.0,
                              "the closest a viewer's face comes to the camera, mm: wider 'faces' are dropped")
@@ -422,20 +421,20 @@ class GazeConfig:
                                 "another person must rank this fraction higher (nearer, more frontal) than "
                                 "the viewer to take over")
     sticky_seconds: float = _key(_Number(0, 60), 0.5, "... and stay that much higher this many seconds")
-    viewer_grace_seconds: float = _key(_Number(0, 10), 0.4,
+    viewer_grace_s: float = _key(_Number(0, 10), 0.4,
                                        "a viewer unseen this long has left: someone else takes over at once")
     dead_band_deg: float = _key(_Number(0, 30), 2.5,
                                 "fixation: the eyes do not move while the viewer stays within this angle")
     saccade_base_ms: float = _key(_Number(0, 500), 21.0,
                                   "saccade duration = base + per_deg * amplitude (main sequence; Carpenter 1988)")
-    saccade_ms_per_deg: float = _key(_Number(0, 50), 2.2, "saccade duration per degree of amplitude, ms")
-    min_fixation_seconds: float = _key(_Number(0, 5), 0.2,
+    saccade_ms_deg: float = _key(_Number(0, 50), 2.2, "saccade duration per degree of amplitude, ms")
+    fixation_s: float = _key(_Number(0, 5), 0.2,
                                        "the eyes fixate at least this long between saccades (Rayner 1998)")
-    idle_glance_interval_seconds: float = _key(_Number(0, 3600), 4.0,
+    glance_every_s: float = _key(_Number(0, 3600), 4.0,
                                                "with nobody there, a glance aside about this often "
                                                "(0: never; the eyes stay at the centre)")
-    idle_glance_deg: float = _key(_Number(0, 90), 12.0, "idle glances go up to this far to either side")
-    idle_glance_hold_seconds: float = _key(_Number(0.05, 60), 0.8, "an idle glance is held about this long")
+    glance_deg: float = _key(_Number(0, 90), 12.0, "idle glances go up to this far to either side")
+    glance_hold_s: float = _key(_Number(0.05, 60), 0.8, "an idle glance is held about this long")
     calibration_left_x: float | None = _key(_Number(0, 1), None,
                                                "linear mapping: camera X (0..1 of frame width, as the camera "
                                                "delivers it) of a viewer the portrait should look fully left at; "

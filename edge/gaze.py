@@ -276,7 +276,9 @@ class GazeTracker:
     """Faces of each camera frame in, frame index out. One instance per camera stream (size fixed).
 
     After each :meth:`update` the status socket and the demo may read: ``viewer`` (the followed person's
-    face; during a short dropout their last one), ``viewer_present``, ``angle_deg`` (the filtered angle,
+    face in this frame; None when nobody is followed or they were not found in this frame),
+    ``followed`` (the followed person's face, their last one during a dropout: the eyes stay on them),
+    ``viewer_present``, ``angle_deg`` (the filtered angle,
     None when idle), ``raw_angle_deg``, ``distance_mm`` (geometry mapping only), ``index``, ``eye_deg``
     (where the painted eyes point), ``idle``, ``pictures`` (this frame's faces taken for pictures) and
     ``rejected`` (this frame's detections that cannot be faces).
@@ -302,15 +304,15 @@ class GazeTracker:
             raise ValueError(f"gaze mapping {cfg.mapping!r}: expected 'geometry' or 'linear'")
         self.max_face_px = max_face_width_px(focal_length_px(w, cfg.fov_deg), cfg.nearest_mm)
         self.filter = OneEuroFilter(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
-        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_seconds)
-        self.selector = ViewerSelector(cfg.sticky_margin, cfg.sticky_seconds, cfg.viewer_grace_seconds,
+        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_s)
+        self.selector = ViewerSelector(cfg.sticky_margin, cfg.sticky_seconds, cfg.viewer_grace_s,
                                        self._hold_seconds)
         step = self.stepper.step if self.stepper.count > 1 else 1.0
         self.eyes = EyeController(
             dead_band_deg=cfg.dead_band_deg, saccade_base_ms=cfg.saccade_base_ms,
-            saccade_ms_per_deg=cfg.saccade_ms_per_deg, min_fixation_s=cfg.min_fixation_seconds,
-            pursuit_deg_s=cfg.max_speed_fps * step, idle_glance_interval_s=cfg.idle_glance_interval_seconds,
-            idle_glance_deg=cfg.idle_glance_deg, idle_glance_hold_s=cfg.idle_glance_hold_seconds,
+            saccade_ms_per_deg=cfg.saccade_ms_deg, min_fixation_s=cfg.fixation_s,
+            pursuit_deg_s=cfg.max_speed_fps * step, idle_glance_interval_s=cfg.glance_every_s,
+            idle_glance_deg=cfg.glance_deg, idle_glance_hold_s=cfg.glance_hold_s,
             limits=self.span_deg)
         self.gain = float(cfg.gain)
         self.idle_seconds = float(cfg.idle_seconds)
@@ -335,7 +337,7 @@ class GazeTracker:
     @property
     def idle(self) -> bool:
         """Nobody followed and the eyes idling (at the centre, or glancing aside)."""
-        return self.viewer is None and self.eyes.idle
+        return self.followed is None and self.eyes.idle
 
     @property
     def eye_deg(self) -> float:
@@ -359,6 +361,7 @@ class GazeTracker:
         self._last_seen: float | None = None
         self._target: float | None = None
         self.viewer: Face | None = None
+        self.followed: Face | None = None
         self.viewer_present = False
         self.angle_deg: float | None = None
         self.raw_angle_deg: float | None = None
@@ -387,7 +390,7 @@ class GazeTracker:
             self._follow(track, t)
             self.eyes.update(self._target, t, new_target=self.selector.switched)
         else:
-            self.viewer = None
+            self.viewer = self.followed = None
             self.viewer_present = False
             if self._last_seen is None or t - self._last_seen >= self.idle_seconds:
                 if self.angle_deg is not None:
@@ -405,10 +408,13 @@ class GazeTracker:
     def _follow(self, track: Track, t: float) -> None:
         if self.selector.switched:
             self.filter.reset()
+        self.followed = track.last_face
+        if track.last_t != t:  # a dropout: keep the last angle (and the idle clock runs from the last sighting)
+            self.viewer = None
+            self.viewer_present = False
+            return
         self.viewer = track.last_face
         self.viewer_present = True
-        if track.last_t != t:
-            return  # a dropout: keep the last angle (and the idle clock runs from the last sighting)
         self._last_seen = t
         raw = self.mapping(track.last_face)
         if raw is None:

@@ -72,7 +72,7 @@ VERTICAL_WIDTHS = 0.35
 #: A new face has moved once its smoothed midpoint has been outside its box on this many observations in
 #: a row: one jittery detection (a small, low-contrast photo jumps by a fifth of its width now and then,
 #: more while the light changes) does not make a picture a person; a walker stays outside.
-MOVED_HITS = 3
+MOVED_HITS = 2
 #: ... and their widths differ by less than this factor.
 MATCH_SIZE_RATIO = 1.5
 #: A picture's track only matches detections this close to its place (pictures do not move): a person
@@ -105,7 +105,7 @@ class Track:
     """One face followed over frames. ``face`` is this frame's detection (None when unseen)."""
 
     __slots__ = ("id", "face", "last_face", "kind", "x", "y", "width", "sx", "sy", "ox", "oy", "lo_x", "hi_x",
-                 "lo_y", "hi_y", "born", "last_t", "hits", "place", "ax", "ay", "at", "outside")
+                 "lo_y", "hi_y", "born", "last_t", "hits", "place", "ax", "ay", "at", "outside", "travelled")
 
     def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
         self.id = track_id
@@ -123,16 +123,14 @@ class Track:
         self.place: Place | None = None
         self.ax, self.ay, self.at = x, y, t  # where and since when it has stayed (the stillness anchor)
         self.outside = 0  # observations in a row outside its birth box (new faces)
+        #: whether its path has spanned TRAVEL_WIDTHS face widths: someone who walked here (kept for life)
+        self.travelled = False
 
     @property
     def still(self) -> bool:
         """Whether it stayed within :data:`STILL_WIDTHS` of one spot for :data:`STILL_S` when last seen."""
         return self.last_t - self.at >= STILL_S
 
-    @property
-    def travelled(self) -> bool:
-        """Whether the path's extent spans :data:`TRAVEL_WIDTHS` face widths: someone who walked here."""
-        return max(self.hi_x - self.lo_x, self.hi_y - self.lo_y) >= TRAVEL_WIDTHS * self.width
 
     @property
     def frontal(self) -> float:
@@ -250,6 +248,8 @@ class FaceTracks:
         tr.lo_y, tr.hi_y = min(tr.lo_y, tr.sy), max(tr.hi_y, tr.sy)
         if math.hypot(tr.sx - tr.ax, tr.sy - tr.ay) > STILL_WIDTHS * w:
             tr.ax, tr.ay, tr.at = tr.sx, tr.sy, t
+        if not tr.travelled and max(tr.hi_x - tr.lo_x, tr.hi_y - tr.lo_y) >= TRAVEL_WIDTHS * w:
+            tr.travelled = True
         tr.x, tr.y, tr.width = x, y, w
         tr.last_t = t
         tr.hits += 1

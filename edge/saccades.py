@@ -8,23 +8,23 @@ different things, and this controller does them, on the portrait's eye angle (de
 * **Saccade** to a new target (a new viewer, or a viewer far from where the eyes point): a fast jump whose
   duration grows with amplitude along the *main sequence* (Bahill, Clark and Stark, "The main sequence, a
   tool for studying human eye movements", Mathematical Biosciences 24, 1975). Duration
-  ``saccade_base_ms + saccade_ms_per_deg * amplitude``; the defaults, 21 ms + 2.2 ms/deg, are the fit
+  ``saccade_base_ms + saccade_ms_deg * amplitude`` (``[gaze]`` keys); the defaults, 21 ms + 2.2 ms/deg, are the fit
   quoted by Carpenter ("Movements of the Eyes", 2nd ed., 1988): 43 ms for 10 degrees, 65 ms for 20. The
   position follows a minimum-jerk profile (bell-shaped velocity, peak 1.875x the mean: about 440 deg/s
   for 10 degrees, in line with the main sequence's 400-500 deg/s). A camera frame is 33-67 ms, so a
   saccade lands within one or two frames.
-* **Fixation**: after a saccade the eyes hold for at least ``min_fixation_s`` (fixations in scene
+* **Fixation**: after a saccade the eyes hold for at least ``fixation_s`` (fixations in scene
   viewing last about 330 ms on average, rarely under 150-200 ms: Rayner, "Eye movements in reading and
   information processing: 20 years of research", Psychological Bulletin 124(3), 1998), and while the
   target stays within ``dead_band_deg`` they do not move at all: detector jitter never moves the eyes.
 * **Smooth pursuit** of a target that drifts beyond the dead band but not by a saccade's worth: the eyes
-  close the gap with time constant ``PURSUIT_TAU_S`` at no more than ``pursuit_deg_s`` (human pursuit
+  close the gap with time constant ``PURSUIT_TAU_S`` at no more than ``max_speed_fps`` frames a second (human pursuit
   keeps a gain near 1 up to about 30 deg/s and saturates not far above: Meyer, Lasker and Robinson, "The
   upper limit of human smooth pursuit velocity", Vision Research 25(4), 1985).
 
 With nobody there the eyes return to the centre by a saccade and then *idle*: now and then (intervals
-drawn around ``idle_glance_interval_s``) a glance of up to ``idle_glance_deg`` to either side, held about
-``idle_glance_hold_s`` (a look aside of a second or so, like the averted glances of a person at rest;
+drawn around ``glance_every_s``) a glance of up to ``glance_deg`` to either side, held about
+``glance_hold_s`` (a look aside of a second or so, like the averted glances of a person at rest;
 the interval between looks in conversation is a few seconds: Argyle and Cook, "Gaze and Mutual Gaze",
 1976), then back. The draws come from a seeded generator: the same inputs give the same eyes.
 """
@@ -37,6 +37,9 @@ import random
 #: Pursuit closes the remaining gap with this time constant (s): about the latency-and-gain behaviour of
 #: pursuit at 15-30 Hz updates, without overshoot.
 PURSUIT_TAU_S = 0.12
+#: Pursuit, once started (the target left the dead band), goes on until the eyes are within this fraction
+#: of the dead band: the dead band decides when the eyes move, not how far off target they may rest.
+PURSUIT_STOP = 0.2
 #: A new-target saccade is launched at once; a correction saccade only once the error exceeds this many
 #: dead bands (smaller errors are pursued).
 SACCADE_FACTOR = 2.0
@@ -137,7 +140,7 @@ class EyeController:
         if abs(error) > SACCADE_FACTOR * self.dead_band and fixating_since >= self.min_fixation:
             self._saccade(target, t)
             self._in_flight(t)
-        elif abs(error) > self.dead_band:
+        elif abs(error) > self.dead_band or (self.mode == "pursuit" and abs(error) > PURSUIT_STOP * self.dead_band):
             step = error * min(1.0, dt / PURSUIT_TAU_S)
             limit = self.pursuit * dt
             self.angle += step if abs(step) <= limit else math.copysign(limit, step)

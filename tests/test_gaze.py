@@ -54,6 +54,23 @@ def cfg(**kw) -> GazeConfig:
     return replace(GazeConfig(), **kw)
 
 
+def arrive(tr: GazeTracker, x_mm: float, z_mm: float, t: float, seconds: float = 1.0, offset_x: float = 0.0,
+           mirror: bool = False, others=()) -> float:
+    """A viewer walks 0.6 m sideways to (x, z) in ``seconds`` (people arrive: a face that never moved is a
+    picture); ``others`` are faces seen on each of those frames too. Returns the time after."""
+    n = int(seconds * FPS)
+    for i in range(n):
+        x = x_mm - 600.0 * (1 - i / n)
+        tr.update([room_face(x, z_mm, offset_x=offset_x, mirror=mirror), *others], t)
+        t += 1 / FPS
+    return t
+
+
+def sway(t: float) -> float:
+    """A standing person's lateral sway, mm (tests/rooms.py models it: about +-8 mm plus weight shifts)."""
+    return 8.0 * math.sin(2 * math.pi * 0.23 * t)
+
+
 def ideal_index(angle: float, span=(-30.0, 30.0)) -> int:
     step = (span[1] - span[0]) / (N - 1)
     return int(min(N - 1, max(0, math.floor((angle - span[0]) / step + 0.5))))
@@ -97,13 +114,16 @@ def test_viewer_straight_in_front_of_the_eyes_gets_the_centre_frame_only_with_th
 
     def run(offset_cfg: float) -> int:
         tr = GazeTracker(cfg(camera_offset_mm=Offset(offset_cfg, 0.0)), N, (W, H))
+        t = arrive(tr, 0.0, 2000.0, 0.0, offset_x=200.0)
         index = None
-        for i in range(90):
-            index = tr.update([room_face(0.0, 2000.0, offset_x=200.0, jitter_px=1.0, rng=rng)], i / FPS)
+        for _ in range(90):
+            index = tr.update([room_face(sway(t), 2000.0, offset_x=200.0, jitter_px=1.0, rng=rng)], t)
+            t += 1 / FPS
         return index
 
-    assert run(200.0) == CENTRE
-    assert run(0.0) == ideal_index(-5.71) == 13
+    # the eyes settle within the fixation dead band (2.5 deg, a frame and a bit) of the true angle
+    assert abs(run(200.0) - CENTRE) <= 1
+    assert abs(run(0.0) - ideal_index(-5.71)) <= 1 and ideal_index(-5.71) == 13
 
 
 def test_linear_mapping_with_and_without_calibration():
@@ -126,8 +146,8 @@ def test_linear_mapping_with_and_without_calibration():
     tr = GazeTracker(cfg(mapping="linear", calibration_left_x=0.8, calibration_centre_x=0.5,
                          calibration_right_x=0.2), N, (W, H))
     for i in range(60):
-        index = tr.update([face_at(0.8 * W + (i % 3), 200, 20)], i / FPS)
-    assert index == 0
+        index = tr.update([face_at(0.6 * W + min(i, 20) * 0.01 * W, 200, 20)], i / FPS)  # walks to 0.8 W
+    assert index <= 1  # fully left, within the dead band
 
 
 # --- following a viewer -------------------------------------------------------------------------------------
@@ -135,13 +155,13 @@ def test_linear_mapping_with_and_without_calibration():
 def test_index_follows_a_viewer_walking_left_to_right_monotonically(mirror):
     rng = random.Random(7)
     tr = GazeTracker(cfg(mirror=mirror), N, (W, H))
-    t = 0.0
+    t = arrive(tr, -1500.0, 2000.0, 0.0, mirror=mirror)
     # stand at the viewer's left (swaying a little) until the eyes have arrived
-    for i in range(60):
-        tr.update([room_face(-1500.0 + 20 * math.sin(i / 5), 2000.0, mirror=mirror, jitter_px=1.5, rng=rng)], t)
+    for _ in range(60):
+        tr.update([room_face(-1500.0 + sway(t), 2000.0, mirror=mirror, jitter_px=1.5, rng=rng)], t)
         t += 1 / FPS
-    assert tr.index == 0 and tr.viewer_present and tr.angle_deg < -30
-    # walk to the right at 0.75 m/s
+    assert tr.index <= 1 and tr.viewer_present and tr.angle_deg < -30
+    # walk to the right at 0.75 m/s: smooth pursuit
     indices, lags = [], []
     for i in range(int(4 * FPS) + 1):
         x = -1500.0 + 3000.0 * i / (4 * FPS)
@@ -149,45 +169,46 @@ def test_index_follows_a_viewer_walking_left_to_right_monotonically(mirror):
         lags.append(ideal_index(math.degrees(math.atan2(x, 2000.0))) - indices[-1])
         t += 1 / FPS
     assert all(b >= a for a, b in zip(indices, indices[1:])), indices
-    assert indices[-1] == N - 1
-    assert len(set(indices)) == N  # every frame shown on the way: no skipped frames, no jumps
+    assert indices[-1] >= N - 2
+    assert max(b - a for a, b in zip(indices, indices[1:])) <= 1  # pursuit: no jumps while she walks
     assert max(lags) <= 3 and min(lags) >= -1, lags  # follows within a few frames of the true angle
 
 
-def test_returns_to_centre_after_idle_seconds_at_the_speed_limit():
+def test_the_eyes_go_back_to_centre_by_a_saccade_after_idle_seconds():
     rng = random.Random(3)
-    c = cfg(idle_seconds=2.0, max_speed_fps=20.0)
+    c = cfg(idle_seconds=2.0, glance_every_s=0.0)
     tr = GazeTracker(c, N, (W, H))
-    t = 0.0
-    for i in range(60):
-        tr.update([room_face(-1600.0 + 10 * math.sin(i), 2000.0, jitter_px=1.0, rng=rng)], t)
+    t = arrive(tr, -1600.0, 2000.0, 0.0)
+    for _ in range(60):
+        tr.update([room_face(-1600.0 + sway(t), 2000.0, jitter_px=1.0, rng=rng)], t)
         t += 1 / FPS
-    assert tr.index == 0
+    held = tr.index
+    assert held <= 1
     left_at = t
     history = []
     while t < left_at + 4.0:
         history.append((t - left_at, tr.update([], t)))
         t += 1 / FPS
-    waiting = [i for dt, i in history if dt < 2.0 - 1e-9]
-    assert set(waiting) == {0}  # held while the viewer may come back
-    assert not tr.viewer_present and tr.viewer is None and tr.angle_deg is None
-    returning = [(dt, i) for dt, i in history if dt >= 2.0 - 1e-9]
-    arrived = next(dt for dt, i in returning if i == CENTRE)
-    assert arrived == pytest.approx(2.0 + CENTRE / 20.0, abs=2 / FPS)
-    assert returning[-1][1] == CENTRE
-    assert all(b >= a for (_, a), (_, b) in zip(returning, returning[1:]))  # a smooth drift, one way
+    assert {i for dt, i in history if dt < 2.0 - 1e-9} == {held}  # held while the viewer may come back
+    assert not tr.viewer_present and tr.viewer is None and tr.angle_deg is None and tr.idle
+    arrived = next(dt for dt, i in history if i == CENTRE)
+    # a saccade of ~30 deg: 21 + 2.2 * 30 = 87 ms, i.e. within two camera frames of idle_seconds
+    assert 2.0 - 1e-9 <= arrived <= 2.0 + 0.087 + 1 / FPS
+    assert all(i == CENTRE for dt, i in history if dt > arrived)  # no glances when they are switched off
 
 
 def test_reset_puts_the_eyes_at_centre_and_forgets_the_viewer():
     tr = GazeTracker(cfg(), N, (W, H))
-    for i in range(60):
-        tr.update([room_face(1500.0 + 5 * i, 2000.0)], i / FPS)
-    assert tr.index == N - 1
+    t = arrive(tr, 1500.0, 2000.0, 0.0)
+    for _ in range(60):
+        tr.update([room_face(1500.0 + sway(t), 2000.0)], t)
+        t += 1 / FPS
+    assert tr.index >= N - 2
     tr.reset()
     assert tr.index == CENTRE and tr.viewer is None and not tr.viewer_present and tr.angle_deg is None
     # a clock that starts over (camera reopened) does not break anything
     assert tr.update([room_face(-1500.0, 2000.0)], 0.0) == CENTRE
-    assert tr.update([room_face(-1499.0, 2000.0)], 0.5) < CENTRE
+    assert arrive(tr, -1500.0, 2000.0, 0.1) and tr.index < CENTRE
 
 
 def test_two_viewers_of_similar_size_do_not_cause_flicker_and_a_clearly_closer_one_takes_over():
@@ -195,31 +216,36 @@ def test_two_viewers_of_similar_size_do_not_cause_flicker_and_a_clearly_closer_o
     tr = GazeTracker(cfg(sticky_margin=0.3, sticky_seconds=1.0), N, (W, H))
     t = 0.0
     indices = []
-    for _i in range(int(8 * FPS)):
-        # A stands at the viewer's left, B at the right, same distance; their detected sizes wobble by 10 %
-        # so each is "the largest" on about half the frames; the detector's order is arbitrary too.
-        a = room_face(-800.0, 2000.0, jitter_px=1.0, rng=rng, size_scale=1 + rng.uniform(-0.1, 0.1))
-        b = room_face(800.0, 2000.0, jitter_px=1.0, rng=rng, size_scale=1 + rng.uniform(-0.1, 0.1))
+    for i in range(int(8 * FPS)):
+        # A stands at the viewer's left, B at the right, same distance, both arrived (they sway); their
+        # detected sizes wobble by 10 % so each is "the largest" on about half the frames, in any order.
+        arrive_a = min(1.0, i / FPS) * 600.0 - 600.0
+        a = room_face(-800.0 + arrive_a + sway(t), 2000.0, jitter_px=1.0, rng=rng,
+                      size_scale=1 + rng.uniform(-0.1, 0.1))
+        b = room_face(800.0 - arrive_a + sway(t + 1), 2000.0, jitter_px=1.0, rng=rng,
+                      size_scale=1 + rng.uniform(-0.1, 0.1))
         faces = [a, b] if rng.random() < 0.5 else [b, a]
         indices.append(tr.update(faces, t))
         t += 1 / FPS
     settled = indices[int(2 * FPS):]
     assert len(set(settled)) == 1, settled  # one viewer, one steady frame
     first_side = settled[0] < CENTRE
-    # B (or A) steps much closer: half the distance, twice the size, and stays there
-    closer_x = 800.0 if first_side else -800.0
+    # the other one walks up to half the distance (twice the size) and stays there
+    other_x = 800.0 if first_side else -800.0
     switch_t = t
     moved_at = None
-    for _i in range(int(4 * FPS)):
-        far = room_face(-closer_x, 2000.0, jitter_px=1.0, rng=rng)
-        near = room_face(closer_x / 2, 1000.0, jitter_px=1.0, rng=rng)
+    for i in range(int(4 * FPS)):
+        u = min(1.0, i / FPS)
+        far = room_face(-other_x + sway(t), 2000.0, jitter_px=1.0, rng=rng)
+        near = room_face(other_x * (1 - u / 2) + sway(t), 2000.0 - 1000.0 * u, jitter_px=1.0, rng=rng)
         index = tr.update([far, near], t)
         if moved_at is None and index != settled[0]:
             moved_at = t - switch_t
         t += 1 / FPS
-    assert moved_at is not None and moved_at >= 1.0 - 1e-9  # only after sticky_seconds
+    # they become 1.3x wider about a third of the way in; then sticky_seconds; then a saccade
+    assert moved_at is not None and 1.0 <= moved_at <= 2.0
     assert (index > CENTRE) == first_side
-    assert index == ideal_index(math.degrees(math.atan2(closer_x / 2, 1000.0)))
+    assert abs(index - ideal_index(math.degrees(math.atan2(other_x / 2, 1000.0)))) <= 1
 
 
 def test_dropouts_of_the_viewer_do_not_hand_the_eyes_to_someone_else():
@@ -227,85 +253,135 @@ def test_dropouts_of_the_viewer_do_not_hand_the_eyes_to_someone_else():
     tr = GazeTracker(cfg(), N, (W, H))
     t, chosen, index0 = 0.0, None, None
     for i in range(int(6 * FPS)):
-        a = room_face(-900.0, 2000.0, jitter_px=1.0, rng=rng)
-        b = room_face(900.0, 2100.0, jitter_px=1.0, rng=rng)
+        come = min(1.0, t) * 600.0 - 600.0
+        a = room_face(-900.0 + come + sway(t), 2000.0, jitter_px=1.0, rng=rng)
+        b = room_face(900.0 - come + sway(t + 2), 2100.0, jitter_px=1.0, rng=rng)
         # the detector misses A on one frame in seven and B on another: whoever is followed drops out
         faces = [b] if i % 7 == 3 else ([a] if i % 7 == 5 else [a, b])
         index = tr.update(faces, t)
         t += 1 / FPS
-        if i == int(FPS):
+        if i == int(2 * FPS):
             chosen, index0 = tr.selector.current_id, index
-            assert index0 in (ideal_index(math.degrees(math.atan2(-900.0, 2000.0))),
-                              ideal_index(math.degrees(math.atan2(900.0, 2100.0))))
+            assert min(abs(index0 - ideal_index(math.degrees(math.atan2(-900.0, 2000.0)))),
+                       abs(index0 - ideal_index(math.degrees(math.atan2(900.0, 2100.0))))) <= 1
         elif chosen is not None:
             assert tr.selector.current_id == chosen and index == index0, (i, index)
 
 
-# --- static faces (paintings, posters) -----------------------------------------------------------------------
-def test_a_static_face_is_ignored_while_a_moving_viewer_is_followed():
-    rng = random.Random(2)
-    c = cfg(static_seconds=3.0, static_px=3.0, idle_seconds=1.0)
-    tr = GazeTracker(c, N, (W, H))
-    t = 0.0
-
-    def painting() -> Face:  # a portrait on the opposite wall: never moves, detector jitter of +-2 px
-        return face_at(180.0 + rng.uniform(-2, 2), 150.0 + rng.uniform(-2, 2), 20.0 + rng.uniform(-0.5, 0.5))
-
-    log = []
-    while t < 6.0:
-        log.append((t, tr.update([painting()], t), tr.viewer_present))
+def test_a_new_viewer_takes_over_at_once_when_the_old_one_has_left():
+    tr = GazeTracker(cfg(), N, (W, H))
+    t = arrive(tr, -1000.0, 2000.0, 0.0)
+    for _ in range(30):
+        tr.update([room_face(-1000.0 + sway(t), 2000.0)], t)
         t += 1 / FPS
-    early = [i for tt, i, _ in log if 1.5 < tt < 2.9]
-    assert min(early) > CENTRE  # before it is known to be static, it is taken for a viewer (at image left)
-    assert not any(p for tt, _, p in log if tt > 3.1)  # after static_seconds: nobody there
-    assert log[-1][1] == CENTRE  # and after idle_seconds the eyes are back at centre
+    first = tr.selector.current_id
+    # A vanishes (walked behind the door) while B walks in on the other side
+    gone_at = t
+    taken = None
+    for i in range(int(2 * FPS)):
+        tr.update([room_face(400.0 + 20.0 * i, 1800.0)], t)
+        if taken is None and tr.selector.current_id not in (None, first):
+            taken = t - gone_at
+        t += 1 / FPS
+    assert taken is not None and taken <= cfg().viewer_grace_s + 1.5 / FPS
 
-    # a real viewer at the viewer's left, swaying a little, while the painting stays on the wall
+
+# --- pictures (paintings, posters) -----------------------------------------------------------------------------
+def painting(rng: random.Random, x: float = 180.0, y: float = 150.0, width: float = 20.0) -> Face:
+    """A portrait on the opposite wall: never moves, detector jitter of +-2 px."""
+    return face_at(x + rng.uniform(-2, 2), y + rng.uniform(-2, 2), width + rng.uniform(-0.5, 0.5))
+
+
+def test_a_picture_is_never_followed_and_a_viewer_is_while_it_hangs_there():
+    rng = random.Random(2)
+    tr = GazeTracker(cfg(idle_seconds=1.0, glance_every_s=0.0), N, (W, H))
+    t = 0.0
+    while t < 4.0:  # alone with the painting: it never moved, so it is nobody, then a picture
+        assert tr.update([painting(rng)], t) == CENTRE and not tr.viewer_present
+        t += 1 / FPS
+    assert len(tr.pictures) == 1 and len(tr.tracks.places) == 1
+    # a real viewer at the viewer's left walks in and stands, while the painting stays on the wall
     viewer_index = ideal_index(math.degrees(math.atan2(-900.0, 2500.0)))
-    for i in range(int(8 * FPS)):
-        x = -900.0 + 40.0 * math.sin(i / 10)
-        index = tr.update([painting(), room_face(x, 2500.0, jitter_px=1.0, rng=rng)], t)
+    t = arrive(tr, -900.0, 2500.0, t, others=[painting(rng)])
+    for _ in range(int(6 * FPS)):
+        index = tr.update([painting(rng), room_face(-900.0 + sway(t), 2500.0, jitter_px=1.0, rng=rng)], t)
         t += 1 / FPS
     assert tr.viewer_present and abs(index - viewer_index) <= 1
-    # the viewer leaves; the painting does not get the eyes back, even long after static_seconds
-    for _ in range(int(3 * FPS)):
-        index = tr.update([painting()], t)
+    # the viewer walks out of view (1.2 m/s); the painting does not get the eyes
+    for i in range(int(3 * FPS)):
+        x = -900.0 - 1200.0 * i / FPS
+        index = tr.update([painting(rng)] + ([room_face(x, 2500.0)] if x > -1600.0 else []), t)
         t += 1 / FPS
-    assert index == CENTRE and not tr.viewer_present
+    assert index == CENTRE and not tr.viewer_present and tr.followed is None
 
 
-def test_a_static_face_that_moves_again_counts_again_and_a_passer_by_does_not_wake_it():
-    tracks = FaceTracks(static_seconds=2.0, static_px=3.0)
+def test_a_picture_larger_than_the_viewer_does_not_win():
+    rng = random.Random(6)
+    tr = GazeTracker(cfg(), N, (W, H))
+    poster = lambda: painting(rng, 480.0, 140.0, 110.0)  # noqa: E731 - a big poster, nearer-looking than anyone
+    t = 0.0
+    for _ in range(int(3 * FPS)):
+        tr.update([poster()], t)
+        t += 1 / FPS
+    t = arrive(tr, 600.0, 3000.0, t, others=[poster()])  # a far viewer: 26 px against the poster's 110
+    for _ in range(int(3 * FPS)):
+        tr.update([poster(), room_face(600.0 + sway(t), 3000.0)], t)
+        assert tr.viewer is not None and tr.viewer.width < 50
+        t += 1 / FPS
+
+
+def test_a_person_passing_in_front_of_a_picture_does_not_make_it_new():
+    tracks = FaceTracks(picture_seconds=2.0, static_px=3.0, move_widths=0.2, place_forget_s=600.0)
     t = 0.0
     for i in range(int(3 * FPS)):
         (tr,) = tracks.update([face_at(300.0 + (i % 3), 200.0, 25.0)], t)
         t += 1 / FPS
-    assert tracks.is_static(tr, t)
-    static_id = tr.id
-    # someone much closer walks through the same spot: a different track; the painting stays static
-    for i in range(10):
-        (p,) = tracks.update([face_at(250.0 + 10 * i, 205.0, 60.0)], t)
-        assert p.id != static_id
+    assert tr.kind == "picture" and len(tracks.places) == 1
+    # someone walks in front of it: the picture is hidden for 4 s (its track is dropped), they pass on
+    for i in range(int(4 * FPS)):
+        (p,) = tracks.update([face_at(150.0 + 8 * i, 205.0, 28.0)], t)
         t += 1 / FPS
-    (tr,) = tracks.update([face_at(301.0, 200.0, 25.0)], t)
-    assert tr.id == static_id and tracks.is_static(tr, t)
-    # now the face itself moves (a photo picked up and carried): it is no longer static
-    for i in range(int(1.5 * FPS)):
-        (tr,) = tracks.update([face_at(301.0 + 4 * i, 200.0, 25.0)], t)
-        t += 1 / FPS
-    assert tr.id == static_id and not tracks.is_static(tr, t)
+    assert p.kind == "person"
+    # the picture shows again: a new track, but a picture at once (its place is remembered)
+    (tr2,) = tracks.update([face_at(301.0, 200.0, 25.0)], t)
+    assert tr2.kind == "picture" and tr2.id != tr.id
+    # a place is forgotten only after place_forget_s with nothing seen there
+    t += 601.0
+    tracks.update([], t)
+    assert tracks.places == []
 
 
-def test_a_still_viewer_within_static_px_of_jitter_is_not_static_before_static_seconds():
-    tracks = FaceTracks(static_seconds=5.0, static_px=3.0)
+def test_a_still_viewer_stays_the_viewer_for_a_minute():
     rng = random.Random(4)
-    for i in range(int(4.9 * FPS)):
-        (tr,) = tracks.update([face_at(320 + rng.gauss(0, 4), 200 + rng.gauss(0, 4), 20.0)], i / FPS)
-        assert not tracks.is_static(tr, i / FPS)
-    # jitter of 4 px (one sigma) on the raw keypoints still counts as still: the test uses the smoothed midpoint
-    for i in range(int(4.9 * FPS), int(8 * FPS)):
-        (tr,) = tracks.update([face_at(320 + rng.gauss(0, 4), 200 + rng.gauss(0, 4), 20.0)], i / FPS)
-    assert tracks.is_static(tr, 8.0)
+    tr = GazeTracker(cfg(), N, (W, H))
+    t = arrive(tr, 300.0, 1500.0, 0.0)
+    first = tr.selector.current_id
+    indices = []
+    for i in range(int(60 * FPS)):
+        # standing: 1 px jitter, a little sway, and the detector misses them on a third of the frames
+        faces = [] if i % 3 == 1 else [room_face(300.0 + 0.3 * sway(t), 1500.0, jitter_px=1.0, rng=rng)]
+        indices.append(tr.update(faces, t))
+        assert tr.selector.current_id == first and tr.followed is not None
+        t += 1 / FPS
+    assert len(set(indices[int(2 * FPS):])) == 1  # no index change at all while they stand
+
+
+def test_a_frame_sized_false_face_is_dropped():
+    tr = GazeTracker(cfg(), N, (W, H))
+    fake = face_at(320.0, 200.0, 0.4 * 540.0, width=540.0, score=0.6)  # what short range sees in a bare room
+    t = 0.0
+    for i in range(int(3 * FPS)):
+        fake_now = face_at(320.0 + 3 * math.sin(i), 200.0, 216.0, width=540.0, score=0.6)
+        tr.update([fake_now], t)
+        assert tr.rejected and not tr.viewer_present and tr.index == CENTRE
+        t += 1 / FPS
+    assert fake.width == 540.0
+    from edge.plausibility import implausible
+    bad_eyes = Face(box=np.array([100, 100, 160, 170], np.float32),
+                    keypoints=np.array([[90, 120], [200, 120], [130, 140], [130, 155], [100, 125], [160, 125]],
+                                       np.float32), score=0.9)
+    assert implausible(bad_eyes, 300.0) is not None
+    assert implausible(face_at(300.0, 200.0, 20.0), 300.0) is None
 
 
 # --- filters ----------------------------------------------------------------------------------------------------
@@ -389,19 +465,16 @@ def test_speed_limit_is_respected():
     window = int(0.5 * FPS)
     assert max(sum(per_frame[i:i + window]) for i in range(len(per_frame) - window)) <= 20 * 0.5 + 1
 
-    # through the tracker: a viewer jumping from far left to far right
-    tr = GazeTracker(cfg(max_speed_fps=12.0), N, (W, H))
-    for i in range(int(3 * FPS)):
-        tr.update([room_face(-1800.0 + (i % 2), 2000.0)], i / FPS)
-    assert tr.index == 0
-    t0 = 3.0
-    idx = [0]
-    for i in range(int(4 * FPS)):
-        idx.append(tr.update([room_face(1800.0 + (i % 2), 2000.0)], t0 + i / FPS))
-    steps = [b - a for a, b in zip(idx, idx[1:])]
-    assert max(steps) == 1 and min(steps) >= 0
-    first_full = idx.index(N - 1)
-    assert (first_full - 1) / FPS >= (N - 1) / 12.0 - 1e-9
+
+
+def test_memory_of_places_and_tracks_is_bounded():
+    tracks = FaceTracks(picture_seconds=0.5, static_px=2.0, move_widths=0.2, place_forget_s=3600.0)
+    t = 0.0
+    for k in range(80):  # 80 different pictures, seen one after another
+        for _ in range(12):
+            tracks.update([face_at(20.0 + 7.0 * (k % 80), 100.0 + 3.0 * (k // 40), 20.0)], t)
+            t += 1 / FPS
+    assert len(tracks.places) <= 32 and len(tracks.tracks) <= 16
 
 
 def test_constructor_checks_and_single_frame_packs():
@@ -425,11 +498,12 @@ def test_steady_state_does_not_grow_memory():
     tr = GazeTracker(cfg(), N, (W, H))
     faces = [[room_face(-700.0 + 30 * math.sin(i / 9), 2000.0, jitter_px=1.0, rng=rng),
               room_face(600.0, 2400.0, jitter_px=1.0, rng=rng)] for i in range(64)]
-    for i in range(300):
-        tr.update(faces[i % 64], i / FPS)
+    arrive(tr, -700.0, 2000.0, -2.0)
     tracemalloc.start()
+    for i in range(3300):  # warm up under tracing: interpreter caches fill once
+        tr.update(faces[i % 64], i / FPS)
     before = tracemalloc.take_snapshot()
-    for i in range(300, 3300):
+    for i in range(3300, 6300):
         tr.update(faces[i % 64], i / FPS)
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -445,25 +519,28 @@ def test_real_detections_of_a_photographed_face_move_the_eyes_monotonically(astr
     from edge.detector import FaceDetector
 
     detector = FaceDetector(None, "short", threads=2)
-    # she walks across the camera's view from image right (the viewer's left) to image left
-    xs = np.linspace(500.0, 140.0, 10)
-    detections = []
-    for x in xs:
-        frame, eyes = place_astronaut(astronaut, 130.0, float(x), 200.0)
-        faces = detector.detect(frame)
-        assert len(faces) == 1
-        assert abs(float(faces[0].eye_midpoint[0]) - float(eyes[:, 0].mean())) < 6.0
-        detections.append(faces[0])
+    # she walks across the camera's view from image right (the viewer's left) to image left, 2 s, 30 fps,
+    # stopping at five places for a second each
+    stops = np.linspace(500.0, 140.0, 5)
+    path = [float(x) for a, b in zip(stops, stops[1:]) for x in np.linspace(a, b, 12, endpoint=False)]
     tr = GazeTracker(cfg(), N, (W, H))
     t, settled = 0.0, []
-    for face in detections:
-        for _ in range(int(1.5 * FPS)):  # each position held 1.5 s: the eyes arrive
-            index = tr.update([face], t)
-            t += 1 / FPS
-        angle = viewer_angle_deg(float(face.eye_midpoint[0]), face.eye_distance, W, 62.2)
-        # the nearest frame, or its neighbour when hysteresis holds it (never beyond bin + margin)
-        assert abs(index - ideal_index(angle)) <= 1
-        assert abs(angle - (-30.0 + index * 60.0 / (N - 1))) <= (0.5 + tr.cfg.hysteresis) * 60.0 / (N - 1)
-        settled.append(index)
+    for k, x in enumerate(path + [float(stops[-1])]):
+        frame, eyes = place_astronaut(astronaut, 130.0, x, 200.0)
+        faces = detector.detect(frame)
+        assert len(faces) == 1
+        assert abs(float(faces[0].eye_midpoint[0]) - float(eyes[:, 0].mean())) < 13.0  # on her (accuracy: test_detector)
+        index = tr.update(faces, t)
+        t += 1 / FPS
+        if k % 12 == 0 and k:  # at a stop: stand there a second (the detector sees the same frame: jitter 0)
+            for _ in range(int(FPS)):
+                index = tr.update(faces, t)
+                t += 1 / FPS
+            face = faces[0]
+            angle = viewer_angle_deg(float(face.eye_midpoint[0]), face.eye_distance, W, 62.2)
+            # the nearest frame, or a neighbour within the fixation dead band
+            assert abs(index - ideal_index(angle)) <= 1, (x, index, ideal_index(angle))
+            settled.append(index)
+    assert tr.viewer_present
     assert all(b > a for a, b in zip(settled, settled[1:])), settled
     assert settled[0] < CENTRE < settled[-1]

@@ -129,17 +129,18 @@ def run(scenario: Scenario, detector: FaceDetector, pack, config: Config) -> lis
     pipeline = Pipeline(parts)
     pipeline.open()
     rows: list[Row] = []
-    centre = pack.centre_index
     try:
         while source.state == "ok":
             result = pipeline.step()
             if result.frame is None or result.timestamp is None:
                 continue
             tracker = made[-1]
-            idle = bool(getattr(tracker, "idle", result.index == centre and result.viewer is None))
+            idle = bool(getattr(tracker, "idle", False))
             pictures = len(getattr(tracker, "pictures", ()))
-            rows.append(Row(result.timestamp, source.truth, result.faces, result.viewer, result.index, idle,
-                            pictures))
+            # Whom the eyes are on: the followed person, also through a detector dropout (older trackers
+            # only say whom they saw).
+            viewer = getattr(tracker, "followed", result.viewer)
+            rows.append(Row(result.timestamp, source.truth, result.faces, viewer, result.index, idle, pictures))
     finally:
         pipeline.close()
     return rows
