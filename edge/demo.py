@@ -7,7 +7,13 @@ tracker and a headless display, frame by frame as fast as it goes. It writes:
   * ``demo.mp4`` and ``demo.gif``: the camera's view with the chosen viewer boxed | the portrait as shown (the GIF smaller, 5 fps),
   * ``plot.png``: the viewer's eye X and the chosen frame over time (drawn with Pillow: no matplotlib
     on a Pi),
-  * ``latency.json``: per-stage p50/p95 in milliseconds, also printed.
+  * ``latency.json``: per-stage p50/p95 in milliseconds, also printed,
+  * ``trace.csv``: one row per camera frame: frame number, time, the followed viewer's eye midpoint in
+    camera pixels (empty when nobody), the frame index shown, faces detected, faces taken for pictures.
+
+It runs what the Pi runs: the same config file (``--config``, else the daemon's), so the daemon's detector
+range and gaze settings, and the clip's own frame rate (its timestamps drive the tracker, the video and
+the plot's time axis).
 
 Only Pi dependencies are needed (numpy, Pillow, OpenCV, a TFLite runtime). ``python -m edge.demo
 make-clip OUT.mp4`` re-makes the bundled clip and needs scikit-image for the photograph.
@@ -16,6 +22,7 @@ make-clip OUT.mp4`` re-makes the bundled clip and needs scikit-image for the pho
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -29,12 +36,12 @@ from PIL import Image, ImageDraw
 
 from edge.assets import find_asset  # where the demo finds its clip and packs (also imported from here)
 from edge.camera import VideoFileSource
-from edge.config import load_config
+from edge.config import Config, load_config
 from edge.detector import FaceDetector
 from edge.display import open_display
 from edge.errors import CameraError, ConfigError, PackError
 from edge.pack import load_pack
-from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts
+from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts, gaze_tracker
 from edge.viewerclip import demo_walk, write_clip
 
 CLIP_NAME = "viewer-walk.mp4"
@@ -44,6 +51,8 @@ VIDEO_HEIGHT = 360
 GIF_HEIGHT = 160
 GIF_STEP = 3
 GIF_COLOURS = 64
+#: Dot colours of the people the eyes follow in the plot, one per person (all blue: the upper panel only).
+PERSON_COLOURS = [(30, 90, 200), (20, 160, 230), (60, 40, 170), (40, 200, 200)]
 
 
 def clip_frame_count(path: Path) -> int:
@@ -62,11 +71,18 @@ def clip_frame_count(path: Path) -> int:
 
 @dataclass
 class DemoTrace:
-    """What happened on each frame, for the plot and the tests."""
+    """What happened on each frame, for the plot, trace.csv and the tests. ``viewer_x`` is the eye X of
+    the viewer seen in that frame; ``followed`` the id of the person the eyes were on (also through a
+    detector dropout), ``viewer_y`` their eye Y; ``pictures_x`` the eye X of the faces taken for pictures."""
 
     times: list[float] = field(default_factory=list)
     viewer_x: list[float | None] = field(default_factory=list)
     index: list[int] = field(default_factory=list)
+    viewer_y: list[float | None] = field(default_factory=list)
+    followed: list[int | None] = field(default_factory=list)
+    faces: list[int] = field(default_factory=list)
+    pictures_x: list[tuple[float, ...]] = field(default_factory=list)
+    followed_x: list[float | None] = field(default_factory=list)
     frame_width: int = 0
     frame_count: int = 0
     wall_seconds: float = 0.0
@@ -146,10 +162,20 @@ def plot_trace(trace: DemoTrace, path: Path, size: tuple[int, int] = (960, 480))
     width = max(1, trace.frame_width)
     ty = axes(*panels[0], 0, width, "viewer eye X (camera px); shaded: nobody seen",
               [0, width // 4, width // 2, 3 * width // 4, width])
-    for ti, x in zip(t, trace.viewer_x):
-        if x is not None:
+    for ti, xs in zip(t, trace.pictures_x):  # faces taken for pictures: grey crosses
+        for px in xs:
+            cx, cy = tx(ti), ty(px)
+            draw.line([cx - 2, cy - 2, cx + 2, cy + 2], fill=(150, 150, 150))
+            draw.line([cx - 2, cy + 2, cx + 2, cy - 2], fill=(150, 150, 150))
+    followed = trace.followed if len(trace.followed) == len(trace.viewer_x) else [None] * len(trace.viewer_x)
+    people = sorted({p for p in followed if p is not None})
+    for ti, x, who in zip(t, trace.viewer_x, followed):
+        if x is not None:  # the viewer's eye X, one blue per person the eyes follow
             cx, cy = tx(ti), ty(x)
-            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(30, 90, 200))
+            colour = PERSON_COLOURS[people.index(who) % len(PERSON_COLOURS)] if who is not None else PERSON_COLOURS[0]
+            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=colour)
+    if any(trace.pictures_x):
+        draw.text((right - 260, panels[0][0] - 16), "x: a face taken for a picture", fill=(110, 110, 110))
     n = max(2, trace.frame_count)
     ty = axes(*panels[1], 0, n - 1, "chosen frame (0 = looking left)",
               sorted({0, (n - 1) // 2, n - 1}))
@@ -166,12 +192,15 @@ def plot_trace(trace: DemoTrace, path: Path, size: tuple[int, int] = (960, 480))
 
 def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | None = None,
              write_video: bool = True, write_gif: bool = True, screen_height: int = 480,
-             quiet: bool = False) -> DemoTrace:
+             quiet: bool = False, config: Config | None = None) -> DemoTrace:
     """Run the daemon's pipeline over ``clip`` and write the demo's outputs into ``out_dir``.
 
     Every figure and picture comes from the :class:`~edge.pipeline.FrameResult` of each step: the demo
-    shows what the daemon's own step did, not a copy of its loop.
+    shows what the daemon's own step did, not a copy of its loop. ``config`` is the daemon's (default:
+    :func:`edge.config.load_config`'s): its detector range and gaze settings are used, its camera, display
+    and pack sections are not (the clip, a headless screen and ``pack_path`` stand in for them).
     """
+    config = load_config(None) if config is None else config
     out_dir.mkdir(parents=True, exist_ok=True)
     total = clip_frame_count(clip)
     if max_frames:
@@ -181,14 +210,24 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
     screen = (max(2, int(round(cw * screen_height / ch))), screen_height)
     display = open_display("headless", size=screen)
     pack = load_pack(pack_path, screen_size=display.size, rotation=0)
-    parts = build_parts(load_config(None), camera=VideoFileSource(clip, realtime=False, loop=False),
-                        display=display, detector=FaceDetector(None, "short", threads=1), pack=pack)
+    d = config.detector
+    trackers: list = []
+    factory = gaze_tracker(config.gaze)
+
+    def make_tracker(frame_count, frame_size, span_deg):
+        trackers.append(factory(frame_count, frame_size, span_deg))  # the demo reads whom it follows
+        return trackers[-1]
+
+    source = VideoFileSource(clip, realtime=False, loop=False)
+    parts = build_parts(config, camera=source, display=display, make_tracker=make_tracker, pack=pack,
+                        detector=FaceDetector(d.model, d.range, threads=1, min_score=d.min_score))
     pipeline = Pipeline(parts)
     trace = DemoTrace(frame_count=pack.frame_count)
     results: list[FrameResult] = []
     writer = None
     gif_frames: list[Image.Image] = []
     pipeline.open()
+    fps = float(source.fps or DEMO_FPS)  # the clip's own rate, known once it is open
     started = time.perf_counter()
     try:
         while len(results) < total:
@@ -199,16 +238,26 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
                 continue
             results.append(result)
             trace.frame_width = result.frame.shape[1]
-            trace.times.append(len(results) / DEMO_FPS)
+            trace.times.append(float(result.timestamp) if result.timestamp is not None else len(results) / fps)
             trace.viewer_x.append(result.viewer_x)
             trace.index.append(result.index)
+            trace.faces.append(len(result.faces))
+            tracker = trackers[-1]
+            followed = getattr(tracker, "followed", result.viewer)
+            selector = getattr(tracker, "selector", None)
+            trace.followed.append(None if followed is None or selector is None else selector.current_id)
+            trace.viewer_y.append(None if followed is None else float(followed.eye_midpoint[1]))
+            if followed is not None and result.viewer is None:  # held through a dropout: where they were
+                trace.viewer_x[-1] = None
+            trace.pictures_x.append(tuple(float(f.eye_midpoint[0]) for f in getattr(tracker, "pictures", ())))
+            trace.followed_x.append(None if followed is None else float(followed.eye_midpoint[0]))
             if write_video or write_gif:
                 frame = side_by_side(result.frame, None if result.viewer is None else result.viewer.box,
                                      display.snapshot(), result.index, pack.frame_count)
                 if write_video:
                     if writer is None:
                         writer = cv2.VideoWriter(str(out_dir / "demo.mp4"), cv2.VideoWriter.fourcc(*"mp4v"),
-                                                 DEMO_FPS, (frame.shape[1], frame.shape[0]))
+                                                 fps, (frame.shape[1], frame.shape[0]))
                     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
                 if write_gif and (len(results) - 1) % GIF_STEP == 0:
                     small = _fit_height(frame, GIF_HEIGHT)
@@ -221,12 +270,27 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
     trace.latency_ms = stage_latency_ms(results)
     if gif_frames:
         gif_frames[0].save(out_dir / "demo.gif", save_all=True, append_images=gif_frames[1:],
-                           duration=int(1000 * GIF_STEP / DEMO_FPS), loop=0, optimize=True)
+                           duration=int(1000 * GIF_STEP / fps), loop=0, optimize=True)
     plot_trace(trace, out_dir / "plot.png")
+    write_trace_csv(trace, out_dir / "trace.csv")
     (out_dir / "latency.json").write_text(json.dumps(trace.as_dict(), indent=2) + "\n")
     if not quiet:
         print(report(trace, out_dir))
     return trace
+
+
+def write_trace_csv(trace: DemoTrace, path: Path) -> None:
+    """One row per camera frame: frame, time (s), the followed viewer's eye midpoint (camera px; empty
+    when nobody is followed), the frame index shown, faces detected, faces taken for pictures."""
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["frame", "time_s", "viewer_x", "viewer_y", "index", "faces", "pictures"])
+        for k, t in enumerate(trace.times):
+            x = trace.followed_x[k] if k < len(trace.followed_x) else trace.viewer_x[k]
+            y = trace.viewer_y[k] if k < len(trace.viewer_y) else None
+            out.writerow([k, f"{t:.4f}", "" if x is None else f"{x:.1f}", "" if y is None else f"{y:.1f}",
+                          trace.index[k], trace.faces[k] if k < len(trace.faces) else "",
+                          len(trace.pictures_x[k]) if k < len(trace.pictures_x) else ""])
 
 
 def stage_latency_ms(results: Sequence[FrameResult]) -> dict[str, dict[str, float | int | None]]:
@@ -264,7 +328,7 @@ def report(trace: DemoTrace, out_dir: Path) -> str:
         p50, p95 = stats.get("p50"), stats.get("p95")
         lines.append(f"  {name:<22} {'-' if p50 is None else f'{p50:6.2f}'}  {'-' if p95 is None else f'{p95:6.2f}'}")
     outputs = [p.name for p in (out_dir / "demo.mp4", out_dir / "demo.gif", out_dir / "plot.png",
-                                out_dir / "latency.json") if p.exists()]
+                                out_dir / "latency.json", out_dir / "trace.csv") if p.exists()]
     lines.append(f"wrote {', '.join(outputs)} in {out_dir}")
     return "\n".join(lines)
 
@@ -287,7 +351,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     clip = args.clip or find_asset("clips", CLIP_NAME)
     pack = args.pack or default_pack()
     run_demo(clip, pack, args.out, max_frames=args.frames, write_video=not args.no_video,
-             write_gif=not args.no_gif)
+             write_gif=not args.no_gif, config=load_config(args.config))
     return 0
 
 
@@ -298,6 +362,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=Path, help=f"a video of viewers (default: the bundled {CLIP_NAME})")
     p.add_argument("--pack", type=Path, help="a gaze pack (default: the configured one, else the bundled one)")
     p.add_argument("--frames", type=int, help="stop after this many frames")
+    p.add_argument("--config", type=Path, help="the config whose detector and gaze settings to use "
+                                                "(default: the daemon's, /etc/mona-edge/config.toml)")
     p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
     p.add_argument("--no-gif", action="store_true", help="skip demo.gif")
     p.set_defaults(handler=cmd_demo)
