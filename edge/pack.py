@@ -1040,7 +1040,8 @@ def extract_archive(archive: PathLike, dest: PathLike, *, max_bytes: int | None 
         with f:
             try:
                 tar = tarfile.open(fileobj=f, mode="r|*")
-            except _STREAM_ERRORS as exc:
+            except (*_STREAM_ERRORS, TypeError) as exc:  # TypeError: CPython's tarfile reads a gzip header
+                # cut short with ord() on an empty read (_Stream._init_read_gz); found by fuzzing the daemon
                 raise PackError(f"{archive}: not a readable .tar or .tar.gz: {_one_line(exc)}") from exc
             with tar:
                 try:

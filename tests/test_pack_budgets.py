@@ -585,3 +585,13 @@ def test_a_mutated_pack_archive_loads_or_is_a_pack_error(tmp_path_factory, mutat
         assert isinstance(pack, GazePack) and pack.frame_count >= 2
     shutil.rmtree(path.parent)
 
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 9])
+def test_a_gzip_header_cut_short_is_one_pack_error(tmp_path, cut):
+    """Found by fuzzing the running daemon: tarfile's stream reader raised TypeError (ord() of an empty
+    read) on a .tar.gz cut inside its gzip header, which safe mode reported as a bug."""
+    archive = tmp_path / "pack.tar.gz"
+    archive.write_bytes(gzip.compress(b"x" * 100)[:cut])
+    with pytest.raises(PackError, match="pack.tar.gz"):
+        load_pack(archive)
