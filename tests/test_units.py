@@ -84,7 +84,7 @@ def test_service_unit_has_the_contract_the_daemon_and_provisioning_rely_on():
     assert one["ExecStart"] == "/opt/mona-edge/current/bin/mona-edge run --config /etc/mona-edge/config.toml"
     assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert one["User"] == "mona-edge" and one["SupplementaryGroups"].split() == ["video", "render"]
-    assert one["RuntimeDirectory"] == "mona-edge" and one["StateDirectory"] == "mona-edge"
+    assert one["RuntimeDirectory"] == "mona-edge" and one["StateDirectory"] == "mona-edge/state"
     # The camera and the screen must stay reachable: devices by ACL, never PrivateDevices.
     assert "PrivateDevices" not in unit and one["DevicePolicy"] == "closed"
     allowed = {v.split()[0] for v in unit["DeviceAllow"]}
