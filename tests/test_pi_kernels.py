@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 from conftest import REPO, agreement_in, agreement_scenes
 
+# qemu-user under a private mount namespace: minutes, and root
+pytestmark = [pytest.mark.emulated_pi, pytest.mark.root, pytest.mark.slow]
+
 LAUNCHER = REPO / "tests" / "pi" / "python"
 RUNTIMES = {"litert": ("ai_edge_litert.interpreter", "ai-edge-litert", "2."),
             "tflite": ("tflite_runtime.interpreter", "tflite-runtime", "1.")}

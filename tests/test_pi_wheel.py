@@ -29,6 +29,9 @@ from edge.errors import ProvisioningError
 from provisioning.plan import build_wheel, check_pi_wheel, load_software, wheel_entry_points
 from provisioning.wheelhouse import constraints_for, target_environment
 
+# builds and installs the Pi's wheel in fresh venvs
+pytestmark = [pytest.mark.slow]
+
 WORKSTATION_COMMANDS = {"quantize", "build-pack", "provision", "rollback", "logs", "wheelhouse"}
 PI_COMMANDS = {"run", "status", "snapshot", "calibrate", "doctor", "detect", "demo"}
 

@@ -41,6 +41,9 @@ from provisioning.plan import (
 from provisioning.remote import RemoteError, SshTarget
 from provisioning.wheelhouse import build_wheelhouse
 
+# real venvs built and installed over a real sshd
+pytestmark = [pytest.mark.slow]
+
 TEST_PACK = REPO / "assets/packs/test"
 UPDATE_PACK = REPO / "assets/packs/default"
 SCREEN = (192, 256)  # the test pack's canvas: nothing to rescale

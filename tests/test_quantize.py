@@ -52,6 +52,7 @@ def test_committed_model_records_match_the_files(model):
     assert len(chosen["trials"]) >= 2 and {"percentile", "exponent"} <= set(chosen)
 
 
+@pytest.mark.slow
 def test_quantize_command_end_to_end(tmp_path, float_models, astronaut):
     """`mona-edge quantize` on a small calibration set makes a working all-int8 model and its record."""
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -38,6 +38,9 @@ from sshd_fixture import sshd  # noqa: F401  (the fixture)
 import edge.install
 from edge.errors import ExitStatus
 
+# fresh venvs from the package index, as a newcomer's
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
 SETUP = "python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[workstation]' && . .venv/bin/activate"
 DRY_RUN = "mona-edge provision pi@frame.local --pack assets/packs/default --config my-config.toml --dry-run"
 WHEELHOUSE = "mona-edge wheelhouse --out wh"

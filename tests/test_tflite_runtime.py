@@ -57,6 +57,7 @@ def test_int8_model_agrees_with_float_under_tflite_runtime(tflite_python, tmp_pa
 
 
 @pytest.mark.parametrize("detector_range", ["short", "full"])
+@pytest.mark.slow
 def test_int8_recall_and_eye_midpoint_match_float_under_tflite_runtime(tflite_python, tmp_path, float_models,
                                                                          detector_range):
     """The annotated-faces check of tests/test_detector.py, with both models in tflite-runtime 2.14."""

@@ -46,6 +46,7 @@ def pins_in(path) -> dict[str, str]:
     return dict(line.split("==") for line in lines)
 
 
+@pytest.mark.network
 def test_pi64_wheelhouse_resolves_every_dependency_as_aarch64_wheels_at_the_locked_versions(tmp_path):
     out = tmp_path / "wh"
     done = subprocess.run([sys.executable, "-m", "edge.cli", "wheelhouse", "--out", str(out), "--numpy", "1.24.2"],
