@@ -993,6 +993,9 @@ try:
     _STREAM_ERRORS += (lzma.LZMAError,)
 except ImportError:  # pragma: no cover - a Python without lzma cannot open .tar.xz anyway
     pass
+#: Opening the stream fails with these too: CPython's tarfile reads a gzip header cut short with ord() of
+#: an empty read (``_Stream._init_read_gz``: TypeError). Found by fuzzing the running daemon.
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (*_STREAM_ERRORS, TypeError)
 _COPY_CHUNK = 1 << 20
 
 
@@ -1040,8 +1043,7 @@ def extract_archive(archive: PathLike, dest: PathLike, *, max_bytes: int | None 
         with f:
             try:
                 tar = tarfile.open(fileobj=f, mode="r|*")
-            except (*_STREAM_ERRORS, TypeError) as exc:  # TypeError: CPython's tarfile reads a gzip header
-                # cut short with ord() on an empty read (_Stream._init_read_gz); found by fuzzing the daemon
+            except _OPEN_ERRORS as exc:
                 raise PackError(f"{archive}: not a readable .tar or .tar.gz: {_one_line(exc)}") from exc
             with tar:
                 try:

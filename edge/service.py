@@ -45,6 +45,7 @@ from edge import __version__
 from edge.assets import default_pack_path
 from edge.camera import CameraSource
 from edge.config import SECTIONS, Config, ConfigError, config_from_dict, load_config, read_toml
+from edge.crashes import CrashCounter
 from edge.errors import MonaEdgeError
 from edge.health import DETECTOR, SAFE_MODE, Health, Notify
 from edge.pipeline import (
@@ -438,12 +439,29 @@ def load_config_safely(path: Path | None) -> tuple[Config, str | None]:
 def run_daemon(config_path: Path | None) -> int:
     """``mona-edge run``: load config (or what of it can be used: safe mode), notify systemd, loop until
     SIGTERM. Ends early only for what safe mode cannot replace (the module docstring)."""
+    crashes = CrashCounter.from_environment()
+    unclean = crashes.started()
     config, problem = load_config_safely(config_path)
+    problems = [problem] if problem else []
+    if crashes.in_a_loop(unclean):
+        config = crash_safe_config(config)
+        problems.append(f"the daemon ended uncleanly {unclean - 1} times in a row: running the bundled pack and "
+                        "model with the default config, keeping [display] and [service]")
     logging.getLogger().setLevel(config.service.log_level.upper())
-    service = EdgeService(config, config_path, notifier=Notifier(), boot_problems=[problem] if problem else [])
+    service = EdgeService(config, config_path, notifier=Notifier(), boot_problems=problems)
     signals = SignalThread(service)
     signals.start()
     try:
-        return service.run()
+        code = service.run()
     finally:
         signals.done.set()
+    crashes.stopped_cleanly()  # only a return counts: a crash, a kill or the watchdog leave the count
+    return code
+
+
+def crash_safe_config(config: Config) -> Config:
+    """What a daemon caught in a crash loop starts on (:mod:`edge.crashes`): the defaults and the bundled
+    pack and model, except how to show a picture and how to be asked about it."""
+    defaults = Config()
+    return dataclasses.replace(defaults, display=config.display, service=config.service, path=config.path,
+                               pack=dataclasses.replace(defaults.pack, path=default_pack_path()))

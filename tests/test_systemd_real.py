@@ -307,9 +307,6 @@ def test_a_config_whose_pack_cannot_be_loaded_starts_in_safe_mode_not_a_restart_
         _restore(frame)
 
 
-@pytest.mark.xfail(strict=True, reason="no crash counter yet: after StartLimitBurst=5 crashes within "
-                                        "StartLimitIntervalSec=300 systemd leaves a failed unit; the daemon does "
-                                        "not yet count its own restarts and start in safe mode before that")
 def test_repeated_crashes_end_in_safe_mode_rather_than_a_failed_unit(frame):
     frame.wait("READY", frame.ready, 60)
     box = frame.box
