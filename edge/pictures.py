@@ -51,8 +51,8 @@ PERSON_MEMORY_S = 3.0
 #: small face for seconds at a time (a 60 px face at 1.3 m: found on half the frames, gaps over 1 s),
 #: and a still person found again must not start over as a new face (and become a picture).
 STILL_PERSON_MEMORY_S = 12.0
-#: A person is *still* once their smoothed eye midpoint has stayed within ``STILL_WIDTHS`` of their width
-#: for ``STILL_S`` seconds.
+#: A person is *still* once their eye midpoint has stayed within ``STILL_WIDTHS`` of their width of one
+#: spot for ``STILL_S`` seconds.
 STILL_WIDTHS = 0.5
 STILL_S = 1.0
 #: A picture's track unseen this long is dropped (its place is remembered much longer).
@@ -246,8 +246,8 @@ class FaceTracks:
         tr.sy += a * (y - tr.sy)
         tr.lo_x, tr.hi_x = min(tr.lo_x, tr.sx), max(tr.hi_x, tr.sx)
         tr.lo_y, tr.hi_y = min(tr.lo_y, tr.sy), max(tr.hi_y, tr.sy)
-        if math.hypot(tr.sx - tr.ax, tr.sy - tr.ay) > STILL_WIDTHS * w:
-            tr.ax, tr.ay, tr.at = tr.sx, tr.sy, t
+        if math.hypot(x - tr.ax, y - tr.ay) > STILL_WIDTHS * w:  # raw: a step away ends stillness at once
+            tr.ax, tr.ay, tr.at = x, y, t
         if not tr.travelled and max(tr.hi_x - tr.lo_x, tr.hi_y - tr.lo_y) >= TRAVEL_WIDTHS * w:
             tr.travelled = True
         tr.x, tr.y, tr.width = x, y, w

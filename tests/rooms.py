@@ -380,7 +380,7 @@ def empty_room() -> Scenario:
 def lighting() -> Scenario:
     """A viewer lingers while the light dims, a lamp goes on (a step) and the daylight comes back."""
     points = [(0.0, -600.0, 1500.0), (3.0, 200.0, 1500.0), (9.0, 200.0, 1500.0), (12.0, 600.0, 1500.0),
-              (16.0, 600.0, 1500.0)]
+              (16.0, 600.0, 1500.0), (17.5, half_width_mm(1500.0) + 400.0, 1500.0)]
 
     def light(t: float) -> float:
         if t < 4.0:
@@ -391,7 +391,7 @@ def lighting() -> Scenario:
             return 0.8  # a lamp switched on
         return 0.8 + 0.4 * min(1.0, (t - 12.0) / 3.0)
 
-    return Scenario("lighting", 18.0, [Walker("A", walk(points), still=standing(points))], lighting=light,
+    return Scenario("lighting", 20.0, [Walker("A", walk(points), still=standing(points))], lighting=light,
                     seed=16, description="light dims to half, steps up (a lamp) and brightens while a viewer lingers")
 
 
