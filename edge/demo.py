@@ -83,6 +83,7 @@ class DemoTrace:
     faces: list[int] = field(default_factory=list)
     pictures_x: list[tuple[float, ...]] = field(default_factory=list)
     followed_x: list[float | None] = field(default_factory=list)
+    idle: list[bool] = field(default_factory=list)  # nobody followed, the eyes at centre or on an idle glance
     frame_width: int = 0
     frame_count: int = 0
     wall_seconds: float = 0.0
@@ -251,6 +252,7 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
                 trace.viewer_x[-1] = None
             trace.pictures_x.append(tuple(float(f.eye_midpoint[0]) for f in getattr(tracker, "pictures", ())))
             trace.followed_x.append(None if followed is None else float(followed.eye_midpoint[0]))
+            trace.idle.append(bool(getattr(tracker, "idle", followed is None and result.index == pack.centre_index)))
             if write_video or write_gif:
                 frame = side_by_side(result.frame, None if result.viewer is None else result.viewer.box,
                                      display.snapshot(), result.index, pack.frame_count)

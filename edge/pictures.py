@@ -163,12 +163,13 @@ class FaceTracks:
         self.tracks: list[Track] = []
         self.places: list[Place] = []
         self._next_id = 1
+        self._rebase = False
 
     def reset(self) -> None:
-        """Forget the faces (a new clock); where pictures hang is kept, that is the room, not the clock."""
+        """Forget the faces (a new clock); where pictures hang is kept, that is the room, not the clock:
+        their "last seen" is taken as the next update's time, whatever clock that is on."""
         self.tracks.clear()
-        for place in self.places:
-            place.last_seen = 0.0
+        self._rebase = bool(self.places)
 
     def forget_places(self) -> None:
         self.places.clear()
@@ -188,6 +189,10 @@ class FaceTracks:
 
     def update(self, faces: Sequence[Face], t: float) -> list[Track]:
         """Match this frame's faces; returns the tracks seen now (``track.face`` set), in face order."""
+        if self._rebase:
+            for place in self.places:
+                place.last_seen = t
+            self._rebase = False
         for tr in self.tracks:
             tr.face = None
         pairs = []

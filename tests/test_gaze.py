@@ -544,3 +544,18 @@ def test_real_detections_of_a_photographed_face_move_the_eyes_monotonically(astr
     assert tr.viewer_present
     assert all(b > a for a, b in zip(settled, settled[1:])), settled
     assert settled[0] < CENTRE < settled[-1]
+
+
+def test_places_survive_a_reset_on_any_clock():
+    """A camera that comes back (tracker reset) on the same monotonic clock, hours in, or on a new one:
+    the pictures it knew are still pictures at once."""
+    for t0, t_back in ((7200.0, 7260.0), (7200.0, 0.5)):
+        tr = GazeTracker(cfg(), N, (W, H))
+        t = t0
+        for i in range(int(3 * FPS)):
+            tr.update([face_at(300.0 + (i % 3), 200.0, 25.0)], t)
+            t += 1 / FPS
+        assert len(tr.tracks.places) == 1
+        tr.reset()
+        tr.update([face_at(301.0, 200.0, 25.0)], t_back)
+        assert len(tr.tracks.places) == 1 and len(tr.pictures) == 1
