@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: Unclean starts in a row after which the daemon starts in safe mode (systemd/mona-edge.service allows
 #: StartLimitBurst=10 starts in 300 s).
-SAFE_AFTER = 3
+SAFE_AFTER = 4
 #: Seconds of running after which a start counts as a good one (the count goes back to zero).
 STEADY_AFTER = 60.0
 FILE_NAME = "unclean-starts.json"
