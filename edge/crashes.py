@@ -7,8 +7,8 @@ a camera setting that trips a native library), which safe mode replaces. The dae
 for its restart count (no system bus is assumed), so it keeps its own, in the unit's ``StateDirectory``
 (``$STATE_DIRECTORY``): every start adds one, a clean stop or :data:`STEADY_AFTER` seconds of running
 set it back to zero, and at :data:`SAFE_AFTER` unclean starts in a row the daemon starts in safe mode on
-the bundled pack and model and the default config, keeping only ``[display]`` and ``[service]`` (how to
-show a picture and be asked about it). :data:`SAFE_AFTER` is below the unit's ``StartLimitBurst`` so
+the bundled pack and model and the default config, keeping only ``[display]``, ``[camera]`` and
+``[service]`` (how to show a picture, see the room and be asked about it). :data:`SAFE_AFTER` is below the unit's ``StartLimitBurst`` so
 that systemd's limit is only reached if safe mode crashes too.
 
 Without ``$STATE_DIRECTORY`` (run from a shell) nothing is counted. The counter file is one small JSON

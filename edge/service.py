@@ -446,7 +446,7 @@ def run_daemon(config_path: Path | None) -> int:
     if crashes.in_a_loop(unclean):
         config = crash_safe_config(config)
         problems.append(f"the daemon ended uncleanly {unclean - 1} times in a row: running the bundled pack and "
-                        "model with the default config, keeping [display] and [service]")
+                        "model with the default config, keeping [display], [camera] and [service]")
     logging.getLogger().setLevel(config.service.log_level.upper())
     service = EdgeService(config, config_path, notifier=Notifier(), boot_problems=problems)
     signals = SignalThread(service)
@@ -461,7 +461,9 @@ def run_daemon(config_path: Path | None) -> int:
 
 def crash_safe_config(config: Config) -> Config:
     """What a daemon caught in a crash loop starts on (:mod:`edge.crashes`): the defaults and the bundled
-    pack and model, except how to show a picture and how to be asked about it."""
+    pack and model, except how to show a picture, where the camera is and how to be asked about it (with
+    the default camera a frame whose camera is a USB one would see nobody; a camera that itself crashes
+    the daemon at every start still ends at systemd's start limit)."""
     defaults = Config()
-    return dataclasses.replace(defaults, display=config.display, service=config.service, path=config.path,
-                               pack=dataclasses.replace(defaults.pack, path=default_pack_path()))
+    return dataclasses.replace(defaults, display=config.display, camera=config.camera, service=config.service,
+                               path=config.path, pack=dataclasses.replace(defaults.pack, path=default_pack_path()))

@@ -1,6 +1,6 @@
 """A crash loop ends in safe mode, not in a failed unit: the daemon counts its own unclean starts
 (edge/crashes.py) in the unit's StateDirectory and, at SAFE_AFTER in a row, starts on the bundled pack and
-model with the default config, keeping [display] and [service]."""
+model with the default config, keeping [display], [camera] and [service]."""
 
 from __future__ import annotations
 
