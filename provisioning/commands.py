@@ -22,7 +22,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.config import load_config as load_daemon_config
 from edge.errors import ExitStatus, ProvisioningError
+from edge.pack import DEFAULT_MEMORY_BUDGET_MB
+from edge.pack import load_pack as load_daemon_pack
 from provisioning import flash
 from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
 from provisioning.remote import SshTarget, parse_destination
@@ -56,7 +59,20 @@ def open_target(args: argparse.Namespace) -> SshTarget:
     return target
 
 
+def refuse_what_the_frame_would(pack: Path | None, config: Path | None) -> None:
+    """Judge the pack and config with the daemon's own readers before anything is built, sent or written:
+    a card that says "ready" for a pack the frame then refuses boots into safe mode, not into the owner's
+    portrait. Raises the daemon's own one-line :class:`ConfigError` or :class:`PackError` (the pack at its
+    own size, within the config's ``[pack] memory_budget_mb``, or the default budget)."""
+    budget = DEFAULT_MEMORY_BUDGET_MB
+    if config is not None:
+        budget = load_daemon_config(config).pack.memory_budget_mb
+    if pack is not None:
+        load_daemon_pack(pack, memory_budget_mb=budget)
+
+
 def artifacts_from_args(args: argparse.Namespace, prefix: str, workdir: Path) -> Artifacts:
+    refuse_what_the_frame_would(args.pack, args.config)
     wheel = args.wheel or build_wheel(REPO, workdir)
     return Artifacts(
         software=load_software(wheel, args.wheelhouse, no_deps=args.no_deps, extras=args.extras.split(",")
