@@ -225,10 +225,10 @@ class FaceTracks:
             if known is None:
                 known = Track(self._next_id, face, x, y, w, t)
                 self._next_id += 1
-                place = self._place_at(x, y, w)
-                if place is not None:
-                    known.kind, known.place = PICTURE, place
-                    place.last_seen = t
+                hangs = self._place_at(x, y, w)
+                if hangs is not None:
+                    known.kind, known.place = PICTURE, hangs
+                    hangs.last_seen = t
                 self.tracks.append(known)
             else:
                 self._observe(known, face, x, y, w, t)
