@@ -1,6 +1,6 @@
 """The daemon's health as systemd sees it: STARTING -> READY or DEGRADED, the watchdog, the status line.
 
-Why these rules (design.md, reliability): systemd learns READY only once display, model, status socket
+Why these rules (ARCHITECTURE.md, reliability rules): systemd learns READY only once display, model, status socket
 and camera are up, so ``systemctl start`` means the frame works; if the camera never comes, the portrait
 is showing anyway and a restart loop would only blank it, so after ``[service] ready_timeout`` the daemon
 says READY and reports itself DEGRADED. WATCHDOG is sent only from :meth:`Health.tick`, which only the

@@ -3,7 +3,7 @@
 The loop itself is :class:`edge.pipeline.Pipeline` (the demo, the benches and the tests drive the same
 step); health and sd_notify are :mod:`edge.health`, SIGHUP is :mod:`edge.reload`, the status socket's
 answers are :mod:`edge.status_api`. What stays here is their order, which carries the reliability rules
-(design.md):
+(ARCHITECTURE.md, reliability rules):
 
   * the portrait is on screen before anything else starts, and stays there through every fault;
   * the status socket answers before the camera is opened, so a camera that hangs can be asked about;
