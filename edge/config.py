@@ -265,7 +265,7 @@ class _DevicePath(_Rule):
 
 class _FileMode(_Rule):
     """The status socket's permissions. Others get nothing: the socket answers snapshots of the screen and,
-    on request, of the camera, so it is for the service's group only (design.md, "Security and privacy";
+    on request, of the camera, so it is for the service's group only (ARCHITECTURE.md, reliability rules;
     ``mona-edge doctor`` fails a world-accessible socket too). The owner keeps read-write: connecting
     needs write permission, and a starting daemon probes its own socket to tell a live one from a stale
     file, which a mode without it would make look stale and be replaced under the running daemon."""
