@@ -73,6 +73,10 @@ VERTICAL_WIDTHS = 0.35
 #: a row: one jittery detection (a small, low-contrast photo jumps by a fifth of its width now and then,
 #: more while the light changes) does not make a picture a person; a walker stays outside.
 MOVED_HITS = 2
+#: ... but never more than this many pixels: the detector's jitter does not grow with a face's size as fast
+#: as the size (measured, full range, 2.5 s windows of the smoothed midpoint: a 96 px poster moves at most
+#: 6 px, a 46 px low-contrast photo 11 px), while a near viewer's few centimetres are many pixels.
+MOVE_CAP_PX = 12.0
 #: ... and their widths differ by less than this factor.
 MATCH_SIZE_RATIO = 1.5
 #: A picture's track only matches detections this close to its place (pictures do not move): a person
@@ -260,7 +264,7 @@ class FaceTracks:
         tr.hits += 1
         tr.last_face = face
         if tr.kind == NEW:
-            limit = max(self.static_px, self.move_widths * w)
+            limit = max(self.static_px, min(self.move_widths * w, MOVE_CAP_PX))
             tr.outside = tr.outside + 1 if max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit else 0
             if tr.outside >= MOVED_HITS:
                 tr.kind = PERSON
