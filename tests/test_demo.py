@@ -104,9 +104,11 @@ def test_demo_runs_the_pipeline_and_writes_its_outputs(tmp_path):
     corr = np.corrcoef(xs[both], idx[both])[0, 1]
     assert abs(corr) > 0.8, corr
     assert max(trace.index) - min(trace.index) >= trace.frame_count - 3  # nearly the whole span is used
-    # After the long empty stretch the eyes are back at the centre frame.
+    # After the long empty stretch the eyes are idle: back at the centre frame, or on one of the glances
+    # to either side that an empty room gets (edge/saccades.py), and never far from it.
     last_gap_end = max(i for i, people in enumerate(script) if not people)
-    assert trace.index[last_gap_end] == (trace.frame_count - 1) // 2
+    assert trace.idle[last_gap_end]
+    assert abs(trace.index[last_gap_end] - (trace.frame_count - 1) // 2) <= trace.frame_count // 4
 
 
 def test_plot_marks_the_viewer_and_the_frame(tmp_path):

@@ -339,7 +339,8 @@ def test_eyes_follow_the_viewer_across_the_room_into_the_framebuffer(tmp_path, p
         # She appears at the room's right (camera image left): the eyes first catch up from the centre
         # at their limited speed, then follow her steadily the other way.
         catch_up = int(0.5 * FPS)
-        assert seen[catch_up] == service.pack.frame_count - 1, seen[:catch_up + 1]
+        # (within a frame of the end: the fixation's dead band, edge/saccades.py, rests the eyes there)
+        assert seen[catch_up] >= service.pack.frame_count - 2, seen[:catch_up + 1]
         seen = seen[catch_up:]
         steps = np.diff(seen)
         # monotonic: every change goes the same way, and the walk sweeps most of the pack
@@ -397,7 +398,7 @@ def _is_pack_frame(image, pack):
 
 
 def test_camera_dies_mid_run_and_comes_back_while_the_portrait_stays(tmp_path, photo, detector):
-    script = walk(1.5, 130, 130, 70, 90, sway=8)
+    script = walk(1.5, 130, 130, 70, 250, sway=8)  # walking: a person, not a picture
     clip = tmp_path / "cam.avi"
     write_clip(clip, script, FPS, photo=photo)
     service = make_service(tmp_path, clip, detector=detector)
@@ -594,7 +595,7 @@ STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect
 def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
     folder = Path(tempfile.mkdtemp(prefix="me-", dir="/tmp"))
     clip = tmp_path / "s.avi"
-    write_clip(clip, walk(1.0, 130, 130, 150, 170), FPS, photo=photo)
+    write_clip(clip, walk(1.0, 130, 130, 80, 300), FPS, photo=photo)  # she walks in: a person, not a picture
     sock_path = folder / "status.sock"
     service = make_service(tmp_path, clip, detector=detector, socket_path=sock_path)
     service.start()
@@ -612,8 +613,11 @@ def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_p
         with pytest.raises(StatusError, match="snapshot source 'disk'"):
             query_status(sock_path, request={"command": "snapshot", "source": "disk"})
         results = []
-        while len([r for r in results if r.viewer_present]) < 5:
+        for _ in range(200):  # bounded: a viewer never taken for one must fail, not hang
             results.append(service.step())
+            if len([r for r in results if r.viewer_present]) >= 5:
+                break
+        assert len([r for r in results if r.viewer_present]) >= 5
         status = query_status(sock_path)
         last = results[-1]
         assert status["frames"] == len(results) == service.stats.frames and status["frame_width"] == 640
