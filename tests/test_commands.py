@@ -120,7 +120,9 @@ def test_status_snapshot_against_the_running_loop(folder, clip, capsys):
 
 
 class PositionCamera:
-    """A test camera showing the visitor wherever the test says she stands (real rendered frames)."""
+    """A test camera showing the visitor wherever the test says she stands (real rendered frames). She
+    walks there, as a person does (a face that appears and never moves is taken for a picture), in a few
+    frames, from the room's edge at first."""
 
     name = "position"
     state = "ok"
@@ -128,12 +130,18 @@ class PositionCamera:
     def __init__(self, photo, positions):
         from edge.viewerclip import compose, cutout, room
 
-        bg, sprite = room(), cutout(photo)
-        self.frames = {}
-        for name, x in positions.items():
-            self.frames[name] = [compose(bg, sprite, [Person(130, x + dx, eye_height(130))]) for dx in (-3, 0, 3)]
+        self._bg, self._sprite, self._compose = room(), cutout(photo), compose
+        self.positions = positions
         self.where = next(iter(positions))
+        self._x = 20.0  # she comes in from the edge
+        self._cache = {}
         self.n = 0
+
+    def _frame(self, x):
+        key = int(round(x))
+        if key not in self._cache:
+            self._cache[key] = self._compose(self._bg, self._sprite, [Person(130, key, eye_height(130))])
+        return self._cache[key]
 
     def open(self):
         pass
@@ -143,7 +151,10 @@ class PositionCamera:
 
         time.sleep(1 / 30)
         self.n += 1
-        return self.frames[self.where][self.n % 3], time.monotonic()
+        target = self.positions[self.where]
+        step = max(abs(target - self._x) / 2, 40.0)  # a quick walk, then standing (with +-3 px sway)
+        self._x = target if abs(target - self._x) <= step else self._x + step * np.sign(target - self._x)
+        return self._frame(self._x + (-3, 0, 3)[self.n % 3]), time.monotonic()
 
     def close(self):
         pass
