@@ -17,11 +17,15 @@ object written atomically; an unreadable one counts as zero (the worst that does
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
+
+from edge import __version__
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +43,23 @@ class CrashCounter:
     def __init__(self, folder: Path | None) -> None:
         self.path = None if folder is None else Path(folder) / FILE_NAME
         self._timer: threading.Timer | None = None
+        self._inputs = ""
 
     @classmethod
     def from_environment(cls) -> CrashCounter:
         state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         return cls(Path(state) if state else None)
 
-    def _read(self) -> int:
+    def _read(self, inputs: str) -> int:
+        """The count so far, for the same ``inputs`` only: a new deployment or config (an update, a
+        rollback) starts a fresh count, so one that failed never sends the next into safe mode."""
         if self.path is None:
             return 0
         try:
-            value = json.loads(self.path.read_text()).get("unclean_starts", 0)
+            data = json.loads(self.path.read_text())
+            value = data.get("unclean_starts", 0)
+            if data.get("inputs", inputs) != inputs:
+                return 0
         except (OSError, ValueError, AttributeError):
             return 0
         return value if isinstance(value, int) and value >= 0 else 0
@@ -59,15 +69,17 @@ class CrashCounter:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps({"unclean_starts": value}) + "\n")
+            tmp.write_text(json.dumps({"unclean_starts": value, "inputs": self._inputs}) + "\n")
             tmp.replace(self.path)
         except OSError as exc:  # a read-only state directory must not stop the portrait
             log.warning("cannot record the start count in %s: %s", self.path, exc)
 
-    def started(self) -> int:
+    def started(self, inputs: str = "") -> int:
         """Count this start; returns how many unclean starts in a row this one makes (1 after a clean
-        stop). From now on, :data:`STEADY_AFTER` seconds of running reset the count."""
-        count = self._read() + 1
+        stop, or when ``inputs``, what the daemon runs on, differ from the last start's). From now on,
+        :data:`STEADY_AFTER` seconds of running reset the count."""
+        self._inputs = inputs
+        count = self._read(inputs) + 1
         self._write(count)
         if self.path is not None:
             self._timer = threading.Timer(STEADY_AFTER, self.stopped_cleanly)
@@ -84,3 +96,13 @@ class CrashCounter:
     @staticmethod
     def in_a_loop(count: int) -> bool:
         return count >= SAFE_AFTER
+
+
+def daemon_inputs(config_path: Path | None) -> str:
+    """What a start runs on, as the crash count compares it: the installed software and the config file."""
+    digest = hashlib.sha256(f"{sys.prefix}\0{__version__}\0".encode())
+    try:
+        digest.update(Path(config_path).read_bytes() if config_path is not None else b"")
+    except OSError:
+        pass
+    return digest.hexdigest()[:16]

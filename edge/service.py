@@ -45,7 +45,7 @@ from edge import __version__
 from edge.assets import default_pack_path
 from edge.camera import CameraSource
 from edge.config import SECTIONS, Config, ConfigError, config_from_dict, load_config, read_toml
-from edge.crashes import CrashCounter
+from edge.crashes import CrashCounter, daemon_inputs
 from edge.errors import MonaEdgeError
 from edge.health import DETECTOR, SAFE_MODE, Health, Notify
 from edge.pipeline import (
@@ -440,7 +440,7 @@ def run_daemon(config_path: Path | None) -> int:
     """``mona-edge run``: load config (or what of it can be used: safe mode), notify systemd, loop until
     SIGTERM. Ends early only for what safe mode cannot replace (the module docstring)."""
     crashes = CrashCounter.from_environment()
-    unclean = crashes.started()
+    unclean = crashes.started(daemon_inputs(config_path))
     config, problem = load_config_safely(config_path)
     problems = [problem] if problem else []
     if crashes.in_a_loop(unclean):

@@ -25,7 +25,7 @@ def test_the_count_rises_with_each_start_and_falls_to_zero_on_a_clean_stop(tmp_p
     assert counts == list(range(1, SAFE_AFTER + 2))
     assert [CrashCounter.in_a_loop(c) for c in counts] == [c >= SAFE_AFTER for c in counts]
     counter.stopped_cleanly()
-    assert json.loads((tmp_path / crashes.FILE_NAME).read_text()) == {"unclean_starts": 0}
+    assert json.loads((tmp_path / crashes.FILE_NAME).read_text())["unclean_starts"] == 0
     assert CrashCounter(tmp_path).started() == 1
 
 
@@ -36,8 +36,15 @@ def test_running_steadily_resets_the_count_and_a_bad_file_counts_as_zero(tmp_pat
     assert counter.started() == 1
     assert counter._timer is not None
     counter._timer.join(2)  # the steady timer fired
-    assert json.loads((tmp_path / crashes.FILE_NAME).read_text()) == {"unclean_starts": 0}
+    assert json.loads((tmp_path / crashes.FILE_NAME).read_text())["unclean_starts"] == 0
     assert CrashCounter(None).started() == 1 and not (tmp_path / "None").exists()  # no state dir: no count
+
+
+def test_new_inputs_start_a_fresh_count(tmp_path, monkeypatch):
+    """A deployment that crashed (an update) must not send the next one (its rollback) into safe mode."""
+    monkeypatch.setattr(crashes, "STEADY_AFTER", 3600.0)
+    assert [CrashCounter(tmp_path).started("update") for _ in range(3)] == [1, 2, 3]
+    assert CrashCounter(tmp_path).started("rolled back") == 1
 
 
 def test_from_a_shell_nothing_is_counted(monkeypatch):
@@ -67,4 +74,4 @@ def test_after_unclean_starts_in_a_row_the_daemon_starts_in_safe_mode_then_a_cle
     finally:
         output = daemon.finish()
     assert daemon.proc.returncode == 0, output
-    assert json.loads((state / crashes.FILE_NAME).read_text()) == {"unclean_starts": 0}
+    assert json.loads((state / crashes.FILE_NAME).read_text())["unclean_starts"] == 0
