@@ -28,12 +28,14 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SERVICE = "mona-edge.service"
@@ -195,6 +197,11 @@ class Systemd:
         self._must("enable", SERVICE)
 
     def restart(self) -> None:
+        # A deliberate (re)start by the operator is a fresh start: reset-failed clears the start-limit
+        # count that a failed update's crash restarts ran up, or the switch back (and a rollback right
+        # after it) would be refused with "start-limit-hit". Crash loops stay bounded by the daemon's
+        # own safe mode (edge/crashes.py), which counts across these resets.
+        self._systemctl("reset-failed", SERVICE)
         # --no-block: readiness is judged by ``mona-edge status``, and the first-boot oneshot must not
         # wait on a job queued behind itself.
         self._must("restart", "--no-block", SERVICE)
@@ -354,6 +361,51 @@ def _system_version(dist: str) -> str | None:
         return None
 
 
+#: A requirement line's distribution name (PEP 508), enough to tell whose pin a line is without
+#: ``packaging``, which a stock OS Python may lack.
+_REQUIREMENT_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def target_constraints(lock_text: str, system_version: Callable[[str], str | None]) -> tuple[list[str], list[str]]:
+    """The lines the target's pip installs with, and what was decided, from the lock that travelled along.
+
+    The lock's pins hold except where the OS already has the package: numpy is pinned to the OS's own
+    (picamera2, simplejpeg and the OS's pygame are compiled against it, so a different numpy over it
+    breaks them), and any other package the OS provides loses its pin, so the OS's copy (seen through
+    system site-packages) is used where it meets the requirement: Raspberry Pi OS's python3-pygame is
+    linked to an SDL with KMS/DRM, PyPI's is not. ``system_version(name)`` is the OS's version or None.
+    """
+    lines: list[str] = []
+    kept_os: set[str] = set()
+    for raw in lock_text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        match = _REQUIREMENT_NAME.match(line)
+        if match is None:
+            continue
+        name = _canonical(match.group(1))
+        if system_version(name):
+            kept_os.add(name)
+            continue
+        lines.append(line)
+    notes = []
+    if lock_text:
+        notes.append(f"constraints: {len(lines)} pin(s) from the lock")
+    numpy = system_version("numpy")
+    if numpy:
+        lines.append(f"numpy=={numpy}")
+        notes.append(f"numpy pinned to the OS's {numpy}")
+    own = sorted(kept_os - {"numpy"})
+    if own:
+        notes.append(f"the OS's own {', '.join(own)} kept (their lock pins dropped)")
+    return lines, notes
+
+
 def _free_bytes(path: Path) -> int:
     while not path.exists():
         path = path.parent
@@ -473,12 +525,13 @@ def install_software(layout: Layout, spec: dict, log: list[str]) -> None:
         pip.append("--no-index")
     if spec.get("no_deps"):
         pip.append("--no-deps")
-    numpy = _system_version("numpy")
-    if numpy:
+    travelling = staging / spec["constraints"] if spec.get("constraints") else None
+    lines, notes = target_constraints(travelling.read_text() if travelling else "", _system_version)
+    if lines:
         constraints = target / "constraints.txt"
-        constraints.write_text(f"numpy=={numpy}\n")
+        constraints.write_text("\n".join(lines) + "\n")
         pip += ["--constraint", str(constraints)]
-        log.append(f"numpy pinned to the OS's {numpy}")
+    log.extend(notes)
     extras = spec.get("extras") or []
     pip.append(str(staging / spec["project_wheel"]) + (f"[{','.join(extras)}]" if extras else ""))
     _run_step("pip install", pip, env=_offline_pip_env() if spec.get("offline") else None)

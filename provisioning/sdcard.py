@@ -17,7 +17,7 @@ from pathlib import Path
 import edge.install
 from edge.errors import ProvisioningError
 from edge.install import Layout, atomic_write
-from provisioning.plan import REPO, Artifacts, Blob
+from provisioning.plan import REPO, Artifacts, Blob, import_checks, software_spec
 
 FIRSTBOOT_UNIT = "mona-edge-firstboot.service"
 
@@ -102,9 +102,7 @@ def _write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: flo
     config = artifacts.config or Blob("(empty: every setting at its default)", b"")
     plan = {
         "prefix": "/", "service_manager": "systemd", "ready_timeout": ready_timeout,
-        "software": {"hash": sw.hash, "project_wheel": sw.project_wheel, "wheels": sorted(sw.files),
-                     "sums": sw.sums, "no_deps": sw.no_deps, "offline": sw.offline, "extras": list(sw.extras),
-                     "check_imports": ["import edge"], "check_pi_camera": True},
+        "software": software_spec(sw, import_checks(sw)),
         "pack": {"sha": artifacts.pack.sha, "files": artifacts.pack.files},
         "config": config.spec(),
         "unit": artifacts.unit.spec(),

@@ -174,6 +174,12 @@ def test_fresh_real_install_is_ready_and_a_second_run_changes_nothing(installed)
     assert edge_file.startswith(str(venv))  # the installed wheel, not this checkout
     carried_numpy = next(name.split("-")[1] for name in target.software.files if name.startswith("numpy-"))
     assert numpy_line.endswith(" " + carried_numpy)  # from the wheelhouse (equal to the OS's when it has one)
+    # The target's pip installed under the lock that travelled along, the OS's own packages excepted.
+    pins = (venv / "constraints.txt").read_text().splitlines()
+    assert "ai-edge-litert==2.3.0" in pins and any(p.startswith("opencv-python-headless==") for p in pins)
+    system_numpy = subprocess.run(["/usr/bin/python3", "-c", "import numpy; print(numpy.__version__)"],
+                                  capture_output=True, text=True).stdout.strip()
+    assert [p for p in pins if p.startswith("numpy")] == ([f"numpy=={system_numpy}"] if system_numpy else [])
 
     status = target.status()
     assert status["state"] == "READY" and status["camera"]["state"] == "ok" and status["frames"] > 0

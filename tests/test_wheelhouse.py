@@ -17,6 +17,7 @@ from conftest import REPO
 from packaging.utils import canonicalize_name
 
 from edge.errors import ProvisioningError
+from edge.install import target_constraints
 from provisioning.plan import SOFTWARE_CONSTRAINTS, check_pi_wheel, load_software
 from provisioning.wheelhouse import (
     PI_PLATFORMS,
@@ -149,3 +150,21 @@ def test_platform_tags_name_the_machine_and_bad_input_is_one_error():
         target_environment("3", "aarch64")
     with pytest.raises(ProvisioningError, match=r"^lock line 2 'numpy >= >= 1': [^\n]+$"):
         constraints_for("pillow==13.0.0\nnumpy >= >= 1\n", target_environment("3.11", "aarch64"))
+
+
+def test_the_target_installs_under_the_lock_except_where_its_os_has_the_package():
+    """On the Pi, edge/install.py turns the travelling lock into its pip's constraints: the OS's numpy is
+    pinned (what picamera2 was built against), any other package the OS has loses its pin (its own
+    python3-pygame, linked to an SDL with KMS/DRM, stays), the rest hold as locked."""
+    lock = ("# header\nai-edge-litert==2.3.0\n    # via mona-edge\nnumpy==2.2.4 ; platform_machine != 'aarch64'\n"
+            "numpy==1.24.2 ; platform_machine == 'aarch64'\nPyGame==2.6.1\nopencv_python_headless==4.11.0.86\n"
+            "-e file:.\n")
+    os_has = {"numpy": "1.24.2", "pygame": "2.1.2"}
+    lines, notes = target_constraints(lock, os_has.get)
+    assert lines == ["ai-edge-litert==2.3.0", "opencv_python_headless==4.11.0.86", "numpy==1.24.2"]
+    assert notes == ["constraints: 2 pin(s) from the lock", "numpy pinned to the OS's 1.24.2",
+                     "the OS's own pygame kept (their lock pins dropped)"]
+    # An OS without numpy: the lock's numpy lines stand, markers and all (the target's pip evaluates them).
+    lines, _ = target_constraints(lock, {}.get)
+    assert "numpy==1.24.2 ; platform_machine == 'aarch64'" in lines and "PyGame==2.6.1" in lines
+    assert target_constraints("", {"numpy": "2.2.4"}.get) == (["numpy==2.2.4"], ["numpy pinned to the OS's 2.2.4"])
