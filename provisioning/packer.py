@@ -7,6 +7,7 @@ before it goes onto a frame.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -150,6 +151,9 @@ def build_pack(plan: PackPlan, log: Callable[[str], None] = print) -> dict:
         raise PackError(f"method {plan.method!r}: expected 'eyewarp' or 'fomm'")
     if plan.method == "fomm" and not (plan.driver and plan.checkpoint):
         raise PackError("--method fomm needs --driver VIDEO and --checkpoint FILE (vox-cpk.pth.tar)")
+    if plan.method == "fomm" and importlib.util.find_spec("torch") is None:  # before minutes of other work
+        raise PackError("--method fomm needs PyTorch, which is not installed: pip install 'mona-edge[fomm]' "
+                        "(or --method eyewarp, which needs no weights)")
     if plan.frames < 2 or plan.frames > 255:
         raise PackError(f"--frames {plan.frames}: expected 2..255")
     low, high = plan.span_deg  # checked again with the manifest, but only after minutes of work

@@ -4,6 +4,8 @@ animation and video reading. All on CPU with random weights; the only 256x256 wo
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 
 from edge.errors import ExitStatus, ModelError, PackError
 from provisioning.fomm import VOX_256, CheckpointError, FommConfig, FommModel, animate, load_fomm, read_driving_video
@@ -535,3 +538,21 @@ def test_read_driving_video_refuses_missing_and_unreadable_files(tmp_path):
     bogus.write_text("not a video")
     with pytest.raises(PackError, match="driving video .*bogus.mp4"):
         read_driving_video(bogus)
+
+
+def test_fomm_without_pytorch_is_one_error_line_naming_the_extra(tmp_path):
+    """A workstation with the `workstation` extra but not `fomm`: build-pack --method fomm says what to
+    install (exit status 4, a pack error), before any other work, instead of an internal-error traceback.
+    torch is hidden from the child Python (sys.modules['torch'] = None: import and find_spec both fail)."""
+    hide_torch = ("import sys\n"
+                  "sys.modules['torch'] = None  # Python's own way to make a module unimportable\n"
+                  "from edge.cli import main\n"
+                  "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", hide_torch, "build-pack", "--portrait", str(REPO / "assets/portraits/astronaut.png"),
+                           "--out", str(tmp_path / "pack"), "--method", "fomm", "--driver", str(tmp_path / "d.mp4"),
+                           "--checkpoint", str(tmp_path / "vox.pth.tar")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 4, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == ["mona-edge build-pack: error: --method fomm needs PyTorch, which is not installed: pip install 'mona-edge[fomm]' "
+                     "(or --method eyewarp, which needs no weights)"], done.stderr
+    assert not (tmp_path / "pack").exists()

@@ -266,11 +266,10 @@ def test_real_pack_update_then_rollback_then_stop(installed):
     assert target.status()["state"] == "NOT_RUNNING"
 
 
-def test_a_wheelhouse_numpy_the_target_os_would_refuse_stops_the_run_before_sending(software):
-    probe = {"python": "3.11.2", "machine": "x86_64", "os_release": {"ID": "debian"}, "pi_model": None,
-             "system_picamera2": None, "camera": [], "display": [], "service_manager": "process",
-             "software_installed": False, "pack_installed": False, "free_bytes": {"opt": 1 << 40, "lib": 1 << 40},
-             "system_numpy": "1.24.2"}
+def test_a_wheelhouse_numpy_the_target_os_would_refuse_stops_the_run_before_sending(sshd, software, tmp_path):  # noqa: F811
+    with _ssh(sshd) as target:  # the real target's probe (its Python: 3.11 on bookworm, 3.13 on trixie)
+        real = target.helper("probe", {"prefix": str(tmp_path / "unused")})
+    probe = dict(real, system_numpy="1.24.2", software_installed=False, pack_installed=False)
     artifacts = Artifacts(software=software, unit=load_unit(None, "/"))
     errors, _warnings = check_target(probe, artifacts)
     carried = next(n.split("-")[1] for n in software.files if n.startswith("numpy-"))
