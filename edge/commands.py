@@ -303,7 +303,7 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
     checks.append(_check_model(config))
     checks.append(_check_pack(config))
     checks.append(_check_camera(config, daemon))
-    checks.append(_check_display(config))
+    checks.extend(_check_display(config))
     checks.append(_check_groups(config, service_user))
     checks.append(_check_socket_dir(socket_path, daemon))
     return checks
@@ -367,28 +367,84 @@ def _check_camera(config, daemon: dict | None) -> Check:
     return Check("camera", True, f"video file {path}")
 
 
-def _check_display(config) -> Check:
+#: What the doctor tells a Pi that lacks a pygame with KMS/DRM (the OS's is linked to an SDL that has it).
+OS_PYGAME_FIX = "sudo apt install python3-pygame (the OS's: its SDL has kmsdrm; PyPI's wheel has not)"
+#: Variables of a desktop login that the service (started by systemd) does not have.
+DESKTOP_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY")
+
+
+def _check_sdl(required: bool) -> Check:
+    """SDL's compiled video drivers, asked of the SDL library pygame loads (edge.sdl_drivers)."""
+    from edge.errors import DisplayError
+    from edge.sdl_drivers import sdl_video
+
+    try:
+        video = sdl_video()
+    except DisplayError as exc:
+        return Check("sdl", not required, str(exc), OS_PYGAME_FIX if required else "")
+    detail = f"pygame {video.pygame}, SDL {video.version} ({video.library}): video drivers {', '.join(video.drivers)}"
+    if "kmsdrm" in video.drivers:
+        return Check("sdl", True, detail)
+    return Check("sdl", not required, detail + " (no kmsdrm: cannot drive a console screen)",
+                 OS_PYGAME_FIX + "; remove a pip-installed pygame from the venv" if required else "")
+
+
+def _check_display(config) -> list[Check]:
     d = config.display
     if d.kind in ("headless", "file"):
-        return Check("display", True, f"{d.kind} (nothing on a screen)")
+        return [Check("display", True, f"{d.kind} (nothing on a screen)")]
     if d.kind == "fbdev":  # the config stores "framebuffer" under the display module's name
-        node = Path(d.device or "/dev/fb0")
-        if not node.exists():
-            return Check("display", False, f"{node}: no such framebuffer", "enable the display (dtoverlay) or use display kind pygame (KMS/DRM)")
-        if not _access(node):
-            return Check("display", False, f"{node}: permission denied", "add the user to the video group")
-        return Check("display", True, f"{node} writable")
+        return [_check_framebuffer(Path(d.device or "/dev/fb0"))]
+    if d.kind == "auto":
+        return [_check_sdl(required=False), _check_auto(config)]
+    checks = [_check_sdl(required=not any(os.environ.get(v) for v in DESKTOP_VARIABLES))]
     cards = sorted(Path("/dev/dri").glob("card*"))
     if not cards:
-        return Check("display", False, "no /dev/dri/card*", "enable KMS: dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt")
+        return checks + [Check("display", False, "no /dev/dri/card*",
+                               "enable KMS: dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt")]
     denied = [str(c) for c in cards if not _access(c)]
     if denied:
-        return Check("display", False, f"no access to {', '.join(denied)}", "add the user to the video and render groups")
+        return checks + [Check("display", False, f"no access to {', '.join(denied)}",
+                               "add the user to the video and render groups")]
+    return checks + [Check("display", True, f"pygame, {', '.join(c.name for c in cards)} accessible")]
+
+
+def _check_framebuffer(node: Path, chosen: str = "") -> Check:
+    if not node.exists():
+        return Check("display", False, f"{chosen}{node}: no such framebuffer",
+                     "enable the display (dtoverlay) or use display kind pygame (KMS/DRM)")
+    if not _access(node):
+        return Check("display", False, f"{chosen}{node}: permission denied", "add the user to the video group")
+    return Check("display", True, f"{chosen}{node} writable")
+
+
+def _check_auto(config) -> Check:
+    """Which sink ``auto`` will use and why, judged as the service sees the machine: started by systemd,
+    it has no desktop session's DISPLAY or WAYLAND_DISPLAY even when the doctor's shell has."""
+    from edge.display import DisplayError, choose_sink
+
+    d = config.display
+    environ = {k: v for k, v in os.environ.items() if k not in DESKTOP_VARIABLES}
     try:
-        import pygame  # noqa: F401
-    except ImportError:
-        return Check("display", False, "pygame is not installed", "pip install 'mona-edge[pi]'")
-    return Check("display", True, f"pygame, {', '.join(c.name for c in cards)} accessible")
+        choice = choose_sink(device=d.device, drm_card=d.drm_card, environ=environ)
+    except DisplayError as exc:
+        return Check("display", False, str(exc), f"connect and power on the screen; {OS_PYGAME_FIX}")
+    chosen = f"auto will use {choice}"
+    if choice.sink == "fbdev":
+        node = Path(str(choice.device))
+        if not _access(node):  # it exists (choose_sink checked)
+            return Check("display", False, f"{chosen}; but {node}: permission denied", "add the user to the video group")
+        return Check("display", True, f"{chosen} ({node} writable)")
+    if choice.drm_card is not None:
+        node = Path(f"/dev/dri/card{choice.drm_card}")
+        if not node.exists():
+            return Check("display", False, f"{chosen}; but {node} does not exist",
+                         "enable KMS: dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt")
+        if not _access(node):
+            return Check("display", False, f"{chosen}; but {node}: permission denied",
+                         "add the user to the video and render groups")
+        return Check("display", True, f"{chosen} ({node} accessible)")
+    return Check("display", True, chosen)
 
 
 def _check_groups(config, service_user: str) -> Check:

@@ -457,13 +457,17 @@ class DisplayConfig:
     """Where the portrait is drawn. The screen is opened once: changes take effect on restart
     (systemctl restart mona-edge), not on reload."""
 
-    sink: str = _key(_Choice("pygame", "framebuffer", "fbdev", "file", "headless", store={"framebuffer": "fbdev"}),
-                     "pygame",
-                     "pygame (KMS/DRM full screen), framebuffer (/dev/fb0), file (a raw framebuffer-layout "
-                     "file: tests), headless (memory only)")
-    device: str | None = _key(_DevicePath(), None, "framebuffer: the device (default /dev/fb0)", "/dev/fb1")
+    sink: str = _key(_Choice("auto", "pygame", "framebuffer", "fbdev", "file", "headless",
+                             store={"framebuffer": "fbdev"}),
+                     "auto",
+                     "auto (KMS/DRM via pygame where its SDL has kmsdrm and a screen is connected, else "
+                     "/dev/fb0; mona-edge doctor says which and why), pygame (KMS/DRM full screen), "
+                     "framebuffer (/dev/fb0), file (a raw framebuffer-layout file: tests), headless (memory only)")
+    device: str | None = _key(_DevicePath(), None, "framebuffer and auto: the framebuffer device (default /dev/fb0)",
+                              "/dev/fb1")
     drm_card: int | None = _key(_Number(0, 15, integer=True), None,
-                                   "pygame: /dev/dri/cardN to use (a Pi 5's display is not always card0)", 1)
+                                   "pygame and auto: /dev/dri/cardN to use (default: pygame card0, auto the card "
+                                   "with a connected output)", 1)
     rotation: int = _key(_Choice(0, 90, 180, 270), 0, "degrees clockwise the picture is turned on screen")
     width: int | None = _key(_Number(16, 8192, integer=True), None,
                                 "screen width in pixels (required for file and headless)", 1080)
@@ -590,12 +594,12 @@ def _cross_check(cfg: Config, name: str) -> None:
         raise ConfigError(f'{at} width: required (with height) when sink = "{shown}"')
     if d.sink == "file" and d.output is None:
         raise ConfigError(f'{at} output: required when sink = "file" (the file to write frames into)')
-    for key, value, wanted in (("output", d.output, "file"), ("device", d.device, "fbdev"),
-                               ("drm_card", d.drm_card, "pygame")):
-        if value is not None and d.sink != wanted:
-            want = "framebuffer" if wanted == "fbdev" else wanted
+    for key, value, wanted in (("output", d.output, ("file",)), ("device", d.device, ("fbdev", "auto")),
+                               ("drm_card", d.drm_card, ("pygame", "auto"))):
+        if value is not None and d.sink not in wanted:
+            want = " or ".join(f'"{"framebuffer" if w == "fbdev" else w}"' for w in wanted)
             raise _fail(at, key, value if not isinstance(value, Path) else str(value),
-                        f'only used when sink = "{want}" (sink is "{shown}")')
+                        f'only used when sink = {want} (sink is "{shown}")')
 
     g = cfg.gaze
     at = f"{name}: [gaze]"

@@ -7,23 +7,37 @@ see exactly what a viewer sees.
 
 Sinks: :class:`PygameSink` (SDL; ``kmsdrm`` on a Pi console, ``dummy`` in tests),
 :class:`edge.framebuffer.FramebufferSink` (``/dev/fbN`` or a plain file, RGB565 or XRGB8888) and
-:class:`HeadlessSink` (memory only). :func:`open_display` picks one from configuration.
+:class:`HeadlessSink` (memory only). :func:`open_display` picks one from configuration; kind ``auto``
+(the default) chooses between the first two on the machine it runs on (:func:`choose_sink`): KMS/DRM
+through pygame where pygame's SDL was built with kmsdrm (the OS's python3-pygame; PyPI's wheel is not) and
+a DRM card has a connected output, else the framebuffer, else one error naming what was tried.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from edge.drm_outputs import SYSFS_DRM, connected_card, describe
 from edge.errors import DisplayError  # re-exported: callers import it from here
+from edge.sdl_drivers import SdlVideo, sdl_video
+
+log = logging.getLogger(__name__)
 
 Rect = tuple[int, int, int, int]
 Size = tuple[int, int]
 
 #: Display kinds accepted by :func:`open_display`.
-KINDS = ("pygame", "fbdev", "file", "headless")
+KINDS = ("auto", "pygame", "fbdev", "file", "headless")
+#: The framebuffer ``auto`` falls back to (and ``fbdev`` opens) unless a device is configured.
+DEFAULT_FB = "/dev/fb0"
 #: SDL hint (also read from the environment) choosing /dev/dri/cardN for the kmsdrm driver, SDL >= 2.24.
 #: A Pi 5 has two DRM cards (the display controller is not card0 there), so this is configurable.
 SDL_KMSDRM_DEVICE_INDEX = "SDL_KMSDRM_DEVICE_INDEX"
@@ -204,11 +218,142 @@ class PygameSink:
             self._pg.display.quit()
 
 
+# --- sink = "auto" ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SinkChoice:
+    """What ``auto`` chose and why: logged when the screen opens, printed by ``mona-edge doctor``."""
+
+    sink: str  #: ``pygame`` or ``fbdev``
+    reason: str  #: one phrase: what was found (and what was passed over on the way)
+    driver: str | None = None  #: pygame: the SDL video driver (None: SDL's own choice, a desktop window)
+    drm_card: int | None = None  #: pygame with kmsdrm: /dev/dri/cardN
+    device: str | None = None  #: fbdev: the framebuffer device
+
+    @property
+    def target(self) -> str:
+        """What will be drawn on, e.g. ``pygame (kmsdrm, /dev/dri/card1)`` or ``framebuffer /dev/fb0``."""
+        if self.sink == "fbdev":
+            return f"framebuffer {self.device}"
+        where = [self.driver or "SDL's choice"] + ([f"/dev/dri/card{self.drm_card}"] if self.drm_card is not None else [])
+        return f"pygame ({', '.join(where)})"
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.reason}"
+
+
+def _sdl_or_reason(sdl: Callable[[], SdlVideo]) -> tuple[SdlVideo | None, str]:
+    try:
+        return sdl(), ""
+    except DisplayError as exc:
+        return None, str(exc)
+
+
+def choose_sink(*, device: str | None = None, drm_card: int | None = None, drm_root: Path = SYSFS_DRM,
+                sdl: Callable[[], SdlVideo] = sdl_video, environ: Mapping[str, str] = os.environ) -> SinkChoice:
+    """Decide what ``sink = "auto"`` draws on, without opening anything (so ``doctor`` can ask too).
+
+    In order: an ``SDL_VIDEODRIVER`` the environment names and SDL has (tests' ``dummy``); a desktop
+    session (``WAYLAND_DISPLAY``/``DISPLAY`` and SDL's driver for it: a full-screen window, since a
+    compositor holds the DRM device); KMS/DRM where SDL has ``kmsdrm`` and a DRM card has a connected
+    connector (``drm_card`` given: that card), read from ``drm_root``; the framebuffer ``device``
+    (default /dev/fb0) if it exists. Otherwise a :class:`DisplayError` naming each thing that was tried.
+    """
+    video, missing = _sdl_or_reason(sdl)
+    drivers = video.drivers if video is not None else ()
+    passed: list[str] = []  # what was looked at and not taken, in order
+    if video is None:
+        passed.append(missing)
+    sdl_name = f"SDL {video.version}" if video is not None else "SDL"
+
+    wanted = (environ.get("SDL_VIDEODRIVER") or "").lower()
+    if wanted and wanted != "kmsdrm":
+        if wanted in drivers:
+            return SinkChoice("pygame", f"SDL_VIDEODRIVER={wanted} in the environment", driver=wanted)
+        passed.append(f"SDL_VIDEODRIVER={wanted} is not one of {sdl_name}'s drivers")
+    for variable, driver in (("WAYLAND_DISPLAY", "wayland"), ("DISPLAY", "x11")):
+        if environ.get(variable) and driver in drivers:
+            return SinkChoice("pygame", f"a desktop session ({variable}={environ[variable]}): a full-screen window")
+
+    if video is not None and "kmsdrm" not in drivers:
+        passed.append(f"pygame {video.pygame}'s {sdl_name} has no kmsdrm (its drivers: {', '.join(drivers)})")
+    elif video is not None:
+        if drm_card is not None:
+            return SinkChoice("pygame", f"{sdl_name} has kmsdrm; [display] drm_card = {drm_card}",
+                              driver="kmsdrm", drm_card=drm_card)
+        card, connectors = connected_card(drm_root)
+        if card is not None:
+            names = ", ".join(f"{c.name}" for c in connectors if c.card == card and c.status == "connected")
+            return SinkChoice("pygame", f"{sdl_name} has kmsdrm and card{card} has a connected output ({names})",
+                              driver="kmsdrm", drm_card=card)
+        passed.append(f"{sdl_name} has kmsdrm but no DRM output is connected ({describe(connectors)} in {drm_root})")
+
+    fb = device or DEFAULT_FB
+    if Path(fb).exists():
+        return SinkChoice("fbdev", "; ".join(passed), device=fb)  # the reason: why not KMS/DRM
+    passed.append(f"{fb}: no such framebuffer")
+    raise DisplayError(f"display 'auto': no screen to drive: {'; '.join(passed)} (connect the screen; on a Pi "
+                       f"use Raspberry Pi OS's python3-pygame and dtoverlay=vc4-kms-v3d)")
+
+
+#: The choice each ``auto`` sink was opened with (status and doctor ask :func:`choice_of`).
+_CHOICES: weakref.WeakKeyDictionary[Any, SinkChoice] = weakref.WeakKeyDictionary()
+
+
+def choice_of(sink: Any) -> SinkChoice | None:
+    """What ``auto`` chose for ``sink`` and why (None: the sink was configured by name, not chosen)."""
+    try:
+        return _CHOICES.get(sink)
+    except TypeError:  # not weak-referenceable, so never recorded
+        return None
+
+
+def _open_fbdev(device: str, size: Size | None, sysfs_dir: Path | None = None) -> DisplaySink:
+    from edge.framebuffer import FramebufferSink
+
+    sink = FramebufferSink(device, sysfs_dir=sysfs_dir)
+    if size is not None and sink.size != check_size(size):
+        actual = sink.size
+        sink.close()
+        raise DisplayError(f"{device}: framebuffer is {actual[0]}x{actual[1]}, configuration "
+                           f"asks for {size[0]}x{size[1]}")
+    return sink
+
+
+def open_auto(size: Size | None = None, *, device: str | None = None, drm_card: int | None = None,
+              drm_root: Path = SYSFS_DRM, fb_sysfs: Path | None = None,
+              sdl: Callable[[], SdlVideo] = sdl_video) -> DisplaySink:
+    """Open what :func:`choose_sink` chose, and log the choice with its reason.
+
+    A KMS/DRM screen that SDL then cannot open (another program holds it, a missing group) falls back to
+    the framebuffer when there is one, so a fault shows the portrait rather than a black screen; the
+    fallback and SDL's own error are logged and recorded. ``fb_sysfs``: the framebuffer's sysfs folder
+    (default /sys/class/graphics/<device name>)."""
+    choice = choose_sink(device=device, drm_card=drm_card, drm_root=drm_root, sdl=sdl)
+    sink: DisplaySink
+    if choice.sink == "pygame":
+        try:
+            sink = PygameSink(size, driver=choice.driver, drm_card=choice.drm_card)
+        except DisplayError as exc:
+            fb = device or DEFAULT_FB
+            if not Path(fb).exists():
+                raise DisplayError(f"display 'auto' chose {choice}, which failed: {exc}; and {fb}: no such "
+                                   f"framebuffer to fall back to") from exc
+            log.warning("display: %s failed (%s); falling back to %s", choice.target, exc, fb)
+            choice = SinkChoice("fbdev", f"{choice.target} failed to open: {exc}", device=fb)
+            sink = _open_fbdev(fb, size, fb_sysfs)
+    else:
+        sink = _open_fbdev(choice.device or DEFAULT_FB, size, fb_sysfs)
+    log.info("display: %s", choice)
+    _CHOICES[sink] = choice
+    return sink
+
+
 def open_display(kind: str, *, device: str | None = None, size: Size | None = None,
                  drm_card: int | None = None, output: str | None = None, bpp: int = 32) -> DisplaySink:
     """The sink for a configured display kind.
 
-    ``pygame``: full-screen SDL (``size`` None = the screen's own mode; ``drm_card`` for kmsdrm).
+    ``auto``: :func:`open_auto` (KMS/DRM via pygame, else the framebuffer ``device``, default /dev/fb0;
+    ``drm_card`` forces a card). ``pygame``: full-screen SDL (``size`` None = the screen's own mode; ``drm_card`` for kmsdrm).
     ``fbdev``: a framebuffer device (``device``, default ``/dev/fb0``), geometry from sysfs; ``size``,
     if given, must match it. ``file``: a plain file laid out like a framebuffer (``output`` path,
     ``size`` and ``bpp`` 16 or 32 required). ``headless``: memory only (``size`` required).
@@ -221,6 +366,9 @@ def open_display(kind: str, *, device: str | None = None, size: Size | None = No
             if value is not None:
                 raise DisplayError(f"display kind {kind!r} takes no {key} (got {value!r})")
 
+    if kind == "auto":
+        refuse(output=output)
+        return open_auto(size, device=device, drm_card=drm_card)
     if kind == "pygame":
         refuse(device=device, output=output)
         return PygameSink(size, drm_card=drm_card)
@@ -230,17 +378,11 @@ def open_display(kind: str, *, device: str | None = None, size: Size | None = No
             raise DisplayError("display kind 'headless': needs size (width, height)")
         return HeadlessSink(size)
 
-    from edge.framebuffer import FramebufferSink
-
     if kind == "fbdev":
         refuse(output=output, drm_card=drm_card)
-        sink = FramebufferSink(device or "/dev/fb0")
-        if size is not None and sink.size != check_size(size):
-            actual = sink.size
-            sink.close()
-            raise DisplayError(f"{device or '/dev/fb0'}: framebuffer is {actual[0]}x{actual[1]}, configuration "
-                               f"asks for {size[0]}x{size[1]}")
-        return sink
+        return _open_fbdev(device or DEFAULT_FB, size)
+    from edge.framebuffer import FramebufferSink
+
     refuse(device=device, drm_card=drm_card)
     if output is None or size is None:
         raise DisplayError("display kind 'file': needs output (a file path) and size (width, height)")

@@ -448,6 +448,7 @@ def probe(args: dict) -> dict:
             ["/dev/fb0"] if Path("/dev/fb0").exists() else []),
         "system_numpy": _system_version("numpy"),
         "system_picamera2": _system_version("picamera2"),
+        "system_pygame": _system_version("pygame"),  # the OS's python3-pygame: its SDL has KMS/DRM
         "system_pip": _system_version("pip"),
         "deployed": read_deploy(layout).get("current"),
         "software_installed": bool(software) and (layout.version_dir(software) / INSTALLED_MARKER).is_file(),

@@ -36,6 +36,9 @@ PROJECT_DIST = "mona_edge"
 MIN_PYTHON = (3, 11)
 #: The checkout's lock: exact versions for the build backend, the Pi's dependencies and the tests'.
 LOCK = "constraints.txt"
+#: Packages a Pi takes from its OS (apt), never from PyPI, with the apt package that has them: PyPI's pygame
+#: bundles an SDL built without KMS/DRM, Raspberry Pi OS's python3-pygame uses the OS's SDL, which has it.
+FROM_THE_OS = {"pygame": "python3-pygame"}
 #: The name the constraints travel under with the software; the target's pip installs with them.
 SOFTWARE_CONSTRAINTS = "mona-edge-constraints.txt"
 #: What a wheel is built from: what setup.py and pyproject's data-files read, and nothing else.
@@ -348,6 +351,34 @@ def _wheel_fits(name: str, machine: str, python: str) -> bool:
     return plat_ok and py_ok
 
 
+def configured_sink(config: Blob | None) -> str:
+    """The ``[display] sink`` the config sent along names (``auto``, the daemon's default, without one)."""
+    if config is None:
+        return "auto"
+    display = tomllib.loads(config.data.decode()).get("display", {})
+    return str(display.get("sink", "auto")) if isinstance(display, dict) else "auto"
+
+
+def check_pygame(probe: dict, artifacts: Artifacts) -> tuple[list[str], list[str]]:
+    """The screen's pygame: the OS's on a Pi. ``sink = "pygame"`` cannot start without one (refused before
+    anything is sent); ``auto`` without one can only use the framebuffer (a warning); PyPI's pygame
+    carried to a Pi is refused, since its SDL cannot drive a console screen."""
+    errors, warnings = [], []
+    apt = FROM_THE_OS["pygame"]
+    carried = sorted(name for name in artifacts.software.files if name.lower().startswith("pygame-"))
+    if carried and probe.get("pi_model"):
+        errors.append(f"wheelhouse {carried[0]}: PyPI's pygame has no KMS/DRM; a Pi uses its OS's "
+                      f"(sudo apt install {apt} on the target), so build the wheelhouse without it")
+    has = probe.get("system_pygame") or carried
+    sink = configured_sink(artifacts.config)
+    if not has and sink == "pygame":
+        errors.append(f'target has no pygame for [display] sink = "pygame": sudo apt install {apt} on the target')
+    elif not has and sink == "auto":
+        warnings.append(f'target has no pygame: [display] sink = "auto" can use only /dev/fb0, not KMS/DRM '
+                        f"(sudo apt install {apt} on the target)")
+    return errors, warnings
+
+
 def check_target(probe: dict, artifacts: Artifacts) -> tuple[list[str], list[str]]:
     """Errors stop the run before anything is sent; warnings are printed and the run goes on."""
     errors, warnings = [], []
@@ -379,6 +410,9 @@ def check_target(probe: dict, artifacts: Artifacts) -> tuple[list[str], list[str
         warnings.append("target has no camera device (/dev/video*): the eyes will rest at centre")
     if not probe["display"]:
         warnings.append("target has no display device (/dev/dri/card*, /dev/fb0)")
+    pygame_errors, pygame_warnings = check_pygame(probe, artifacts)
+    errors += pygame_errors
+    warnings += pygame_warnings
     if probe["service_manager"].startswith("unusable"):
         errors.append(probe["service_manager"][len("unusable: "):])
     need_opt = 0 if probe["software_installed"] else 3 * artifacts.software.size + (

@@ -8,6 +8,10 @@ the wheelhouse as ``mona-edge-constraints.txt``, which travels with it and const
 The lock already pins Raspberry Pi OS's numpy (Bookworm 1.24.2, Trixie 2.2.4), which the frame's venv
 keeps because picamera2's compiled parts come from apt, built against it; ``--numpy`` pins another.
 ``mona-edge provision --wheelhouse DIR`` then installs from the folder with ``--no-index``.
+
+A Pi's wheelhouse never holds what a Pi takes from its OS (``provisioning.plan.FROM_THE_OS``: pygame,
+whose PyPI wheel bundles an SDL without KMS/DRM; Raspberry Pi OS's python3-pygame has it), even when an
+extra asks for it: the venv sees the OS's copy through system site-packages.
 """
 
 from __future__ import annotations
@@ -141,8 +145,10 @@ def wheel_requirements(wheel: Path, extras: Sequence[str], env: dict[str, str]) 
 
 
 def download_locked(wheel: Path, out_dir: Path, python: str, platforms: Sequence[str] | None,
-                    pins: dict[str, str], extras: Sequence[str]) -> dict[str, str]:
+                    pins: dict[str, str], extras: Sequence[str], from_os: Sequence[str] = ()) -> dict[str, str]:
     """Download ``wheel``'s dependency closure for the target at the ``pins``' versions; return what it took.
+
+    ``from_os``: canonical names the target's OS provides, left out with everything only they need.
 
     Why not ``pip download wheel[pi]``: pip evaluates the dependencies' own markers
     (``numpy>=1.26.0; python_version >= "3.12"``) for the Python that runs it, not the target's, so a
@@ -161,6 +167,8 @@ def download_locked(wheel: Path, out_dir: Path, python: str, platforms: Sequence
         level: dict[str, tuple[str, set[str]]] = {}  # name -> (pin, extras to add)
         for req, wanted_by in todo:
             name = canonicalize_name(req.name)
+            if name in from_os:
+                continue
             pin = pins.get(name)
             if pin is None:
                 raise ProvisioningError(f"{req} (needed by {wanted_by.name}): not in constraints.txt for Python "
@@ -197,6 +205,13 @@ def _wheel_for(out_dir: Path, name: str, pin: str) -> Path | None:
     return None
 
 
+def pi_os_packages(machine: str) -> list[str]:
+    """What a wheelhouse for ``machine`` leaves to the target's OS: on a Pi (aarch64), FROM_THE_OS."""
+    from provisioning.plan import FROM_THE_OS
+
+    return sorted(FROM_THE_OS) if machine == "aarch64" else []
+
+
 def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platforms: Sequence[str] | None = None,
                      numpy_pin: str | None = None, extras: str = "pi", lock: Path | None = None) -> list[Path]:
     """Download the wheel's dependencies into ``out_dir`` (with the wheel itself) at the lock's versions
@@ -214,7 +229,8 @@ def build_wheelhouse(wheel: Path, out_dir: Path, python: str = PI_PYTHON, platfo
         except OSError as exc:
             raise ProvisioningError(f"{lock}: cannot read the lock ({exc.strerror or exc})") from None
         pins = constraints_for(text, target_environment(python, machine), numpy_pin)
-        taken = download_locked(wheel, out_dir, python, platforms, pins, [e for e in extras.split(",") if e])
+        taken = download_locked(wheel, out_dir, python, platforms, pins, [e for e in extras.split(",") if e],
+                                from_os=pi_os_packages(machine))
         # what travels states exactly what the folder holds
         write_constraints(lock, out_dir / SOFTWARE_CONSTRAINTS, python, machine, numpy_pin, only=set(taken))
     else:  # no lock (not a checkout): pip resolves, the OS's numpy is still the one pin that must hold
@@ -236,6 +252,8 @@ def _run(args: argparse.Namespace) -> int:
     wheels = build_wheelhouse(Path(wheel), args.out, args.python, platforms, args.numpy)
     size = sum(w.stat().st_size for w in wheels)
     print(f"{args.out}: {len(wheels)} wheels, {size / 1e6:.0f} MB, for Python {args.python} ({args.platform})")
+    if pi_os_packages(platform_machine(platforms)):
+        print("not in it, from the Pi's OS: pygame (sudo apt install python3-pygame: its SDL has KMS/DRM)")
     return 0
 
 

@@ -268,3 +268,54 @@ def test_status_with_an_unusable_config_says_so_instead_of_asking_the_default_so
     missing = folder / "nowhere.toml"
     assert cli_main(["status", "--json", "--config", str(missing)]) == ExitStatus.CONFIG
     assert f"mona-edge status: error: {missing}: no such config file" in capsys.readouterr().err
+
+
+def test_doctor_lists_sdls_video_drivers_and_says_which_sink_auto_uses_and_why(folder, clip, capsys, monkeypatch):
+    """The driver list is SDL's own (the library pygame loaded here); auto's choice is judged as the
+    service sees the machine (no desktop session), without opening the screen."""
+    from edge.sdl_drivers import sdl_video
+
+    video = sdl_video()
+    for variable in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")  # the doctor's shell may have a desktop; the service has not
+    fb0 = folder / "fb0"
+    fb0.write_bytes(bytes(192 * 256 * 4))  # a writable stand-in for /dev/fb0
+    cfg = folder / "config.toml"
+    cfg.write_text(config_toml(clip=clip, display="auto", extra="").replace("[pack]", f'device = "{fb0}"\n\n[pack]'))
+    _code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+    checks = {c["check"]: c for c in json.loads(out)}
+    drivers = ", ".join(video.drivers)
+    assert checks["sdl"]["ok"] and checks["sdl"]["detail"].startswith(
+        f"pygame {video.pygame}, SDL {video.version} ({video.library}): video drivers {drivers}")
+    display = checks["display"]
+    assert display["ok"] and display["detail"].startswith(f"auto will use framebuffer {fb0}: "), display
+    assert display["detail"].endswith(f"({fb0} writable)")
+    if "kmsdrm" not in video.drivers:  # PyPI's wheel
+        assert f"pygame {video.pygame}'s SDL {video.version} has no kmsdrm (its drivers: {drivers})" in display["detail"]
+    # the same in the plain listing, one line each
+    _code, out, _ = run(["doctor", "--config", str(cfg)], capsys)
+    assert f"OK    sdl        pygame {video.pygame}, SDL {video.version}" in out
+    assert f"OK    display    auto will use framebuffer {fb0}: " in out
+    # nothing to drive: one FAIL naming what was tried, with the apt package as the fix
+    fb0.unlink()
+    _code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+    display = {c["check"]: c for c in json.loads(out)}["display"]
+    assert not display["ok"] and display["detail"].startswith("display 'auto': no screen to drive: ")
+    assert f"{fb0}: no such framebuffer" in display["detail"] and "sudo apt install python3-pygame" in display["fix"]
+
+
+def test_doctor_fails_a_pygame_sink_whose_sdl_has_no_kmsdrm(folder, clip, capsys, monkeypatch):
+    from edge.sdl_drivers import sdl_video
+
+    video = sdl_video()
+    if "kmsdrm" in video.drivers:
+        pytest.skip(f"this pygame's SDL ({video.library}) has kmsdrm")
+    for variable in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(variable, raising=False)
+    cfg = folder / "config.toml"
+    cfg.write_text(config_toml(clip=clip, display="pygame", extra=""))
+    _code, out, _ = run(["doctor", "--json", "--config", str(cfg)], capsys)
+    sdl = {c["check"]: c for c in json.loads(out)}["sdl"]
+    assert not sdl["ok"] and sdl["detail"].endswith("(no kmsdrm: cannot drive a console screen)")
+    assert sdl["fix"].startswith("sudo apt install python3-pygame")

@@ -53,7 +53,7 @@ def test_empty_file_gives_defaults(tmp_path):
     assert cfg.gaze.mapping == "geometry" and cfg.gaze.fov_deg == pytest.approx(62.2)
     assert cfg.gaze.camera_offset_mm == Offset(0.0, 0.0) and cfg.gaze.ipd_mm == 63.0
     assert cfg.gaze.calibration is None
-    assert cfg.display.kind == "pygame" and cfg.display.size is None and cfg.display.device is None
+    assert cfg.display.kind == "auto" and cfg.display.size is None and cfg.display.device is None
     assert cfg.pack.path == Path("/var/lib/mona-edge/packs/current")
     assert cfg.service.status_socket == Path("/run/mona-edge/status.sock")
     assert cfg.service.socket_mode == 0o660 and cfg.service.log_level == "info"
@@ -150,7 +150,7 @@ def test_dump_default_config_is_commented_and_loads_as_the_defaults(tmp_path):
     ("[gaze]\ncalibration_left_x = 2", "[gaze] calibration_left_x = 2: expected a number in 0..1"),
     ("[gaze]\nmax_speed_fps = inf", "[gaze] max_speed_fps = inf: expected a number in 1..1000"),
     ('[display]\nsink = "x11"',
-     '[display] sink = "x11": expected one of "pygame", "framebuffer", "fbdev", "file", "headless"'),
+     '[display] sink = "x11": expected one of "auto", "pygame", "framebuffer", "fbdev", "file", "headless"'),
     ("[display]\nrotation = 45", "[display] rotation = 45: expected one of 0, 90, 180, 270"),
     ('[display]\ndevice = "fb0"', '[display] device = "fb0": expected a device path such as "/dev/fb0"'),
     ("[display]\ndrm_card = -1", "[display] drm_card = -1: expected an integer in 0..15"),
@@ -199,8 +199,11 @@ def test_syntax_and_encoding_errors_are_one_line(tmp_path):
     ('[display]\nsink = "headless"', '[display] width: required (with height) when sink = "headless"'),
     ('[display]\nsink = "file"\nwidth = 64\nheight = 48', '[display] output: required when sink = "file"'),
     ("[display]\nwidth = 64", "[display] height: required when width is set"),
-    ('[display]\ndevice = "/dev/fb0"', '[display] device = "/dev/fb0": only used when sink = "framebuffer" (sink is "pygame")'),
-    ('[display]\nsink = "framebuffer"\ndrm_card = 1', '[display] drm_card = 1: only used when sink = "pygame"'),
+    ('[display]\nsink = "pygame"\ndevice = "/dev/fb0"',
+     '[display] device = "/dev/fb0": only used when sink = "framebuffer" or "auto" (sink is "pygame")'),
+    ('[display]\nsink = "framebuffer"\ndrm_card = 1', '[display] drm_card = 1: only used when sink = "pygame" or "auto"'),
+    ('[display]\nsink = "file"\noutput = "/tmp/x.fb"\nwidth = 64\nheight = 48\ndrm_card = 1',
+     '[display] drm_card = 1: only used when sink = "pygame" or "auto" (sink is "file")'),
     ("[gaze]\ncalibration_left_x = 0.8", "[gaze] calibration_centre_x: required with calibration_left_x"),
     ("[gaze]\ncalibration_left_x = 0.8\ncalibration_centre_x = 0.9\ncalibration_right_x = 0.1",
      "[gaze] calibration_centre_x = 0.9: expected a value strictly between calibration_left_x (0.8)"),

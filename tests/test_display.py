@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.display import DisplayError, HeadlessSink, PygameSink, open_display
+from edge.display import DisplayError, HeadlessSink, PygameSink, SinkChoice, choice_of, open_display
 from edge.framebuffer import FramebufferSink, read_sysfs_geometry
 from edge.pack import load_pack
 
@@ -201,7 +201,15 @@ def test_open_display_kinds_and_errors(tmp_path, monkeypatch):
     sink = open_display("pygame", size=(64, 48))
     assert sink.size == (64, 48)
     sink.close()
-    with pytest.raises(DisplayError, match="display kind 'lcd': expected one of pygame, fbdev, file, headless"):
+    # auto, with SDL_VIDEODRIVER naming a driver SDL has (the tests' dummy), is pygame with that driver
+    auto = open_display("auto", size=(64, 48))
+    assert isinstance(auto, PygameSink) and auto.size == (64, 48)
+    assert choice_of(auto) == SinkChoice("pygame", "SDL_VIDEODRIVER=dummy in the environment", driver="dummy")
+    auto.close()
+    assert choice_of(sink) is None  # configured by name, not chosen
+    with pytest.raises(DisplayError, match="display kind 'auto' takes no output"):
+        open_display("auto", output=str(out))
+    with pytest.raises(DisplayError, match="display kind 'lcd': expected one of auto, pygame, fbdev, file, headless"):
         open_display("lcd")
     with pytest.raises(DisplayError, match="'headless': needs size"):
         open_display("headless")
