@@ -484,6 +484,56 @@ class DisplayConfig:
         return None if self.width is None else (self.width, self.height)  # type: ignore[return-value]
 
 
+_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+
+
+def parse_schedule(text: str) -> tuple[int, int]:
+    """``"23:00-07:00"`` as minutes of the day (start, end); the window may run over midnight. A
+    ValueError for anything else (the config rule turns it into the one-line error)."""
+    start, sep, end = text.strip().partition("-")
+    a, b = _HHMM.fullmatch(start.strip()), _HHMM.fullmatch(end.strip())
+    if not sep or a is None or b is None:
+        raise ValueError(f"{text!r}: expected HH:MM-HH:MM")
+    first, last = int(a[1]) * 60 + int(a[2]), int(b[1]) * 60 + int(b[2])
+    if first == last:
+        raise ValueError(f"{text!r}: start and end are the same time")
+    return first, last
+
+
+class _Schedule(_Rule):
+    expected = 'a local time window "HH:MM-HH:MM" such as "23:00-07:00" (it may run over midnight)'
+
+    def parse(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _Invalid
+        try:
+            parse_schedule(value)
+        except ValueError:
+            raise _Invalid from None
+        return value.strip()
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """Screen power (edge/screen_power.py): the panel off while nobody is seen, on for the next viewer, who
+    always finds the portrait redrawn at the current gaze. Presence is a followed viewer (a photograph the
+    detector keeps finding does not count); a camera that is down never blanks the screen. A reload
+    applies these keys."""
+
+    idle_minutes: float = _key(_Number(0, 1440), 10.0,
+                               "blank the screen when nobody has been seen for this many minutes (0: never "
+                               "for absence alone)")
+    night: str | None = _key(_Schedule(), None,
+                             "local time window when the screen stays dark unless someone is seen (it blanks "
+                             "a minute after they leave)", "23:00-07:00")
+    panel: str = _key(_Choice("auto", "none"), "auto",
+                      "auto: power the panel down the display sink's way (DPMS on the KMS/DRM output for "
+                      "pygame, FBIOBLANK for framebuffer and file); none: leave the panel alone (CEC only)")
+    cec_device: str | None = _key(_DevicePath(), None,
+                                  "HDMI-CEC adapter: also put the TV in standby and wake it with cec-ctl "
+                                  "(apt install v4l-utils)", "/dev/cec0")
+
+
 @dataclass(frozen=True)
 class PackConfig:
     """The gaze pack shown; provisioning switches the ``current`` symlink atomically."""
@@ -515,6 +565,7 @@ SECTIONS: dict[str, type] = {
     "detector": DetectorConfig,
     "gaze": GazeConfig,
     "display": DisplayConfig,
+    "screen": ScreenConfig,
     "pack": PackConfig,
     "service": ServiceConfig,
 }
@@ -528,6 +579,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     gaze: GazeConfig = field(default_factory=GazeConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     path: Path | None = field(default=None, compare=False)

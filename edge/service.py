@@ -65,6 +65,7 @@ from edge.pipeline import (
     show_portrait,
 )
 from edge.reload import BackgroundReload, reload
+from edge.screen_power import ReleasableDisplay, ScreenPower, mechanisms_for, releasable
 from edge.sdnotify import Notifier
 from edge.status import StatusServer
 from edge.status_api import JSON, LoopStats, StatusAPI
@@ -81,6 +82,7 @@ class _Running:
 
     pipeline: Pipeline
     api: StatusAPI
+    screen: ScreenPower
 
 
 class EdgeService:
@@ -155,8 +157,10 @@ class EdgeService:
         pipeline = Pipeline(parts, wait=self._stop.wait, fallback=self._fallback_detector,
                             detector_stand_in=stand_in)
         self._closers.callback(pipeline.close)
+        screen = self._screen_power(pipeline)
+        self._closers.callback(screen.wake_for_exit)  # before the display closes: a stop leaves the portrait
         api = StatusAPI(pipeline, self.stats, self.health, config_path=self.config_path, stop=self._stop,
-                        clock=self._clock)
+                        clock=self._clock, screen=screen.status)
         self._closers.callback(api.fail_pending, "the daemon is stopping")
         if self._serve_status:
             server = StatusServer(self._socket_path, api.handle, mode=int(self.config.service.socket_mode))
@@ -168,7 +172,7 @@ class EdgeService:
         self.health.note("starting: camera")
         pipeline.open()
         self.health.begin()
-        self._running = _Running(pipeline, api)
+        self._running = _Running(pipeline, api, screen)
         log.info("mona-edge %s: pack %s (%d frames), display %s, camera %s", __version__, parts.pack.name,
                  parts.pack.frame_count, "x".join(map(str, parts.display.size)), parts.camera.name)
 
@@ -180,6 +184,9 @@ class EdgeService:
         stage("starting: display")
         # A display that cannot be opened ends the start: nothing could be shown anyway (module docstring).
         screen = self._given_display if self._given_display is not None else make_display(self.config)
+        if self._given_display is None:
+            # SDL holds DRM master while pygame's display is open; DPMS needs it (edge/screen_power.py).
+            screen = releasable(screen, lambda: make_display(self.config))
         try:
             pack = self._given_pack
             if pack is None:
@@ -213,6 +220,21 @@ class EdgeService:
                 screen.close()
             raise
 
+    def _screen_power(self, pipeline: Pipeline) -> ScreenPower:
+        """Screen power for the running display, redrawing the portrait at the current gaze on a wake."""
+        display = pipeline.parts.display
+
+        def redraw() -> None:
+            screen = pipeline.parts.display
+            if isinstance(screen, ReleasableDisplay):
+                screen.reacquire()
+            screen.show_full(pipeline.parts.pack.frame_image(pipeline.index))
+
+        mechanisms = mechanisms_for(self.config.screen, display)
+        power = ScreenPower(self.config.screen, mechanisms, redraw, clock=self._clock)
+        power.restore()
+        return power
+
     def _enter_safe_mode(self, problems: list[str], pack_name: str) -> None:
         reason = "; ".join(problems)
         self.health.degrade(SAFE_MODE, reason)
@@ -241,6 +263,8 @@ class EdgeService:
         """A reload switched to ``config``: its config, pack and model all loaded, so safe mode ends. (Keys
         that apply on restart only, the display's among them, are named by the reload as for any reload.)"""
         self.config = config
+        if self._running is not None:
+            self._running.screen.configure(config.screen)
         if self.safe_mode is not None:
             if self.stats.last_error == f"safe mode: {self.safe_mode}":
                 self.stats.last_error = None
@@ -290,6 +314,9 @@ class EdgeService:
         self._reload_in_background(run)
         result = run.pipeline.step()
         self.stats.record(result)
+        # A room the frame cannot see (camera down, detection stopped) never blanks the screen.
+        run.screen.observe(result.viewer_present or result.camera_down
+                           or isinstance(run.pipeline.parts.detector, NoDetector))
         self.health.degrade(DETECTOR, run.pipeline.detector_fault)
         camera = run.pipeline.parts.camera
         self.health.tick(camera.state == "ok" and camera.frames > 0, run.api.status_line)

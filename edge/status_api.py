@@ -129,8 +129,10 @@ class StatusAPI:
     """
 
     def __init__(self, pipeline: Pipeline, stats: LoopStats, health: Health, *, config_path: Path | None,
-                 stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
+                 stop: threading.Event, clock: Callable[[], float] = time.monotonic,
+                 screen: Callable[[], JSON] | None = None) -> None:
         self._pipeline = pipeline
+        self._screen = screen  # screen power's report (edge/screen_power.py), or None
         self._stats = stats
         self._health = health
         self._config_path = config_path
@@ -178,6 +180,7 @@ class StatusAPI:
             "config": None if self._config_path is None else str(self._config_path),
             "safe_mode": self._safe_mode(),
             "reasons": list(self._health.reasons),
+            "screen": None if self._screen is None else self._screen(),
         }
 
     def _safe_mode(self) -> JSON | None:
@@ -196,6 +199,9 @@ class StatusAPI:
         viewer = "viewer" if last is not None and last.viewer_present else "nobody"
         line = (f"{self._health.state.lower()}: {self._stats.fps():.1f} fps, camera {cam}, {viewer}, "
                 f"frame {self._pipeline.index}")
+        screen = None if self._screen is None else self._screen()
+        if screen is not None and screen.get("state") != "on":
+            line += f", screen {screen.get('state')} ({screen.get('why')})"
         reasons = self._health.reasons
         return line + "".join(f"; {reason}" for reason in reasons)
 

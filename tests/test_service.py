@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -589,7 +590,7 @@ def test_bad_config_key_and_missing_model_are_clear_errors_and_a_missing_model_a
 #: What mona-edge status/snapshot/calibrate/doctor (edge/commands.py) read: the socket's answer keeps them.
 STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect_ms", "stage_ms", "viewer_present",
                  "viewer_x", "frame_width", "angle_deg", "index", "frame_count", "pack", "camera", "errors",
-                 "last_error", "reloads", "config", "safe_mode", "reasons"}
+                 "last_error", "reloads", "config", "safe_mode", "reasons", "screen"}
 
 
 def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
@@ -606,6 +607,7 @@ def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_p
         assert before["frames"] == 0 and before["frame_width"] is None and before["viewer_present"] is False
         assert before["index"] == service.pack.centre_index and before["pack"] == service.pack.name
         assert before["safe_mode"] is None and before["reasons"] == []
+        assert before["screen"]["state"] == "on" and before["screen"]["why"] is None  # the socket's JSON
         assert before["camera"] == {"name": "file:s.avi", "state": "ok", "failures": 0, "recoveries": 0,
                                     "last_error": None, "retry_in_s": 0.0}
         with pytest.raises(StatusError, match="unknown command 'dance'"):
@@ -766,3 +768,50 @@ def test_sigterm_ends_the_daemon_within_a_second_even_when_the_camera_hangs(phot
         assert "did not stop within" in out and "Traceback" not in out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_empty_room_blanks_the_screen_and_a_viewer_wakes_it_with_the_portrait(tmp_path, photo, detector,
+                                                                                 caplog):
+    """Screen power in the daemon's loop, on a framebuffer file: the real FBIOBLANK answers ENOTTY there,
+    which is one warning while blanking and waking go on; the status socket's answer reports the state."""
+    from edge.config import load_config
+    from edge.service import EdgeService
+
+    script = empty(5.0) + walk(3.0, 130, 130, 200, 420)
+    clip = tmp_path / "empty-then-visitor.avi"
+    write_clip(clip, script, FPS, photo=photo)
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(config_toml(clip=clip, fb=tmp_path / "fb", extra="[screen]\nidle_minutes = 0.05\n"))
+    clock = Clock()
+    service = EdgeService(load_config(cfg_path), cfg_path, detector=detector, serve_status=False, clock=clock)
+    service.start()
+    states = []
+    try:
+        with caplog.at_level(logging.INFO, logger="edge.screen_power"):
+            while service.stats.frames_read < len(script):
+                result = service.step()
+                if result.frame is not None:
+                    clock.now += 1 / FPS
+                    states.append(service.status()["screen"]["state"])
+                    if len(states) == int(4.5 * FPS):  # the room still empty
+                        screen_then = service.status()["screen"]
+                        line_then = service.running.api.status_line()
+        assert screen_then["state"] == "blanked" and screen_then["why"] == "nobody seen for 0.05 min"
+        assert "screen blanked (nobody seen for 0.05 min)" in line_then
+        # nobody for 3 s (0.05 min): blanked; the visitor walks in: awake again, and it stays awake
+        first_blank = states.index("blanked")
+        assert 3.0 * FPS - 2 <= first_blank <= 3.0 * FPS + 2, first_blank
+        woke = first_blank + states[first_blank:].index("on")
+        assert int(5.0 * FPS) <= woke <= int(5.0 * FPS) + 10, woke
+        assert all(s == "on" for s in states[woke:])
+        screen = service.status()["screen"]
+        assert screen["by"] == [f"FBIOBLANK {tmp_path / 'fb'}"] and "ENOTTY" in screen["errors"][0]
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "edge.screen_power"]
+        assert len(warnings) == 1 and "ENOTTY" in warnings[0].getMessage()
+        assert "screen: blanking (nobody seen for 0.05 min)" in caplog.text
+        assert "screen: waking (someone appeared)" in caplog.text
+        # The wake redrew the portrait at the current gaze: the framebuffer holds exactly that pack frame.
+        np.testing.assert_array_equal(read_fb_xrgb(tmp_path / "fb", (192, 256)),
+                                      service.pack.frame_image(service.pipeline.index))
+    finally:
+        service.shutdown()
