@@ -6,6 +6,12 @@ must follow the viewer as they are now, not as they were a few buffered frames a
 
 Frames stay in memory. Nothing here writes a camera frame anywhere; the only way one reaches a disk is
 ``mona-edge snapshot --camera``, a debug capture the user asks for explicitly.
+
+Two things every source also tells, for honest figures and an idle room that costs nothing: ``waited``,
+the seconds the last ``read`` spent waiting for the frame (sleeping until it was due, or blocked in the
+driver) rather than working, so stage times exclude it; and ``set_frame_rate(fps)``, a lower rate asked
+for while nothing happens (:mod:`edge.motion`), where the source allows it: picamera2 through its
+``FrameDurationLimits`` control, a paced file or a USB camera by reading less often.
 """
 
 from __future__ import annotations
@@ -27,6 +33,19 @@ Frame = tuple[np.ndarray, float]
 
 #: What ``RetryingCamera.state`` can be: delivering, waiting to retry, or given up for good.
 CAMERA_STATES = ("ok", "retrying", "failed")
+_opencv_threads_set = False
+
+
+def use_one_opencv_thread() -> None:
+    """``cv2.setNumThreads(0)``, once per process: OpenCV's own thread pool runs its functions on the
+    calling thread only. Why: our OpenCV work per frame is a colour conversion and a few small resizes
+    (well under a millisecond); farming that out costs more than it saves, and the pool's workers spin
+    between frames, which is CPU an idle room should not cost (issue 14: decode plus the pool were 54 %
+    of a busy frame with the detector removed). The detector has its own threads ([detector] threads)."""
+    global _opencv_threads_set
+    if not _opencv_threads_set:
+        cv2.setNumThreads(0)
+        _opencv_threads_set = True
 
 
 class CameraUnavailable(CameraError):
@@ -91,7 +110,18 @@ class VideoFileSource:
         self._sleep = sleep
         self._cap: cv2.VideoCapture | None = None
         self._rgb: np.ndarray | None = None
+        self._pace: float | None = None  # a lower rate asked for (set_frame_rate), frames per second
+        self._last_read: float | None = None
+        self.waited = 0.0
         self.state = "closed"
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        """Read at most ``fps`` frames a second (None: every frame). Only a real-time file has a rate to
+        lower: one decoded as fast as it goes is a benchmark's or a test's, which wants every frame."""
+        if not self.realtime:
+            return False
+        self._pace = float(fps) if fps else None
+        return True
 
     def open(self) -> None:
         if not self.path.exists() or self.path.is_dir():  # a named pipe (a live stream) is fine
@@ -138,11 +168,16 @@ class VideoFileSource:
     def read(self) -> Frame | None:
         if self._cap is None:
             raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
+        self.waited = 0.0
         if self.realtime:
+            if self._pace and self._last_read is not None:  # idle: the next read is due 1/pace later
+                self.waited += self._wait_until(self._last_read + 1.0 / self._pace)
             # Which frame is on "air" now? Sleep until the next one is due, or skip to the newest.
-            target = int((self._clock() - self._start) * self.fps)
+            # (1e-9: a frame due exactly now is on air, whatever the float rounding of now - start.)
+            target = int((self._clock() - self._start) * self.fps + 1e-9)
             if target < self._absolute_next():
-                self._sleep(max(0.0, self._absolute_next() / self.fps - (self._clock() - self._start)))
+                self.waited += self._wait_until(self._start + self._absolute_next() / self.fps)
+                target = self._absolute_next()
             while self._absolute_next() < target:  # we fell behind: drop frames, as a live camera would
                 if self._cap.grab():
                     self._next += 1
@@ -158,7 +193,16 @@ class VideoFileSource:
                 raise CameraError(f"{self.path}: no frame after rewinding")
         self._rgb = _bgr_to_rgb_into(bgr, self._rgb, self._flip)
         t = self._media_time(self._next - 1)
+        self._last_read = self._clock()
         return self._rgb, (self._start + t) if self.realtime else t
+
+    def _wait_until(self, when: float) -> float:
+        """Sleep until the clock reads ``when``; the seconds waited."""
+        delay = when - self._clock()
+        if delay <= 0.0:
+            return 0.0
+        self._sleep(delay)
+        return delay
 
     def close(self) -> None:
         if self._cap is not None:
@@ -176,7 +220,8 @@ class OpenCVSource:
 
     def __init__(self, device: str | int, size: tuple[int, int] | None = None,
                  fps: float | None = None, hflip: bool = False, vflip: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._flip = flip_code(hflip, vflip)
         if isinstance(device, str) and device.isdigit():
             device = int(device)
@@ -189,7 +234,17 @@ class OpenCVSource:
         self._rgb: np.ndarray | None = None
         self._last_read = 0.0
         self._interval = 1.0 / 30.0
+        self._sleep = sleep
+        self._pace: float | None = None
+        self.waited = 0.0
         self.state = "closed"
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        """Read at most ``fps`` frames a second (None: as they come). V4L2 drivers differ in whether they
+        take a new rate while streaming, so the rate is lowered by reading less often: the frames in
+        between stay in the driver's buffer, never converted."""
+        self._pace = float(fps) if fps else None
+        return True
 
     def open(self) -> None:
         if isinstance(self.device, str) and self.device.startswith("/dev/") and not Path(self.device).exists():
@@ -215,9 +270,17 @@ class OpenCVSource:
         if self._cap is None:
             raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
         now = self._clock()
+        self.waited = 0.0
+        if self._pace and now < self._last_read + 1.0 / self._pace:
+            self.waited = self._last_read + 1.0 / self._pace - now
+            self._sleep(self.waited)
+            now = self._clock()
         if now - self._last_read > self._interval:
             self._cap.grab()  # a buffer filled while we were busy: drop it
-        ok, bgr = self._cap.read()
+        start = self._clock()
+        ok = self._cap.grab()  # blocks until the driver has a frame: waiting, not work
+        self.waited += self._clock() - start
+        bgr = self._cap.retrieve()[1] if ok else None
         if not ok or bgr is None:
             raise CameraError(f"{self.device}: the camera stopped delivering frames")
         self._last_read = self._clock()
@@ -254,7 +317,25 @@ class Picamera2Source:
         self._cam = None
         self._yuv = False
         self._rgb: np.ndarray | None = None
+        self.luma: np.ndarray | None = None  # the last frame's Y plane (YUV420 lores), before any conversion
+        self.waited = 0.0
         self.state = "closed"
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        """Ask the sensor for ``fps`` (None: the configured rate back) through ``FrameDurationLimits``:
+        the sensor, ISP and driver then do less work, not only this process."""
+        if self._cam is None:
+            return False
+        rate = float(fps) if fps else self.fps
+        if not rate:
+            return False
+        frame_us = int(round(1e6 / rate))
+        try:
+            self._cam.set_controls({"FrameDurationLimits": (frame_us, frame_us)})
+        except Exception as exc:  # a camera that refuses keeps its rate: gating still saves the detector
+            log.warning("%s: cannot set the frame rate to %.1f fps (%s)", self.name, rate, exc)
+            return False
+        return True
 
     def open(self) -> None:
         try:
@@ -300,13 +381,16 @@ class Picamera2Source:
     def read(self) -> Frame | None:
         if self._cam is None:
             raise RuntimeError(f"{self.name}: read before open")  # a caller's bug, not the camera's
+        start = self._clock()
         try:
-            array = self._cam.capture_array("lores")
+            array = self._cam.capture_array("lores")  # waits for a frame exposed after the call
         except Exception as exc:
             raise CameraError(f"{self.name}: capture failed ({exc})") from exc
         t = self._clock()
+        self.waited = t - start
         w, h = self.size
         if self._yuv:
+            self.luma = array[:h, :w]  # the Y plane: what motion gating looks at
             # (h*3/2, stride) I420 planes; the stride may exceed the width, so convert then crop.
             if array.shape[1] == w:
                 cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420, dst=self._rgb)
@@ -354,6 +438,29 @@ class RetryingCamera:
         self.recoveries = 0          # times it came back after failing
         self.last_error: str | None = None
         self.frames = 0
+
+    @property
+    def waited(self) -> float:
+        """Seconds the last read waited for its frame (the source's; 0 if it does not say)."""
+        return float(getattr(self.source, "waited", 0.0) or 0.0)
+
+    @property
+    def luma(self) -> np.ndarray | None:
+        """The last frame's luma plane if the source has one before conversion (picamera2's YUV420 lores),
+        else None (the caller uses the RGB frame)."""
+        luma = getattr(self.source, "luma", None)
+        return luma if isinstance(luma, np.ndarray) else None
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        """Ask the source for ``fps`` (None: its configured rate); False where it cannot change."""
+        setter = getattr(self.source, "set_frame_rate", None)
+        if setter is None or self.state != "ok":
+            return False
+        try:
+            return bool(setter(fps))
+        except Exception as exc:  # a rate that cannot be set is no reason to stop reading frames
+            log.warning("camera %s: cannot change the frame rate: %s", self.name, exc)
+            return False
 
     @property
     def retry_in(self) -> float:

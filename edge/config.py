@@ -356,14 +356,56 @@ class DetectorConfig:
     range: str = _key(_Choice("short", "full"), "full", "BlazeFace model: short (within ~2 m) or full (to ~5 m)")
     model: Path | None = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
                                  "/var/lib/mona-edge/models/face_detection_full_range_int8.tflite")
-    threads: int = _key(_Number(1, 4, integer=True), 2,
-                        "interpreter threads (the Pi 4/5 has 4 cores; leave some to the display)")
+    threads: int = _key(_Number(1, 4, integer=True), 1,
+                        "interpreter threads. 1: measured (tests/bench/pipeline.py), two threads were slower "
+                        "than one on these small models (1.7 vs 4.4 ms short range here); more only if the "
+                        "Pi is otherwise idle and a bench on it says so")
     min_score: float | None = _key(_Number(0.01, 0.99), None,
                                       "face confidence threshold (default: the model's own, about 0.5)", 0.6)
     sha256: str | None = _key(_Sha256(), None,
                               "the model file's SHA-256, checked at load (as well as the record <model>.json "
                               "beside it, if there is one); a mismatch refuses the model",
                               "bd181a9837a803c5ab386d0deb6c8529fbeb6e4c400e0ffef5522f82688a3ecd")
+    crop: bool = _key(_Flag(), True,
+                      "while a viewer is followed, detect in a crop around them with the bundled short-range "
+                      "model (a far face is large in it: cheaper than the whole frame, and it sees farther)")
+    crop_widths: float = _key(_Number(2, 12), 4.0,
+                              "crop side in the viewer's face widths: room for a walker's step between two "
+                              "frames (1.2 m/s at 1 m is half a face width a frame at 15 fps) with the face "
+                              "about a quarter of the crop, the size the short-range model finds best")
+    full_scan_s: float = _key(_Number(0.05, 60), 0.5,
+                              "while a viewer is followed in a crop, the whole frame is still searched this "
+                              "often (someone nearer may come in; pictures stay known) and at once whenever "
+                              "the crop loses the viewer")
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Motion gating: with nobody followed and nothing changed since the frame the detector last saw, the
+    detector is not run (its answer would be the same) and the camera slows down. The change test is on a
+    small luma thumbnail (on the Pi the lores stream's Y plane, before any RGB conversion): cheap enough
+    to run on every frame. Nothing is gated while a viewer is followed."""
+
+    enabled: bool = _key(_Flag(), True, "skip detection on frames where nothing changed and nobody is followed")
+    threshold: float = _key(_Number(1, 255), 10.0,
+                            "grey levels a thumbnail cell (8x8 camera pixels, averaged: camera noise shrinks "
+                            "eightfold) must differ by from the frame the detector last saw to count as changed")
+    min_changed: float = _key(_Number(0, 1), 0.002,
+                              "share of thumbnail cells that must change to wake the detector (0.002 of "
+                              "80x60 is 10 cells: a face at 5 m with its shoulders, not one noisy cell)")
+    scan_s: float = _key(_Number(0.05, 3600), 0.4,
+                         "with nothing changing, the whole frame is still searched this often for settle_s "
+                         "after the last change: a person who walked in and stopped where a frame's "
+                         "detection missed them is found within this time")
+    settle_s: float = _key(_Number(0, 86400), 10.0,
+                           "how long after the last change the scan_s searches go on")
+    idle_scan_s: float = _key(_Number(0.1, 86400), 5.0,
+                              "after that, with the room unchanged, the whole frame is searched this often")
+    idle_fps: float = _key(_Number(0, 120), 5.0,
+                           "camera frame rate while gated (0: keep the camera's); a change is still seen "
+                           "within one frame at this rate, and the full rate is back at once")
+    idle_after_s: float = _key(_Number(0, 3600), 1.0,
+                               "seconds gated before the camera slows down (no back and forth on a pause)")
 
 
 @dataclass(frozen=True)
@@ -563,6 +605,7 @@ class ServiceConfig:
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "detector": DetectorConfig,
+    "motion": MotionConfig,
     "gaze": GazeConfig,
     "display": DisplayConfig,
     "screen": ScreenConfig,
@@ -577,6 +620,7 @@ class Config:
 
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     gaze: GazeConfig = field(default_factory=GazeConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     screen: ScreenConfig = field(default_factory=ScreenConfig)

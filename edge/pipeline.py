@@ -17,7 +17,11 @@ socket, feed the watchdog) is the driver's business; the pipeline only keeps the
     (:class:`NoDetector`: eyes at centre) while the portrait stays; :attr:`Pipeline.detector_fault` says
     why, for the daemon's DEGRADED state, until a new detector (a reload) finds its first frame;
   * repeated errors are logged once and then summarised at most once per interval
-    (:class:`edge.ratelimit.RepeatLimiter`), not once per frame.
+    (:class:`edge.ratelimit.RepeatLimiter`), not once per frame;
+  * a detector that is a :class:`edge.search.FaceSearch` (what :func:`make_detector` builds from the
+    config) decides where to look: nowhere on a frame where nothing changed and nobody is followed
+    (motion gating; the camera is then slowed down), a crop around a followed viewer, or the whole frame.
+    Any other detector sees every whole frame, as before.
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.camera import CameraSource, Frame, RetryingCamera, open_source
+from edge.camera import CameraSource, Frame, RetryingCamera, open_source, use_one_opencv_thread
 from edge.config import Config, GazeConfig
 from edge.detector import FaceDetector
 from edge.display import open_display
 from edge.faces import Face
 from edge.gaze import GazeTracker
+from edge.motion import GateSettings
 from edge.pack import load_pack
 from edge.ratelimit import INTERVAL, RepeatLimiter
+from edge.search import CropSettings, FaceSearch, Found
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,12 @@ class Camera(Protocol):
     def last_error(self) -> str | None: ...
     @property
     def retry_in(self) -> float: ...  # seconds until the next reopen attempt (0 when ok)
+    @property
+    def waited(self) -> float: ...  # seconds the last read waited for its frame (not work)
+    @property
+    def luma(self) -> np.ndarray | None: ...  # the last frame's Y plane, where the source has one
 
+    def set_frame_rate(self, fps: float | None) -> bool: ...  # None: the configured rate
     def open(self) -> None: ...
     def read(self) -> Frame | None: ...  # the newest (RGB, timestamp), or None when none is due
     def close(self) -> None: ...
@@ -159,15 +170,29 @@ def make_pack(config: Config, screen_size: Size) -> Pack:
 
 
 def make_detector(config: Config) -> Detector:
+    """The configured model, searching as [detector] crop and [motion] say (:func:`face_search`)."""
     d = config.detector
-    return FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score, sha256=d.sha256)
+    return face_search(config, FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score,
+                                            sha256=d.sha256))
 
 
 def make_bundled_detector(config: Config) -> Detector:
     """The bundled int8 model for the configured range (checked against the record shipped with it), with
     the configured threads and threshold: what replaces a configured model that cannot be used."""
     d = config.detector
-    return FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score)
+    return face_search(config, FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score))
+
+
+def face_search(config: Config, whole: Detector) -> FaceSearch:
+    """``whole`` (the whole-frame model) with the configured motion gate and, with [detector] crop, the
+    bundled short-range model for crops around the viewer (its own interpreter: about 1 MB)."""
+    d, m = config.detector, config.motion
+    crop = FaceDetector(None, "short", threads=d.threads, min_score=d.min_score) if d.crop else None
+    gate = GateSettings(threshold=m.threshold, min_changed=m.min_changed, scan_s=m.scan_s,
+                        settle_s=m.settle_s, idle_scan_s=m.idle_scan_s,
+                        idle_after_s=m.idle_after_s) if m.enabled else None
+    return FaceSearch(whole, crop, gate=gate, crop_settings=CropSettings(d.crop_widths, d.full_scan_s),
+                      idle_fps=m.idle_fps)
 
 
 class NoDetector:
@@ -242,20 +267,25 @@ def build_parts(config: Config, *, camera: CameraSource | None = None, detector:
 # --- one step -------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StageTimes:
-    """Seconds each stage took on one camera frame (``time.perf_counter``). ``capture`` includes waiting
-    for the camera's next frame; ``draw`` is None when nothing was drawn (the index did not change, or the
-    draw failed)."""
+    """Seconds each stage took on one camera frame (``time.perf_counter``): work only. The time the
+    camera's read spent waiting for the frame (paced to its rate, or blocked in the driver) is ``waited``,
+    and in neither ``capture`` nor ``frame``: a paced 15 fps camera would otherwise report 66 ms a frame.
+    ``draw`` is None when nothing was drawn (the index did not change, or the draw failed); ``detected``
+    is False on a frame the motion gate let pass without the detector (``detect`` is then the gate's own
+    time, and :meth:`by_stage` leaves ``detect`` out so the detector's figures stay the detector's)."""
 
     capture: float
     detect: float
     gaze: float
     draw: float | None
-    frame: float  # capture through draw
+    frame: float  # capture through draw, without waited
+    waited: float = 0.0
+    detected: bool = True
 
     def by_stage(self) -> dict[str, float | None]:
         """The times keyed by :data:`STAGES`, for tables and rolling statistics."""
-        return {"capture": self.capture, "detect": self.detect, "gaze": self.gaze, "draw": self.draw,
-                "frame": self.frame}
+        return {"capture": self.capture, "detect": self.detect if self.detected else None, "gaze": self.gaze,
+                "draw": self.draw, "frame": self.frame}
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +318,11 @@ class FrameResult:
     camera_state: str
     error: StepError | None
     times: StageTimes | None
+    #: Where faces were looked for (:data:`edge.search.WHERE`: "whole", "crop", "gated"); "whole" for a
+    #: plain detector, "" when no frame was read. On a "gated" frame ``faces`` are the last search's.
+    searched: str = ""
+    #: The crop looked at on a "crop" frame, (x0, y0, x1, y1) camera pixels.
+    crop: Rect | None = None
 
     @property
     def viewer_present(self) -> bool:
@@ -340,6 +375,8 @@ class Pipeline:
         self._angle: float | None = None
         self._last_frame: np.ndarray | None = None
         self._opened = False
+        self._slowed = False  # the camera was asked for its idle rate
+        use_one_opencv_thread()
 
     @property
     def parts(self) -> Parts:
@@ -400,20 +437,30 @@ class Pipeline:
                 drew = self._camera_down()
                 self._wait(min(IDLE_WAIT, max(0.001, parts.camera.retry_in)))
             return self._result(None, None, (), drew, None, None)
+        waited = min(max(0.0, parts.camera.waited), t1 - t0)
         rgb, t = frame
         self._last_frame = rgb
         size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        search = parts.detector if isinstance(parts.detector, FaceSearch) else None
         if self._tracker is None or size != self._frame_size:
             self._tracker = parts.make_tracker(parts.pack.frame_count, size, parts.pack.span_deg)
             self._frame_size = size
+            if search is not None:
+                search.reset()
         tracker = self._tracker
         try:
-            faces = tuple(parts.detector.detect(rgb))
+            if search is not None:
+                found = search.search(rgb, t, _followed(tracker), parts.camera.luma)
+            else:
+                found = Found(tuple(parts.detector.detect(rgb)), "whole")
         except Exception as exc:  # one bad frame must not stop the portrait
             failed = self._report("detector", exc)
-            return self._result(rgb, t, (), self._detector_failed(failed.message), failed, None)
-        if self._failures or (self._fault is not None and not self._stand_in):
+            return self._result(rgb, t, (), self._detector_failed(failed.message), failed, None, "whole")
+        faces = found.faces
+        if found.detected and (self._failures or (self._fault is not None and not self._stand_in)):
             self._detector_works()
+        if search is not None:
+            self._pace_camera(search, t)
         t2 = self._timer()
         index = int(tracker.update(faces, t))
         self._viewer = tracker.viewer
@@ -425,9 +472,10 @@ class Pipeline:
             error = self._draw(index)
             drew = error is None
         t4 = self._timer()
-        times = StageTimes(capture=t1 - t0, detect=t2 - t1, gaze=t3 - t2, draw=t4 - t3 if drew else None,
-                           frame=t4 - t0)
-        return self._result(rgb, t, faces, drew, error, times)
+        times = StageTimes(capture=t1 - t0 - waited, detect=t2 - t1, gaze=t3 - t2,
+                           draw=t4 - t3 if drew else None, frame=t4 - t0 - waited, waited=waited,
+                           detected=found.detected)
+        return self._result(rgb, t, faces, drew, error, times, found.where, found.crop)
 
     def switch_to(self, parts: Parts) -> None:
         """Run on ``parts`` from now on (a reload): the new portrait in one full draw, a new tracker at the
@@ -450,6 +498,7 @@ class Pipeline:
             self._retired.clear()
         self._parts, self._index = parts, index
         self._tracker = None
+        self._slowed = False
         self._viewer, self._angle = None, None
         if parts.camera is not old.camera:
             try:
@@ -460,9 +509,18 @@ class Pipeline:
                 parts.camera.open()
 
     # --- inside a step ----------------------------------------------------------------------------------
+    def _pace_camera(self, search: FaceSearch, t: float) -> None:
+        """The camera at its idle rate while the gate has let frames pass a while, full rate otherwise
+        (asked once per change: a driver call per frame would cost what gating saves)."""
+        slow = search.slow(t)
+        if slow != self._slowed:
+            self._parts.camera.set_frame_rate(search.idle_fps if slow else None)
+            self._slowed = slow
+
     def _camera_down(self) -> bool:
         """Nobody can be seen: eyes to centre, screen untouched otherwise. Returns whether it drew."""
         self._viewer, self._angle = None, None
+        self._slowed = False  # a camera that comes back opens at its configured rate
         centre = self._parts.pack.centre_index
         if self._index == centre:
             return False
@@ -522,6 +580,16 @@ class Pipeline:
         return error
 
     def _result(self, rgb: np.ndarray | None, t: float | None, faces: tuple[Face, ...], drew: bool,
-                error: StepError | None, times: StageTimes | None) -> FrameResult:
+                error: StepError | None, times: StageTimes | None, searched: str = "",
+                crop: Rect | None = None) -> FrameResult:
         return FrameResult(frame=rgb, timestamp=t, faces=faces, viewer=self._viewer, angle_deg=self._angle, frame_size=self._frame_size, index=self._index, drew=drew,
-                           camera_state=self._parts.camera.state, error=error, times=times)
+                           camera_state=self._parts.camera.state, error=error, times=times, searched=searched,
+                           crop=crop)
+
+
+def _followed(tracker: Tracker) -> Face | None:
+    """Whom the tracker follows: its ``followed`` face where it has one (:class:`edge.gaze.GazeTracker`
+    keeps the last face of a viewer the detector lost for a moment: nothing is gated then either), else
+    this frame's ``viewer``."""
+    followed = getattr(tracker, "followed", None)
+    return followed if isinstance(followed, Face) else tracker.viewer

@@ -182,6 +182,11 @@ class FakePicamera2:
         chroma[uplane.size: uplane.size + vplane.size] = vplane.reshape(-1)
         return padded
 
+    def set_controls(self, controls):
+        if not self.started:
+            raise RuntimeError("camera not started")
+        self.controls = getattr(self, "controls", []) + [dict(controls)]
+
     def stop(self):
         self.started = False
 
@@ -219,6 +224,60 @@ def test_picamera2_lores_becomes_rgb_and_never_queues(fake_picamera2, pi5, strid
     assert config["lores"]["format"] == ("BGR888" if pi5 else "YUV420")
     again, _ = src.read()
     assert again is rgb  # one buffer reused: no per-frame allocation
+    src.close()
+
+
+def test_picamera2_gives_its_y_plane_before_conversion_and_slows_down_through_frame_duration_limits(
+        fake_picamera2):
+    fake_picamera2.stride = 384
+    cam = RetryingCamera(Picamera2Source(size=(320, 240), fps=30.0))
+    cam.open()
+    rgb, _ = cam.read()
+    # The Y plane, cropped to the width (the stride pads it), is what motion gating reads: the luma of
+    # the frame the RGB was converted from (compared with OpenCV's grey of that RGB: the two luma
+    # definitions differ by a few levels, the chroma rounding at the halves' edge by more).
+    luma = cam.luma
+    assert luma is not None and luma.shape == (240, 320)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(luma.astype(int)[:, 4:-4] - grey[:, 4:-4]).mean() < 20
+    assert cam.waited >= 0.0
+    # Idle: 5 fps asked of the sensor itself; back to the configured 30 fps when something happens.
+    assert cam.set_frame_rate(5.0) and cam.set_frame_rate(None)
+    assert cam.source._cam.controls == [{"FrameDurationLimits": (200000, 200000)},
+                                        {"FrameDurationLimits": (33333, 33333)}]
+    cam.close()
+    assert not cam.set_frame_rate(5.0)  # a closed camera has no rate to change
+
+
+def test_a_paced_file_reads_less_often_at_the_idle_rate_and_says_how_long_it_waited(counting_clip):
+    clock = FakeClock()
+    src = VideoFileSource(counting_clip, realtime=True, clock=clock, sleep=clock.sleep)
+    src.open()
+    rgb, _ = src.read()
+    assert frame_number(rgb) == 0 and src.waited == 0.0
+    rgb, _ = src.read()
+    assert frame_number(rgb) == 1 and src.waited == pytest.approx(1 / FPS)  # paced: waiting, not work
+    assert src.set_frame_rate(5.0)
+    rgb, _ = src.read()  # a fifth of a second later: the frames in between are skipped, not converted
+    assert src.waited == pytest.approx(0.2) and frame_number(rgb) == 1 + round(0.2 * FPS)
+    assert src.set_frame_rate(None)
+    before = frame_number(rgb)
+    rgb, _ = src.read()
+    assert frame_number(rgb) == before + 1 and src.waited == pytest.approx(1 / FPS)
+    src.close()
+    # A file decoded as fast as it goes (benchmarks, tests) has no rate to lower.
+    assert not VideoFileSource(counting_clip, realtime=False).set_frame_rate(5.0)
+
+
+def test_a_usb_camera_reads_less_often_when_slowed(counting_clip):
+    clock = FakeClock()
+    src = OpenCVSource(str(counting_clip), clock=clock, sleep=clock.sleep)
+    src.open()
+    src.read()
+    assert src.set_frame_rate(2.0)
+    slept = clock.slept
+    src.read()
+    assert clock.slept - slept == pytest.approx(0.5) and src.waited >= 0.5
     src.close()
 
 

@@ -18,6 +18,7 @@ from edge.display import HeadlessSink
 from edge.errors import CameraError, DisplayError, ModelError
 from edge.pack import load_pack
 from edge.pipeline import IDLE_WAIT, STAGES, Parts, Pipeline, build_parts, gaze_tracker
+from edge.search import FaceSearch
 from edge.status_api import LoopStats
 from edge.viewerclip import demo_walk
 
@@ -351,7 +352,10 @@ def test_build_parts_from_config_alone():
         "pack": {"path": str(TEST_PACK)},
     })
     parts = build_parts(config)
-    assert isinstance(parts, Parts) and isinstance(parts.detector, FaceDetector)
+    # The configured model searches whole frames; crops around a viewer use the bundled short-range one.
+    assert isinstance(parts, Parts) and isinstance(parts.detector, FaceSearch)
+    assert isinstance(parts.detector.whole, FaceDetector) and isinstance(parts.detector.crop, FaceDetector)
+    assert parts.detector.crop.spec.name == "short" and parts.detector.gate is not None
     assert parts.display.size == (256, 192) and parts.camera.name == "file:viewer-walk.mp4"
     assert parts.camera.frames == 0  # not opened yet: the caller decides when
     # The configured pack, turned for a screen mounted at 90 degrees, is up already.

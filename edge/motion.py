@@ -1,0 +1,139 @@
+"""Motion gating: whether the detector needs to see this frame at all.
+
+Why: a picture frame spends most of its life looking at an empty room, and running the face detector on
+every frame of an empty room cost 87-95 % of a busy one (issue 14). The detector is a function of the
+image: on a frame that does not differ from the one it last saw, it would find the same faces. So each
+frame is reduced to a small luma thumbnail (:func:`luma_thumbnail`: 8x8 cells averaged, which also
+shrinks camera noise eightfold) and compared with the thumbnail of the *last frame the detector ran on*
+(not the previous frame: a slow change adds up, and a person who walked in and stopped still differs
+from the room the detector last saw until it has looked again).
+
+:class:`MotionGate` decides, per frame, one of :data:`DECISIONS`:
+
+* ``"tracked"``: a viewer is followed. Nothing is gated while someone is being looked at.
+* ``"changed"``: enough cells changed (``threshold`` grey levels on at least ``min_changed`` of them).
+* ``"scan"``: nothing changed, but a whole-frame search is due anyway: every ``scan_s`` for ``settle_s``
+  after the last change (a person who walked in and stopped where one detection missed them), then every
+  ``idle_scan_s`` (whatever a change below the threshold brought in).
+* ``"gated"``: none of these: the detector is skipped and the last detection's faces stand (the scene has
+  not changed, so neither has what is in it).
+
+It also says when the camera may slow down (:meth:`MotionGate.slow`: nothing changed and nobody
+followed for ``idle_after_s``; a periodic scan that finds the room as it was does not end that); the
+first changed frame ends it at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Camera pixels per thumbnail cell, each way: 640x480 -> 80x60.
+CELL = 8
+#: What :meth:`MotionGate.decide` answers; every one but "gated" runs the detector.
+DECISIONS = ("tracked", "changed", "scan", "gated")
+
+
+def luma_thumbnail(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The mean luma of each :data:`CELL` x :data:`CELL` cell of ``image`` (a grey/Y plane (H, W) or an
+    RGB (H, W, 3) frame) as uint8 (H/8, W/8). A grey plane is averaged as it is: the Pi's Y plane needs
+    no conversion. An RGB frame is averaged first, then turned grey: 64 times fewer pixels to convert."""
+    h, w = image.shape[:2]
+    size = (max(1, w // CELL), max(1, h // CELL))
+    if image.ndim == 2:
+        return cv2.resize(image, size, dst=out, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=out)
+
+
+@dataclass(frozen=True, slots=True)
+class GateSettings:
+    """:class:`edge.config.MotionConfig`'s values, as the gate uses them (see that section's docs)."""
+
+    threshold: float = 10.0
+    min_changed: float = 0.002
+    scan_s: float = 0.4
+    settle_s: float = 10.0
+    idle_scan_s: float = 5.0
+    idle_after_s: float = 1.0
+
+
+class MotionGate:
+    """Per frame: run the detector or not (see the module docstring). Times are the frames' timestamps.
+
+    Call :meth:`decide` with the frame's thumbnail and whether a viewer is followed, then, if the
+    detector ran, :meth:`detected` with the same thumbnail: it becomes the reference for the next frames.
+    """
+
+    def __init__(self, settings: GateSettings) -> None:
+        self.settings = settings
+        self._reference: np.ndarray | None = None  # thumbnail of the last frame the detector saw
+        self._diff: np.ndarray | None = None
+        self._last_detect: float | None = None
+        self._last_change: float | None = None
+        self._active_at: float | None = None  # the last frame that changed or had a viewer
+        self._quiet = False  # whether the last frame decided was "gated" or "scan"
+        self.changed_share = 0.0  # share of cells changed on the last frame decided
+        self.counts = dict.fromkeys(DECISIONS, 0)
+
+    def reset(self) -> None:
+        """Forget the reference (a new camera stream, a reload): the next frame is detected."""
+        self._reference = None
+        self._last_detect = self._last_change = self._active_at = None
+        self._quiet = False
+
+    @property
+    def quiet_since(self) -> float | None:
+        """The last frame that changed or had a viewer followed (None: none yet)."""
+        return self._active_at
+
+    def slow(self, t: float) -> bool:
+        """Whether the camera may slow down now: nothing changed and nobody followed for ``idle_after_s``."""
+        return (self._quiet and self._active_at is not None
+                and t - self._active_at >= self.settings.idle_after_s)
+
+    def decide(self, thumb: np.ndarray, t: float, tracked: bool) -> str:
+        """One of :data:`DECISIONS` for the frame whose thumbnail is ``thumb`` at time ``t``."""
+        decision = self._decide(thumb, t, tracked)
+        self.counts[decision] += 1
+        self._quiet = decision in ("gated", "scan")
+        if not self._quiet:
+            self._active_at = t
+        return decision
+
+    def _decide(self, thumb: np.ndarray, t: float, tracked: bool) -> str:
+        s = self.settings
+        ref = self._reference
+        if ref is None or ref.shape != thumb.shape or self._last_detect is None or t < self._last_detect:
+            self.changed_share = 1.0
+            self._last_change = t
+            return "changed"  # nothing to compare with (first frame, new size, a new clock)
+        if self._diff is None or self._diff.shape != thumb.shape:
+            self._diff = np.empty_like(thumb)
+        cv2.absdiff(thumb, ref, dst=self._diff)
+        self.changed_share = float(np.count_nonzero(self._diff > s.threshold)) / self._diff.size
+        changed = self.changed_share > 0.0 and self.changed_share >= s.min_changed
+        if changed:
+            self._last_change = t
+        if tracked:
+            return "tracked"
+        if changed:
+            return "changed"
+        since_change = t - self._last_change if self._last_change is not None else float("inf")
+        interval = s.scan_s if since_change < s.settle_s else s.idle_scan_s
+        if t - self._last_detect >= interval - 1e-6:  # (a 15 fps camera's 6th frame is 0.4 s later)
+            return "scan"
+        return "gated"
+
+    def detected(self, thumb: np.ndarray, t: float) -> None:
+        """The detector ran on the frame of ``thumb``: compare later frames with this one."""
+        if self._reference is None or self._reference.shape != thumb.shape:
+            self._reference = thumb.copy()
+        else:
+            self._reference[...] = thumb
+        self._last_detect = t
+
+
+__all__ = ["CELL", "DECISIONS", "GateSettings", "MotionGate", "luma_thumbnail"]

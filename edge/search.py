@@ -1,0 +1,205 @@
+"""Where to look for faces in a frame: nowhere (gated), in a crop around the viewer, or the whole frame.
+
+Why: the detector is most of a busy frame's cost, and most frames need less than a whole-frame search.
+
+* With nobody followed and nothing changed since the frame the detector last saw (:mod:`edge.motion`),
+  the detector is not run: the faces it found last stand.
+* With a viewer followed, the bundled **short-range** model looks at a square crop around where they
+  are (``crop_widths`` of their face width, moved on by their last step): a viewer at 4-5 m, 16-20 px
+  wide in a 640x480 frame, is a quarter of the crop, which the short-range model finds well, and it
+  costs a fifth of the full-range model on the whole frame. The whole frame is still searched every
+  ``full_scan_s`` (someone nearer may have come in; pictures on the wall stay known to the tracker) and
+  at once on any frame where the crop finds nobody.
+
+Crop detections are mapped back by adding the crop's origin to boxes and keypoints (the detector itself
+maps its input back to the pixels it was given), so the tracker sees full-frame coordinates, as before.
+:class:`FaceSearch` is a :class:`edge.pipeline.Detector` too (``detect`` searches the whole frame), so
+whatever only wants faces in an image can use it as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.faces import Face
+from edge.motion import GateSettings, MotionGate, luma_thumbnail
+
+#: What :meth:`FaceSearch.search` did with a frame.
+WHERE = ("whole", "crop", "gated")
+#: Smallest crop side, px: below it the short-range model sees a blur (it upsamples to 128 px).
+MIN_CROP_SIDE = 64
+#: At most this many face widths are added for the viewer's predicted step: a walker's last step
+#: predicts the next, a detection's jitter must not throw the crop off them.
+MAX_STEP_WIDTHS = 1.0
+
+
+class Detector(Protocol):
+    def detect(self, rgb: np.ndarray) -> Sequence[Face]: ...
+
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
+
+
+@dataclass(frozen=True, slots=True)
+class CropSettings:
+    """:class:`edge.config.DetectorConfig`'s crop keys (see their docs)."""
+
+    widths: float = 4.0
+    full_scan_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One frame's search: the faces (full-frame coordinates), ``where`` (one of :data:`WHERE`) and the
+    crop looked at (None unless ``where`` is "crop")."""
+
+    faces: tuple[Face, ...]
+    where: str
+    crop: Rect | None = None
+
+    @property
+    def detected(self) -> bool:
+        """Whether a detector ran on this frame."""
+        return self.where != "gated"
+
+
+def crop_rect(centre: tuple[float, float], face_width: float, frame_size: tuple[int, int],
+              widths: float) -> Rect:
+    """The square of side ``widths * face_width`` (at least :data:`MIN_CROP_SIDE`, at most the frame's
+    shorter side) centred on ``centre``, moved inside the frame."""
+    w, h = frame_size
+    side = int(round(min(max(widths * face_width, MIN_CROP_SIDE), w, h)))
+    x0 = int(round(centre[0] - side / 2))
+    y0 = int(round(centre[1] - side / 2))
+    x0 = min(max(x0, 0), w - side)
+    y0 = min(max(y0, 0), h - side)
+    return x0, y0, x0 + side, y0 + side
+
+
+def to_frame(faces: Sequence[Face], origin: tuple[int, int]) -> tuple[Face, ...]:
+    """Faces found in a crop whose top-left corner is ``origin``, in the whole frame's pixels."""
+    ox, oy = float(origin[0]), float(origin[1])
+    box_shift = np.array([ox, oy, ox, oy], np.float32)
+    kp_shift = np.array([ox, oy], np.float32)
+    return tuple(Face(box=(np.asarray(f.box) + box_shift).astype(np.asarray(f.box).dtype),
+                      keypoints=(np.asarray(f.keypoints) + kp_shift).astype(np.asarray(f.keypoints).dtype),
+                      score=f.score) for f in faces)
+
+
+class FaceSearch:
+    """The daemon's detector: a whole-frame model, a crop model for the followed viewer, a motion gate.
+
+    ``whole`` is the configured model (what a plain detector would be); ``crop`` the bundled short-range
+    model (None: no crop tracking); ``gate`` None: no motion gating. ``idle_fps`` is the camera rate the
+    pipeline asks for while :meth:`slow` (0: keep the camera's).
+    """
+
+    def __init__(self, whole: Detector, crop: Detector | None = None, *, gate: GateSettings | None = None,
+                 crop_settings: CropSettings = CropSettings(), idle_fps: float = 0.0) -> None:
+        self.whole = whole
+        self.crop = crop
+        self.gate = MotionGate(gate) if gate is not None else None
+        self.crop_settings = crop_settings
+        self.idle_fps = float(idle_fps)
+        self._last: tuple[Face, ...] = ()   # the last whole-frame search's faces
+        self._last_whole: float | None = None
+        self._step: tuple[float, float] = (0.0, 0.0)  # the viewer's last step, px per frame
+        self._viewer_at: tuple[float, float] | None = None
+        self._thumb: np.ndarray | None = None
+        self.counts = dict.fromkeys(WHERE, 0)
+
+    # --- what a plain detector offers (names, the model's record) -------------------------------------
+    @property
+    def model_path(self) -> Path | None:
+        return getattr(self.whole, "model_path", None)
+
+    @property
+    def runtime_name(self) -> str:
+        return str(getattr(self.whole, "runtime_name", ""))
+
+    @property
+    def bundled(self) -> bool:
+        return bool(getattr(self.whole, "bundled", False))
+
+    def detect(self, rgb: np.ndarray) -> Sequence[Face]:
+        """Faces in the whole of ``rgb`` (no gate, no crop): :class:`edge.pipeline.Detector`."""
+        return self.whole.detect(rgb)
+
+    # --- per frame -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """A new stream (frame size, clock) or a new tracker: forget the scene and the viewer."""
+        self._last = ()
+        self._last_whole = None
+        self._viewer_at = None
+        self._step = (0.0, 0.0)
+        if self.gate is not None:
+            self.gate.reset()
+
+    def slow(self, t: float) -> bool:
+        """Whether the camera may run at ``idle_fps`` now (gated long enough)."""
+        return self.gate is not None and self.idle_fps > 0 and self.gate.slow(t)
+
+    def search(self, rgb: np.ndarray, t: float, target: Face | None, luma: np.ndarray | None = None) -> Found:
+        """Faces in this frame. ``target``: the face of the viewer followed after the previous frame
+        (None: nobody). ``luma``: the frame's grey/Y plane if the camera has one (else ``rgb`` is used for
+        the change test). A detector's error propagates (the pipeline counts it)."""
+        if self.gate is not None:
+            self._thumb = luma_thumbnail(luma if luma is not None else rgb, self._thumb)
+            decision = self.gate.decide(self._thumb, t, tracked=target is not None)
+            if decision == "gated":
+                self.counts["gated"] += 1
+                return Found(self._last, "gated")
+        found = self._look(rgb, t, target)
+        if self.gate is not None and self._thumb is not None:
+            self.gate.detected(self._thumb, t)
+        self.counts[found.where] += 1
+        return found
+
+    def _look(self, rgb: np.ndarray, t: float, target: Face | None) -> Found:
+        if target is None:
+            self._viewer_at = None
+        elif (self.crop is not None and self._last_whole is not None
+              and 0.0 <= t - self._last_whole < self.crop_settings.full_scan_s):
+            found = self._in_crop(rgb, target)
+            if found is not None:
+                return found
+        faces = tuple(self.whole.detect(rgb))
+        self._last, self._last_whole = faces, t
+        if target is not None:
+            self._moved(target)
+        return Found(faces, "whole")
+
+    def _in_crop(self, rgb: np.ndarray, target: Face) -> Found | None:
+        assert self.crop is not None
+        h, w = rgb.shape[:2]
+        step_x, step_y = self._moved(target)
+        mid = target.eye_midpoint
+        centre_y = float(target.box[1] + target.box[3]) * 0.5
+        rect = crop_rect((float(mid[0]) + step_x, centre_y + step_y), target.width, (w, h),
+                         self.crop_settings.widths)
+        x0, y0, x1, y1 = rect
+        faces = self.crop.detect(rgb[y0:y1, x0:x1])
+        if not faces:
+            return None  # lost in the crop: the whole frame is searched on this frame
+        return Found(to_frame(faces, (x0, y0)), "crop", rect)
+
+    def _moved(self, target: Face) -> tuple[float, float]:
+        """The viewer's step since the last frame (capped), remembered for the next crop."""
+        mid = target.eye_midpoint
+        here = (float(mid[0]), float(mid[1]))
+        if self._viewer_at is not None:
+            cap = MAX_STEP_WIDTHS * target.width
+            dx = max(-cap, min(cap, here[0] - self._viewer_at[0]))
+            dy = max(-cap, min(cap, here[1] - self._viewer_at[1]))
+            if (dx, dy) != (0.0, 0.0):  # a repeated face (a dropout) is not a stop
+                self._step = (dx, dy)
+        self._viewer_at = here
+        return self._step
+
+
+__all__ = ["CropSettings", "FaceSearch", "Found", "MIN_CROP_SIDE", "WHERE", "crop_rect", "to_frame"]

@@ -1,0 +1,315 @@
+"""Motion gating and crop tracking through the daemon's own Pipeline.step, on rendered room scenes (real
+photographs composited into a room with camera noise, tests/rooms.py) and the real int8 detectors, counted
+by a wrapper that calls through: behaviour, not time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rooms
+from conftest import place_astronaut
+from rooms import FPS, Scenario, Walker, walk
+
+from edge.camera import Frame
+from edge.config import ConfigError, config_from_dict, dump_default_config, load_config
+from edge.detector import FaceDetector
+from edge.display import HeadlessSink
+from edge.motion import GateSettings, MotionGate, luma_thumbnail
+from edge.pack import load_pack
+from edge.pipeline import Pipeline, build_parts, face_search, gaze_tracker
+from edge.search import FaceSearch, crop_rect, to_frame
+
+TEST_PACK = Path(__file__).resolve().parent.parent / "assets" / "packs" / "test"
+
+
+class Counting:
+    """A real detector, counted: how many frames it was asked to look at."""
+
+    def __init__(self, inner: FaceDetector) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.model_path = inner.model_path
+
+    def detect(self, rgb):
+        self.calls += 1
+        return self.inner.detect(rgb)
+
+
+class ScenarioCamera:
+    """A scenario's frames as a camera source (timestamps: the scenario's, a 15 fps camera); remembers
+    the truth of the frame it delivered last and the rates it was asked for."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.name = f"scenario:{scenario.name}"
+        self.state = "closed"
+        self.truth: list[rooms.TruthFace] = []
+        self.rates: list[float | None] = []
+        self._frames = None
+
+    def open(self) -> None:
+        self._frames = self.scenario.frames()
+        self.state = "ok"
+
+    def read(self) -> Frame | None:
+        assert self._frames is not None
+        try:
+            rgb, t, truth = next(self._frames)
+        except StopIteration:
+            self.state = "ended"
+            return None
+        self.truth = truth
+        return rgb, t
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        self.rates.append(fps)
+        return True
+
+    def close(self) -> None:
+        self.state = "closed"
+
+
+@pytest.fixture(scope="module")
+def models():
+    return FaceDetector(None, "full", threads=1), FaceDetector(None, "short", threads=1)
+
+
+def play(scenario: Scenario, models, motion: dict | None = None, detector: dict | None = None):
+    """Run the pipeline over ``scenario`` with the shipped search (config defaults unless overridden);
+    returns (rows of (result, truth, followed after the step), the counted whole and crop detectors, camera)."""
+    config = config_from_dict({"detector": {"range": "full", **(detector or {})}, "motion": motion or {}})
+    whole, crop = Counting(models[0]), Counting(models[1])
+    search = face_search(config, whole)
+    search.crop = crop if config.detector.crop else None
+    camera = ScenarioCamera(scenario)
+    trackers = []
+    factory = gaze_tracker(config.gaze)
+
+    def make(*args):
+        trackers.append(factory(*args))
+        return trackers[-1]
+
+    parts = build_parts(config, camera=camera, detector=search, pack=load_pack(TEST_PACK, screen_size=(96, 96)),
+                        display=HeadlessSink((96, 96)), make_tracker=make)
+    pipeline = Pipeline(parts)
+    pipeline.open()
+    rows = []
+    while camera.state == "ok":
+        result = pipeline.step()
+        if result.frame is not None:
+            rows.append((result, camera.truth, trackers[-1].followed))
+    pipeline.close()
+    return rows, whole, crop, camera
+
+
+def person(truth):
+    return next((f for f in truth if f.kind == "person"), None)
+
+
+def finds(result, face) -> bool:
+    """Whether ``result``'s faces include the truth ``face`` (eyes within half a face width)."""
+    return any(math.hypot(float(f.eye_midpoint[0]) - face.eye_x, float(f.eye_midpoint[1]) - face.eye_y)
+               < 0.5 * face.face_width for f in result.faces)
+
+
+def empty_room(seconds: float) -> Scenario:
+    return replace(rooms.empty_room(), seconds=seconds, tv=None, name="empty")
+
+
+def enters_and_stops(empty_s: float = 2.0, z_mm: float = 1000.0) -> tuple[Scenario, float]:
+    """Nobody for ``empty_s``, then one person walks in from the image's left and stops at the centre
+    (``z_mm`` away) for good; also returns when she stops."""
+    x0 = -(rooms.half_width_mm(z_mm) + 300.0)
+    stop = empty_s + abs(x0) / 1200.0
+    points = [(empty_s, x0, z_mm), (stop, 0.0, z_mm), (stop + 60.0, 0.0, z_mm)]
+    scenario = Scenario("enters", stop + 2.0, [Walker("A", walk(points), still=rooms.standing(points))],
+                        seed=21, description="walks in and stands")
+    return scenario, stop
+
+
+# --- the gate itself -------------------------------------------------------------------------------------
+def test_the_thumbnail_is_the_mean_luma_of_each_cell_and_noise_does_not_reach_it():
+    rng = np.random.default_rng(3)
+    grey = np.full((480, 640), 120, np.uint8)
+    thumb = luma_thumbnail(grey)
+    assert thumb.shape == (60, 80) and (thumb == 120).all()
+    noisy = np.clip(grey + rng.normal(0, 6, grey.shape), 0, 255).astype(np.uint8)
+    gate = MotionGate(GateSettings(threshold=10.0, min_changed=0.002))
+    assert gate.decide(luma_thumbnail(grey), 0.0, tracked=False) == "changed"  # nothing to compare with yet
+    gate.detected(luma_thumbnail(grey), 0.0)
+    # Camera noise of 6 grey levels (a dark room) averages out over 8x8 cells: nothing changed.
+    assert gate.decide(luma_thumbnail(noisy), 0.1, tracked=False) == "gated" and gate.changed_share == 0.0
+    # An RGB frame gives the same thumbnail as its grey plane (averaged first, then made grey).
+    rgb = np.dstack([grey] * 3)
+    assert np.abs(luma_thumbnail(rgb).astype(int) - thumb).max() <= 1
+    # A 24x32 px patch (a face at 4 m) is 12 cells: changed.
+    moved = grey.copy()
+    moved[200:232, 300:324] = 200
+    assert gate.decide(luma_thumbnail(moved), 0.2, tracked=False) == "changed"
+    # Followed: always looked at, changed or not.
+    assert gate.decide(luma_thumbnail(grey), 0.3, tracked=True) == "tracked"
+
+
+def test_the_gate_scans_often_after_a_change_then_rarely():
+    gate = MotionGate(GateSettings(scan_s=0.4, settle_s=2.0, idle_scan_s=5.0, idle_after_s=1.0))
+    room = np.full((60, 80), 90, np.uint8)
+    decided = []
+    for i in range(int(12 * FPS)):
+        t = i / FPS
+        decision = gate.decide(room, t, tracked=False)
+        if decision != "gated":
+            gate.detected(room, t)
+        decided.append((round(t, 3), decision))
+    looked = [t for t, d in decided if d != "gated"]
+    # the first frame, then every 0.4 s (6 frames at 15 fps) for 2 s after that change, then every 5 s
+    assert looked[0] == 0.0 and all(0.39 < b - a < 0.41 for a, b in zip(looked, looked[1:5]))
+    late = [t for t in looked if t > 2.5]
+    assert len(late) == 2 and all(4.9 < b - a < 5.1 for a, b in zip(late, late[1:]))
+    # the camera may slow down a second after the last change, periodic scans or not
+    assert gate.quiet_since == 0.0 and gate.slow(11.9) and not gate.slow(0.9)
+    assert gate.decide(room, 12.0, tracked=True) == "tracked" and not gate.slow(12.0)
+
+
+# --- through the pipeline ------------------------------------------------------------------------------
+def test_an_unchanging_empty_room_is_not_detected_and_the_camera_slows_down(models):
+    rows, whole, crop, camera = play(empty_room(6.0), models, motion={"settle_s": 1.0})
+    frames = len(rows)
+    # the first frame, the scans in the first second after it, then one at 5 s: not one call per frame
+    assert frames == 90 and whole.calls <= 5 and crop.calls == 0
+    assert sum(r.searched == "gated" for r, _, _ in rows) == frames - whole.calls
+    assert all(r.viewer is None for r, _, _ in rows)
+    # Gated frames keep the last search's faces (the photos on the wall), with no detector time.
+    gated = [r for r, _, _ in rows if r.searched == "gated"]
+    assert all(r.times is not None and not r.times.detected and r.times.by_stage()["detect"] is None
+               for r in gated)
+    assert any(r.faces for r in gated)
+    last = ()
+    for r, _, _ in rows:
+        if r.searched == "gated":
+            assert r.faces is last
+        last = r.faces
+    # idle for idle_after_s: the camera was asked for [motion] idle_fps, once
+    assert camera.rates == [5.0]
+
+
+def test_a_person_walking_in_wakes_the_detector_within_two_frames_and_is_found(models):
+    scenario, _stop = enters_and_stops(empty_s=3.0)
+    # scans only every minute: whatever wakes the detector is her
+    rows, whole, _, camera = play(scenario, models, motion={"settle_s": 0.5, "idle_scan_s": 60.0})
+    onset = next(i for i, (_, truth, _) in enumerate(rows)
+                 if (p := person(truth)) is not None and p.eye_x + p.face_width > 0)  # first in the frame
+    assert all(r.searched == "gated" for r, _, _ in rows[onset - 15:onset])  # idle before she came
+    woke = next(i for i in range(onset, len(rows)) if rows[i][0].searched != "gated")
+    assert woke - onset <= 2
+    # from then on every frame is looked at while she walks in (and once she is followed)
+    assert all(r.searched != "gated" for r, _, _ in rows[woke:woke + 10])
+    assert camera.rates[-1] is None  # the camera is back at its full rate at once
+
+
+def test_a_person_who_enters_and_stands_still_is_found_within_half_a_second(models):
+    scenario, stop = enters_and_stops(empty_s=2.0)
+    for motion in ({}, {"threshold": 255}):  # the shipped gate; a change test that never fires (scans only)
+        rows, _, _, _ = play(scenario, models, motion=motion)
+        stood = next(i for i, (r, _, _) in enumerate(rows) if r.timestamp >= stop)
+        found = next(i for i in range(stood, len(rows)) if finds(rows[i][0], person(rows[i][1])))
+        assert rows[found][0].timestamp - rows[stood][0].timestamp <= 0.5, motion
+        if motion:  # found by a periodic scan, not a change
+            assert rows[found][0].searched == "whole"
+
+
+def test_nothing_is_gated_while_a_viewer_is_followed(models):
+    scenario, stop = enters_and_stops(empty_s=1.0)
+    rows, whole, crop, _ = play(replace(scenario, seconds=stop + 4.0), models)
+    followed_before = [f is not None for _, _, f in rows]
+    assert sum(followed_before) > 3 * FPS  # she is followed for seconds while standing still
+    after = [rows[i + 1][0].searched for i in range(len(rows) - 1) if followed_before[i]]
+    assert "gated" not in after
+    # followed: mostly crops, a whole-frame scan every [detector] full_scan_s
+    assert after.count("crop") > 2 * after.count("whole") and crop.calls > whole.calls
+
+
+def test_gating_off_detects_every_frame(models):
+    rows, whole, _, _ = play(empty_room(2.0), models, motion={"enabled": False})
+    assert whole.calls == len(rows) and all(r.searched == "whole" for r, _, _ in rows)
+
+
+# --- crops: a far face found large, in full-frame coordinates ---------------------------------------------
+def test_a_crop_detection_maps_back_to_the_full_frame(models, astronaut):
+    full, short = models
+    frame, _ = place_astronaut(astronaut, 60.0, 420.0, 210.0)
+    whole = full.detect(frame)
+    assert len(whole) == 1
+    search = FaceSearch(full, short)
+    first = search.search(frame, 0.0, None)  # nobody followed: the whole frame
+    assert first.where == "whole"
+    found = search.search(frame, 1 / FPS, whole[0])  # followed: a crop around her
+    assert found.where == "crop" and found.crop is not None and found.crop[0] > 0 and found.crop[1] > 0
+    assert len(found.faces) == 1
+    a, b = found.faces[0], whole[0]
+    width = b.width
+    # same face, same full-frame pixels (two models: within a tenth of a face width, not float-equal)
+    assert np.abs(a.keypoints - b.keypoints)[:2].max() < 0.1 * width
+    assert np.abs(a.box - b.box).max() < 0.15 * width
+    # the mapping itself is the crop's origin added to boxes and keypoints, nothing else
+    x0, y0, x1, y1 = found.crop
+    in_crop = short.detect(frame[y0:y1, x0:x1])
+    np.testing.assert_allclose(to_frame(in_crop, (x0, y0))[0].keypoints, a.keypoints, atol=1e-3)
+    assert to_frame(in_crop, (x0, y0))[0].box == pytest.approx(a.box, abs=1e-3)
+
+
+def test_a_far_viewer_lost_by_the_whole_frame_is_seen_large_in_a_crop(models, astronaut):
+    full, short = models
+    # 18 px wide: a face at about 4.5 m in a 640x480 Pi camera v2 frame (tests/rooms.py geometry)
+    frame, _ = place_astronaut(astronaut, 18.0, 300.0, 240.0)
+    assert full.detect(frame) == []  # beyond the full-range model on the whole frame
+    rect = crop_rect((300.0, 241.0), 18.0, (640, 480), 4.0)
+    assert rect[2] - rect[0] == 72 and rect[0] <= 300 - 9 and rect[2] >= 300 + 9
+    faces = to_frame(short.detect(frame[rect[1]:rect[3], rect[0]:rect[2]]), rect[:2])
+    assert len(faces) == 1
+    mid = faces[0].eye_midpoint
+    assert abs(float(mid[0]) - 300.0) < 3.0 and abs(float(mid[1]) - 240.0) < 3.0
+
+
+def test_crop_rect_stays_inside_the_frame():
+    assert crop_rect((5.0, 5.0), 40.0, (640, 480), 4.0) == (0, 0, 160, 160)
+    assert crop_rect((639.0, 479.0), 40.0, (640, 480), 4.0) == (480, 320, 640, 480)
+    assert crop_rect((320.0, 240.0), 400.0, (640, 480), 4.0) == (80, 0, 560, 480)  # at most the height
+    assert crop_rect((320.0, 240.0), 4.0, (640, 480), 4.0) == (288, 208, 352, 272)  # at least MIN_CROP_SIDE
+
+
+# --- config ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("section,key,value,expected", [
+    ("motion", "threshold", 0, "a number in 1..255"),
+    ("motion", "min_changed", 2, "a number in 0..1"),
+    ("motion", "enabled", "yes", "true or false"),
+    ("motion", "scan_s", 0, "a number in 0.05..3600"),
+    ("motion", "idle_fps", -1, "a number in 0..120"),
+    ("motion", "idle_after_s", "soon", "a number in 0..3600"),
+    ("detector", "crop", 1, "true or false"),
+    ("detector", "crop_widths", 1, "a number in 2..12"),
+    ("detector", "full_scan_s", 0, "a number in 0.05..60"),
+])
+def test_bad_motion_and_crop_values_are_one_line_config_errors(tmp_path, section, key, value, expected):
+    shown = f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{key} = {shown}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message and f"[{section}] {key} = " in message and f"expected {expected}" in message
+    assert str(path) in message
+
+
+def test_the_motion_keys_are_documented_and_their_defaults_load():
+    text = dump_default_config()
+    assert "[motion]" in text
+    for key in ("enabled", "threshold", "min_changed", "scan_s", "settle_s", "idle_scan_s", "idle_fps",
+                "idle_after_s", "crop", "crop_widths", "full_scan_s"):
+        line = next(i for i, ln in enumerate(text.splitlines()) if ln.startswith(f"{key} = "))
+        assert text.splitlines()[line - 1].startswith("#")
+    config = load_config(None)
+    assert config.motion.enabled and config.detector.crop and config.detector.threads == 1
