@@ -11,6 +11,7 @@ ratios are what to read: they show whether the int8 kernels do more work per ins
 needs the Pi 5's dot product (16 int8 multiply-accumulates an instruction, against 4 for fp32).
 
     .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5] [--runtime litert|tflite]
+                                            [--os bookworm|trixie]
 
 Needs the emulated Pi (tests/pi/setup; tests/run builds it) and gcc.
 """
@@ -37,6 +38,7 @@ from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, 
 
 PI = REPO / "tests" / "pi"
 PI_ROOT = Path(os.environ.get("MONA_EDGE_PI_ROOT", REPO / ".emulated-pi"))
+PI_OS = ["bookworm"]  # the emulated OS (tests/pi/python's first word), set by --os
 
 #: Runs in the Pi's Python: warm up on the first frames, then detect on ``count`` more.
 GUEST = """
@@ -65,7 +67,8 @@ def build_plugin(workdir: Path) -> Path:
 
 def instructions(plugin: Path, board: str, runtime: str, frames: Path, kind: str, model: str, count: int) -> int:
     env = dict(os.environ, PYTHONPATH=f"{REPO}:{Path(__file__).resolve().parent}", PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
-               MONA_EDGE_PI_ROOT=str(PI_ROOT), QEMU_PLUGIN=f"file={plugin}", QEMU_LOG="plugin")
+               MONA_EDGE_PI_ROOT=str(PI_ROOT), QEMU_PLUGIN=f"file={plugin}", QEMU_LOG="plugin",
+               MONA_EDGE_PI_OS=PI_OS[0])
     done = subprocess.run([str(PI / "python"), board, runtime, "-c", GUEST, str(frames), kind, model, str(count)],
                           capture_output=True, text=True, env=env, timeout=3600)
     found = re.search(r"guest instructions: (\d+)", done.stderr)
@@ -84,9 +87,12 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=12, help="frames measured per detector (after 3 warm-up)")
     parser.add_argument("--boards", nargs="+", default=["pi4", "pi5"], choices=["pi4", "pi5"])
     parser.add_argument("--runtime", default="litert", choices=["litert", "tflite"],
-                        help="ai-edge-litert (the `pi` extra's) or tflite-runtime 2.14 (numpy < 2)")
+                        help="ai-edge-litert (the `pi` extra's) or tflite-runtime 2.14 (Bookworm only)")
+    parser.add_argument("--os", default="bookworm", choices=["bookworm", "trixie"],
+                        help="the emulated Raspberry Pi OS (its Python, numpy and pygame from apt)")
     args = parser.parse_args()
-    if not (PI_ROOT / "sysroot" / "usr" / "bin" / "python3.11").exists():
+    PI_OS[0] = args.os
+    if not (PI_ROOT / args.os / "sysroot" / "usr" / "bin" / "python3").exists():
         print(f"no emulated Pi at {PI_ROOT}: run tests/pi/setup first", file=sys.stderr)
         return 1
     rows = [("BlazeFace short int8 (ours)", "short", "int8"),
@@ -100,7 +106,7 @@ def main() -> int:
         frames = workdir / "frames.npy"
         np.save(frames, np.stack(make_frames(3 + args.frames)))
         runtime = {"litert": "ai-edge-litert", "tflite": "tflite-runtime 2.14"}[args.runtime]
-        print(f"{runtime} aarch64 on emulated boards, one thread, {args.frames} frames of 640x480 "
+        print(f"{runtime} aarch64 on emulated boards ({args.os}), one thread, {args.frames} frames of 640x480 "
               f"(as tests/bench/detector.py), guest instructions per frame")
         for board in args.boards:
             counts: dict[str, float] = {}
