@@ -15,7 +15,9 @@ Two kinds of commands, registered two ways, because they fail in different ways:
 
 Only what the command line names is imported: ``mona-edge run`` and ``mona-edge status`` load
 :mod:`edge.commands` and nothing of the workstation's (nor OpenCV: :mod:`edge.demo` imports it at the
-top, so it is imported only for ``demo`` and for the full help). Logging is configured from ``-v`` before
+top, so it is imported only for ``demo`` and for the full help), and not even :mod:`importlib.metadata`
+(with email, zipfile and csv under it: 2 MB and 20 ms at every start), which only the workstation's
+entry points need. Logging is configured from ``-v`` before
 any of that, so whatever registration logs is seen.
 
 Errors follow :mod:`edge.errors`: a :class:`MonaEdgeError` is the user's to fix and prints one line,
@@ -33,11 +35,13 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.errors import ExitStatus, MonaEdgeError
+
+if TYPE_CHECKING:  # importlib.metadata is imported when a workstation command is looked up, never for `run`
+    from importlib.metadata import EntryPoint
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,8 @@ def _normalise(name: str) -> str:
 
 
 def _installed(name: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, distribution
+
     try:
         distribution(name)
     except PackageNotFoundError:
@@ -125,6 +131,8 @@ def missing_requirements(ep: EntryPoint) -> list[str]:
     evaluated (mona-edge's extras have none), versions are not compared: an installed but unusable
     dependency shows when the module is loaded, as a warning.
     """
+    from importlib.metadata import PackageNotFoundError, distribution
+
     extras = {_normalise(extra) for extra in ep.extras}
     if not extras:
         return []
@@ -150,6 +158,8 @@ def _workstation_entry_points() -> list[EntryPoint]:
     ``ops`` and ``demo`` here; the Pi's commands are registered directly, so those are skipped rather
     than registered twice.
     """
+    from importlib.metadata import entry_points
+
     found = entry_points(group=ENTRY_POINT_GROUP)
     return sorted((ep for ep in found if ep.name not in PI_COMMANDS and ep.module not in _PI_MODULES),
                   key=lambda ep: ep.name)

@@ -64,7 +64,6 @@ from typing import Any, BinaryIO, Union
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from edge import __version__
 from edge.errors import PackError  # re-exported: callers import it from here
@@ -1158,7 +1157,10 @@ def _write_new(target: Path, chunks: Iterable[bytes], created: list[Path]) -> No
 
 # --- writer ---------------------------------------------------------------------------------------------
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes that depend only on the pixels (no timestamps, fixed compression)."""
+    """PNG bytes that depend only on the pixels (no timestamps, fixed compression). (PIL is imported here:
+    the writer is the workstation's; the daemon reads packs with OpenCV and has no use for it.)"""
+    from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image), "RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
                                                               optimize=False)

@@ -815,3 +815,55 @@ def test_an_empty_room_blanks_the_screen_and_a_viewer_wakes_it_with_the_portrait
                                       service.pack.frame_image(service.pipeline.index))
     finally:
         service.shutdown()
+
+
+#: What ``mona-edge run`` has no use for: other commands' modules, the workstation's, and what only they
+#: pull in (PIL: the pack writer and snapshots; importlib.metadata: the workstation's entry points).
+NOT_FOR_RUN = ("provisioning", "edge.demo", "edge.detect_cli", "edge.viewerclip", "edge.install", "edge.images",
+               "PIL", "importlib.metadata", "email", "zipfile", "csv")
+
+
+def test_mona_edge_run_imports_only_what_the_daemon_uses(photo):
+    """The real command line (edge.cli.main, as the console script runs it), run until a camera frame has
+    gone through the pipeline, then SIGTERM; the modules it had loaded are written at exit."""
+    import shutil
+
+    folder = Path(_short_dir())
+    try:
+        clip = folder / "room.avi"
+        write_clip(clip, empty(1.0), FPS, photo=photo)
+        cfg = folder / "config.toml"
+        sock_path = folder / "status.sock"
+        cfg.write_text(config_toml(clip=clip, fb=folder / "fb", socket_path=sock_path, loop=True))
+        dump = folder / "modules.json"
+        code = ("import atexit, json, sys\n"
+                f"atexit.register(lambda: json.dump(sorted(sys.modules), open({str(dump)!r}, 'w')))\n"
+                "from edge.cli import main\n"
+                "sys.exit(main(['run', '--config', sys.argv[1]]))\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        proc = subprocess.Popen([sys.executable, "-c", code, str(cfg)], env=dict(env, PYTHONPATH=str(REPO)),
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if query_status(sock_path)["frames"] > 0:
+                        break
+                except StatusUnavailable:
+                    pass
+                assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+                time.sleep(0.05)
+            else:
+                raise AssertionError("no frame through the pipeline within 60 s")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        modules = set(json.loads(dump.read_text()))
+        assert {"edge.service", "edge.pipeline", "edge.detector", "edge.framebuffer"} <= modules  # it did run
+        unused = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_FOR_RUN))
+        assert unused == [], unused
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

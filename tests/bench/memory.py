@@ -1,0 +1,285 @@
+"""Memory and start-up of the daemon: what a real ``mona-edge run`` costs, measured from outside it.
+
+A real ``mona-edge run`` subprocess (the installed console script) with a video-file camera (the bundled
+clip, paced, looping), the default detector and pack, and a framebuffer-file sink at 1080x1920 (the
+screen the issue's 100 MB goal is for). Printed:
+
+* the daemon's RSS: ``VmHWM`` (peak) and ``VmRSS`` (now) from its ``/proc/<pid>/status``, after it has
+  run the clip for a few seconds, with ``RssAnon``/``RssFile`` (anonymous memory is ours; file-backed
+  is mostly shared libraries);
+* time from exec to the portrait on screen (the framebuffer file polled from outside), and to the first
+  camera frame through the pipeline (the status socket's ``frames``);
+* ``python -X importtime`` of the same ``mona-edge run``: total import time and the biggest imports, and
+  which of the modules the daemon has no use for it loaded (there should be none);
+* pack load: tracemalloc's peak during :func:`edge.pack.load_pack` (numpy's arrays are traced) and the
+  process's VmHWM growth, against the loaded pack's own size (``GazePack.nbytes``), for the default pack
+  and for a FOMM-like one (33 head-sized frames), each in a fresh process.
+
+Figures are of this machine; the ratios (peak / loaded) are what carries over to a Pi.
+
+    .venv/bin/python tests/bench/memory.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = Path(sys.executable)
+MONA_EDGE = PYTHON.parent / "mona-edge"
+SCREEN = (1080, 1920)
+RUN_SECONDS = 8.0
+PYCACHE = Path(tempfile.gettempdir()) / "mona-edge-bench-pycache"
+#: Modules ``mona-edge run`` has no use for: other commands', the workstation's, test tools.
+UNUSED = re.compile(r"^(provisioning|edge\.(demo|detect_cli|viewerclip|install|images)|torch|skimage|"
+                    r"matplotlib|importlib\.metadata|email|csv|zipfile)(\.|$)")
+
+
+def cpu_features() -> str:
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp")
+    return ", ".join(f for f in wanted if f in flags) or "none of " + "/".join(wanted)
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """The kB figures of /proc/<pid>/status."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def write_config(folder: Path) -> tuple[Path, Path, Path]:
+    fb, sock = folder / "fb", folder / "status.sock"
+    cfg = folder / "config.toml"
+    cfg.write_text("\n".join([
+        "[camera]", 'source = "video"', f'path = "{REPO / "assets" / "clips" / "viewer-walk.mp4"}"',
+        "realtime = true", "loop = true", "",
+        "[display]", 'sink = "file"', f"width = {SCREEN[0]}", f"height = {SCREEN[1]}", f'output = "{fb}"', "",
+        "[pack]", f'path = "{REPO / "assets" / "packs" / "default"}"', "",
+        "[service]", f'status_socket = "{sock}"', "watchdog = false", ""]))
+    return cfg, fb, sock
+
+
+def _portrait_shown(fb: Path) -> bool:
+    """Whether the file sink holds a picture: a row through the portrait's middle is not all zero."""
+    try:
+        with open(fb, "rb") as f:
+            f.seek(SCREEN[0] * 4 * (SCREEN[1] // 2))
+            return any(f.read(SCREEN[0] * 4))
+    except OSError:
+        return False
+
+
+def _frames(sock: Path) -> int:
+    sys.path.insert(0, str(REPO))
+    from edge.status import query_status
+
+    try:
+        return int(query_status(sock, timeout=0.5).get("frames") or 0)
+    except Exception:
+        return 0
+
+
+def launcher(tree: Path | None) -> list[str]:
+    """This checkout's ``mona-edge`` console script, or the same two lines it runs with ``tree``'s
+    ``edge`` first on the path (a peer revision, unpacked by ``git archive``)."""
+    if tree is None:
+        return [str(MONA_EDGE)]
+    return ["-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from edge.cli import main; sys.exit(main())"]
+
+
+def run_daemon(importtime: bool = False, tree: Path | None = None) -> dict:
+    """One real ``mona-edge run``; its figures."""
+    with tempfile.TemporaryDirectory(prefix="me-bench-", dir="/tmp") as tmp:
+        cfg, fb, sock = write_config(Path(tmp))
+        argv = [str(PYTHON)] + (["-X", "importtime"] if importtime else []) + launcher(tree)
+        # Bytecode cached, as a pip install leaves it (this environment may say not to write any: then
+        # every start would compile every module from source).
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "PYTHONDONTWRITEBYTECODE")}
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv + ["run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        out: dict = {}
+        try:
+            while not _portrait_shown(fb):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"mona-edge run ended: {proc.stderr.read() if proc.stderr else ''}")
+                time.sleep(0.002)
+            out["portrait_s"] = time.perf_counter() - t0
+            if importtime:
+                return out
+            while _frames(sock) == 0:
+                if proc.poll() is not None or time.perf_counter() - t0 > 60:
+                    raise RuntimeError("no camera frame through the pipeline within 60 s")
+                time.sleep(0.01)
+            out["first_frame_s"] = time.perf_counter() - t0
+            time.sleep(RUN_SECONDS)
+            out["frames"] = _frames(sock)
+            out["status"] = proc_status(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            out["stderr"] = err
+        return out
+
+
+def importtime_table(stderr: str) -> tuple[float, list[tuple[float, str]], list[str]]:
+    """Total import seconds (top-level imports' cumulative times), the biggest top-level imports, and every
+    module imported."""
+    top: list[tuple[float, str]] = []
+    names = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if not m:
+            continue
+        names.append(m.group(4))
+        if len(m.group(3)) == 1:
+            top.append((int(m.group(2)) / 1e6, m.group(4)))
+    return sum(t for t, _ in top), sorted(top, reverse=True), names
+
+
+PACK_PROBE = r"""
+import json, sys, tracemalloc
+sys.path.insert(0, sys.argv[2])
+import numpy, cv2, PIL.Image
+from edge import pack as P
+def status():
+    return {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') if l.rstrip().endswith('kB')}
+before = status()
+tracemalloc.start()
+loaded = P.load_pack(sys.argv[1], screen_size=(1080, 1920))
+current, peak = tracemalloc.get_traced_memory()
+after = status()
+print(json.dumps({"nbytes": loaded.nbytes, "peak": peak, "held": current, "frames": loaded.frame_count,
+                  "rect": list(loaded.rect), "hwm_growth_kb": after["VmHWM"] - before["VmRSS"],
+                  "rss_growth_kb": after["VmRSS"] - before["VmRSS"]}))
+"""
+
+
+def fomm_like_pack(folder: Path) -> Path:
+    """33 head-sized frames (a FOMM pack moves the whole head, not only the eyes): 460x560 patches on the
+    default portrait's canvas, each frame visibly different everywhere in its patch."""
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(REPO))
+    from edge.pack import read_manifest, write_pack
+
+    default = REPO / "assets" / "packs" / "default"
+    manifest = read_manifest(default)
+    base = np.asarray(Image.open(default / "base.png").convert("RGB"))
+    x, y, w, h = 310, 60, 460, 560
+    rng = np.random.default_rng(0)
+    head = base[y:y + h, x:x + w].astype(np.int16)
+    frames = [np.clip(head + rng.integers(-12, 13, head.shape), 0, 255).astype(np.uint8) for _ in range(33)]
+    return write_pack(folder / "fomm-like", base=base, frames=frames, patch=(x, y, w, h), name="FOMM-like bench",
+                      eyes=manifest.eyes, generator={"method": "bench", "parameters": {}},
+                      credits=[{"work": "bench", "author": "-", "licence": "-", "source": "-"}])
+
+
+def pack_load(path: Path, tree: Path) -> dict:
+    done = subprocess.run([str(PYTHON), "-c", PACK_PROBE, str(path), str(tree)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+def mib(n: float) -> str:
+    return f"{n / (1 << 20):6.1f} MiB"
+
+
+def daemon_figures(tree: Path | None) -> dict[str, str]:
+    """The daemon's rows for one tree: medians of three runs (and one -X importtime run)."""
+    run_daemon(importtime=True, tree=tree)  # warm-up: fills the bytecode cache
+    runs = [run_daemon(tree=tree) for _ in range(3)]
+
+    def median(get) -> float:
+        return sorted(get(r) for r in runs)[1]
+
+    timed = run_daemon(importtime=True, tree=tree)
+    total, top, names = importtime_table(timed["stderr"])
+    unused = sorted({n.split(".")[0] if n.startswith(("email", "importlib")) else n
+                     for n in names if UNUSED.match(n)})
+    kib = lambda key: median(lambda r: r["status"].get(key, 0)) / 1024  # noqa: E731
+    return {
+        "VmHWM (peak RSS)": f"{kib('VmHWM'):.1f} MiB",
+        f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB",
+        "  of it RssAnon / RssFile": f"{kib('RssAnon'):.1f} / {kib('RssFile'):.1f} MiB",
+        "exec to portrait on screen": f"{median(lambda r: r['portrait_s']) * 1000:.0f} ms",
+        "exec to first camera frame through the pipeline": f"{median(lambda r: r['first_frame_s']) * 1000:.0f} ms",
+        f"camera frames in {RUN_SECONDS:g} s": str(int(median(lambda r: r["frames"]))),
+        "imports to the portrait (-X importtime)": f"{total * 1000:.0f} ms, {len(names)} modules",
+        "modules `run` has no use for": ", ".join(unused) if unused else "none",
+        "biggest imports": ", ".join(f"{n} {t * 1000:.0f}" for t, n in top[:3]) + " ms",
+    }
+
+
+def peer_tree(rev: str, folder: Path) -> Path:
+    """``rev``'s edge/ and assets/ (its bundled models, found beside the package) unpacked with git archive:
+    no checkout is touched."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "edge", "assets"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", metavar="REV", help="also measure this git revision (e.g. HEAD~3) beside it")
+    args = parser.parse_args(argv)
+    print(f"# mona-edge run memory and start-up: {platform.machine()}, {os.cpu_count()} cores, "
+          f"CPU features: {cpu_features()}, Python {platform.python_version()}")
+    print(f"# screen {SCREEN[0]}x{SCREEN[1]} (file sink), default pack, bundled clip paced and looping, "
+          f"default detector; {RUN_SECONDS:g} s of frames before RSS is read; bytecode cached; medians of 3\n")
+    with tempfile.TemporaryDirectory(prefix="me-bench-peer-") as tmp:
+        columns = {"this tree": daemon_figures(None)}
+        trees: dict[str, Path] = {"this tree": REPO}
+        if args.against:
+            trees[args.against] = peer_tree(args.against, Path(tmp))
+            columns[args.against] = daemon_figures(trees[args.against])
+        names = list(columns)
+        print("| daemon | " + " | ".join(names) + " |")
+        print("| --- |" + " --- |" * len(names))
+        for row in columns["this tree"]:
+            print(f"| {row} | " + " | ".join(columns[n][row] for n in names) + " |")
+
+        print("\n| pack load at 1080x1920 | tree | loaded (nbytes) | tracemalloc peak | peak / loaded | VmHWM growth |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        with tempfile.TemporaryDirectory(prefix="me-bench-pack-") as packs:
+            for label, path in (("default (eye-warp, 33 frames)", REPO / "assets" / "packs" / "default"),
+                                ("FOMM-like (33 head-sized frames)", fomm_like_pack(Path(packs)))):
+                for name, tree in trees.items():
+                    r = pack_load(path, tree)
+                    rect = r["rect"]
+                    print(f"| {label}, patch {rect[2]}x{rect[3]} | {name} | {mib(r['nbytes'])} | {mib(r['peak'])} | "
+                          f"{r['peak'] / r['nbytes']:.2f} | {r['hwm_growth_kb'] / 1024:.1f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
