@@ -399,8 +399,12 @@ class MotionConfig:
                          "detection missed them is found within this time")
     settle_s: float = _key(_Number(0, 86400), 10.0,
                            "how long after the last change the scan_s searches go on")
-    idle_scan_s: float = _key(_Number(0.1, 86400), 5.0,
-                              "after that, with the room unchanged, the whole frame is searched this often")
+    idle_scan_s: float = _key(_Number(0.1, 86400), 30.0,
+                              "after that, with the room unchanged, the whole frame is searched this often: "
+                              "rarely, because a change is measured against the frame the detector last "
+                              "saw, so even a slow one adds up and wakes it; this catches only what never "
+                              "reaches the threshold (tests/bench/idle.py: a scan every 5 s was a quarter "
+                              "of a settled empty room's CPU)")
     idle_fps: float = _key(_Number(0, 120), 5.0,
                            "camera frame rate while gated (0: keep the camera's); a change is still seen "
                            "within one frame at this rate, and the full rate is back at once")

@@ -38,14 +38,17 @@ DECISIONS = ("tracked", "changed", "scan", "gated")
 
 def luma_thumbnail(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The mean luma of each :data:`CELL` x :data:`CELL` cell of ``image`` (a grey/Y plane (H, W) or an
-    RGB (H, W, 3) frame) as uint8 (H/8, W/8). A grey plane is averaged as it is: the Pi's Y plane needs
-    no conversion. An RGB frame is averaged first, then turned grey: 64 times fewer pixels to convert."""
+    RGB (H, W, 3) frame) as uint8 (H/8, W/8). A grey plane (the Pi's Y plane) is averaged as it is, all
+    64 pixels of a cell (0.12 ms for 640x480 here). Of an RGB frame only the green channel of every
+    other pixel each way is averaged (16 samples a cell, 0.11 ms, against 0.21 ms for a grey conversion
+    first): green carries most of the luma, and 16 samples still cut camera noise fourfold, so the
+    change test's threshold stays far above a dark room's noise."""
     h, w = image.shape[:2]
     size = (max(1, w // CELL), max(1, h // CELL))
     if image.ndim == 2:
         return cv2.resize(image, size, dst=out, interpolation=cv2.INTER_AREA)
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=out)
+    green = image[::2, ::2, 1] if h >= 2 * CELL and w >= 2 * CELL else image[:, :, 1]
+    return cv2.resize(green, size, dst=out, interpolation=cv2.INTER_AREA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class GateSettings:
     min_changed: float = 0.002
     scan_s: float = 0.4
     settle_s: float = 10.0
-    idle_scan_s: float = 5.0
+    idle_scan_s: float = 30.0
     idle_after_s: float = 1.0
 
 

@@ -9,7 +9,12 @@ Why: the detector is most of a busy frame's cost, and most frames need less than
   wide in a 640x480 frame, is a quarter of the crop, which the short-range model finds well, and it
   costs a fifth of the full-range model on the whole frame. The whole frame is still searched every
   ``full_scan_s`` (someone nearer may have come in; pictures on the wall stay known to the tracker) and
-  at once on any frame where the crop finds nobody.
+  at once on any frame where the crop does not find the viewer. Other faces wholly inside the crop
+  are reported too (a second person crossing the viewer must be seen on every frame), as one of the
+  last :data:`SNAP_SEARCHES` whole-frame searches saw them where one found them at the same place (the
+  two models place a face's eyes a few pixels apart); one cut by the crop's border is not. Measured on
+  the room scenarios: a photo at the crop's edge, half of it found a few pixels off, seemed to move, was
+  taken for a person, and held the eyes once the viewer left.
 
 Crop detections are mapped back by adding the crop's origin to boxes and keypoints (the detector itself
 maps its input back to the pixels it was given), so the tracker sees full-frame coordinates, as before.
@@ -19,6 +24,8 @@ whatever only wants faces in an image can use it as one.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +43,13 @@ MIN_CROP_SIDE = 64
 #: At most this many face widths are added for the viewer's predicted step: a walker's last step
 #: predicts the next, a detection's jitter must not throw the crop off them.
 MAX_STEP_WIDTHS = 1.0
+#: A crop has found the viewer only if one of its faces has its eyes within this many of the viewer's
+#: face widths of where they were predicted, and a width within :data:`VIEWER_SIZE_RATIO` of theirs.
+#: Otherwise the whole frame is searched: a crop that holds only a picture beside a viewer who has just
+#: walked out must not hand the tracker that picture as the only face (measured on the room scenarios:
+#: the eyes then stayed on a photo after the viewer left).
+VIEWER_WIDTHS = 1.0
+VIEWER_SIZE_RATIO = 1.6
 
 
 class Detector(Protocol):
@@ -111,6 +125,7 @@ class FaceSearch:
         self._step: tuple[float, float] = (0.0, 0.0)  # the viewer's last step, px per frame
         self._viewer_at: tuple[float, float] | None = None
         self._thumb: np.ndarray | None = None
+        self._seen: deque[tuple[Face, ...]] = deque(maxlen=SNAP_SEARCHES)  # recent whole-frame faces
         self.counts = dict.fromkeys(WHERE, 0)
 
     # --- what a plain detector offers (names, the model's record) -------------------------------------
@@ -134,6 +149,7 @@ class FaceSearch:
     def reset(self) -> None:
         """A new stream (frame size, clock) or a new tracker: forget the scene and the viewer."""
         self._last = ()
+        self._seen.clear()
         self._last_whole = None
         self._viewer_at = None
         self._step = (0.0, 0.0)
@@ -170,6 +186,7 @@ class FaceSearch:
                 return found
         faces = tuple(self.whole.detect(rgb))
         self._last, self._last_whole = faces, t
+        self._seen.append(faces)
         if target is not None:
             self._moved(target)
         return Found(faces, "whole")
@@ -183,10 +200,22 @@ class FaceSearch:
         rect = crop_rect((float(mid[0]) + step_x, centre_y + step_y), target.width, (w, h),
                          self.crop_settings.widths)
         x0, y0, x1, y1 = rect
-        faces = self.crop.detect(rgb[y0:y1, x0:x1])
-        if not faces:
+        faces = to_frame(self.crop.detect(rgb[y0:y1, x0:x1]), (x0, y0))
+        predicted = (float(mid[0]) + step_x, float(mid[1]) + step_y)
+        viewer = [f for f in faces if _is_viewer(f, predicted, target.width)]
+        if not viewer:
             return None  # lost in the crop: the whole frame is searched on this frame
-        return Found(to_frame(faces, (x0, y0)), "crop", rect)
+        # Others the crop holds whole (one cut by its border is misplaced: half a face) are reported, as
+        # a recent whole-frame search saw them where one found them at the same place.
+        others = tuple(self._snapped(f) for f in faces if f is not viewer[0] and _whole_in(f, rect, (w, h)))
+        return Found((viewer[0],) + others, "crop", rect)
+
+    def _snapped(self, face: Face) -> Face:
+        for faces in reversed(self._seen):
+            for seen in faces:
+                if _same_place(face, seen):
+                    return seen
+        return face
 
     def _moved(self, target: Face) -> tuple[float, float]:
         """The viewer's step since the last frame (capped), remembered for the next crop."""
@@ -200,6 +229,40 @@ class FaceSearch:
                 self._step = (dx, dy)
         self._viewer_at = here
         return self._step
+
+
+#: How many recent whole-frame searches a crop's other faces are matched against (1.5 s at the default
+#: [detector] full_scan_s: a small photo is found on a third of the frames or fewer).
+SNAP_SEARCHES = 3
+#: Two searches found a face at the same place when its eyes moved less than this many of
+#: its widths (a photo's detector jitter is up to about 0.2 widths: edge.pictures) and its size by less
+#: than :data:`VIEWER_SIZE_RATIO`.
+SAME_PLACE_WIDTHS = 0.25
+
+
+def _same_place(face: Face, before: Face) -> bool:
+    a, b = face.eye_midpoint, before.eye_midpoint
+    near = math.hypot(float(a[0]) - float(b[0]), float(a[1]) - float(b[1])) <= SAME_PLACE_WIDTHS * face.width
+    return near and 1.0 / VIEWER_SIZE_RATIO <= face.width / max(before.width, 1e-6) <= VIEWER_SIZE_RATIO
+
+
+#: Pixels a face's box must keep from a crop border that is not the frame's own for the face to count
+#: as wholly inside the crop.
+BORDER_PX = 2
+
+
+def _whole_in(face: Face, rect: Rect, frame_size: tuple[int, int]) -> bool:
+    x0, y0, x1, y1 = (float(v) for v in face.box)
+    cx0, cy0, cx1, cy1 = rect
+    w, h = frame_size
+    return ((cx0 == 0 or x0 >= cx0 + BORDER_PX) and (cy0 == 0 or y0 >= cy0 + BORDER_PX)
+            and (cx1 == w or x1 <= cx1 - BORDER_PX) and (cy1 == h or y1 <= cy1 - BORDER_PX))
+
+
+def _is_viewer(face: Face, predicted: tuple[float, float], width: float) -> bool:
+    mid = face.eye_midpoint
+    near = math.hypot(float(mid[0]) - predicted[0], float(mid[1]) - predicted[1]) <= VIEWER_WIDTHS * width
+    return near and 1.0 / VIEWER_SIZE_RATIO <= face.width / max(width, 1e-6) <= VIEWER_SIZE_RATIO
 
 
 __all__ = ["CropSettings", "FaceSearch", "Found", "MIN_CROP_SIDE", "WHERE", "crop_rect", "to_frame"]

@@ -1,15 +1,20 @@
 """Pipeline benchmark: frames per second and per-stage cost on one core, and peak memory with a big pack.
 
 The daemon's own pipeline step (edge.pipeline.Pipeline.step, what edge.service.EdgeService runs) on the
-bundled viewer clip, decoded as fast as it goes, with the bundled int8 detector on one thread, the gaze tracker, and a 1080x1920 XRGB8888
+bundled viewer clip, decoded as fast as it goes, with the shipped defaults (edge.pipeline.make_detector
+of the default config: the full-range int8 model on whole frames, the short-range one on crops around
+a followed viewer, motion gating; one thread), the gaze tracker, and a 1080x1920 XRGB8888
 framebuffer *file* showing a 33-frame pack made here from the test pack scaled up (a portrait-mounted
 1080p screen with a full-size pack: the memory case that matters on a 1 GB Pi).
 
-    .venv/bin/python tests/bench/pipeline.py [--frames 600] [--camera-size 320x240]
+    .venv/bin/python tests/bench/pipeline.py [--frames 600] [--camera-size 640x480]
 
-Figures printed: fps, per-stage p50/p95/mean (capture = decode + colour conversion here; on a Pi it is
-the picamera2 lores read), the share of each stage, the cost of a worst-case redraw, and peak RSS before
-and after the pack is loaded. Every per-stage figure is taken from the steps' own FrameResult times.
+The clip is stored as raw I420 (the camera's stand-in: fetching a frame costs about what a Pi camera's
+lores hand-over and conversion do, not an MPEG decode). Figures printed: the CPU features, fps,
+per-stage p50/p95/mean (capture = fetch + colour conversion here; on a Pi it is the picamera2 lores
+read), the share of each stage, the same for the frames searched in a crop, searched whole and gated,
+the cost of a worst-case redraw, and peak RSS before and after the pack is loaded. Every per-stage
+figure is taken from the steps' own FrameResult times.
 """
 
 from __future__ import annotations
@@ -33,10 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from edge.camera import VideoFileSource  # noqa: E402
 from edge.config import load_config  # noqa: E402
-from edge.detector import FaceDetector  # noqa: E402
 from edge.display import open_display  # noqa: E402
 from edge.pack import load_pack, write_pack  # noqa: E402
-from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts  # noqa: E402
+from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts, make_detector  # noqa: E402
 
 CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
 TEST_PACK = REPO / "assets" / "packs" / "test"
@@ -118,10 +122,46 @@ def stage_figures(results: Sequence[FrameResult]) -> dict[str, StageFigures | No
     return figures
 
 
+def cpu_features() -> str:
+    """The CPU and its SIMD flags (/proc/cpuinfo): int8 and float kernels rank differently between them."""
+    flags: set[str] = set()
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware") and model == "unknown CPU":
+                    model = value.strip()
+                elif key in ("flags", "features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm")
+    have = [f for f in wanted if f in flags]
+    return f"{model}; {', '.join(have) if have else 'none of ' + ', '.join(wanted)}"
+
+
+def print_table(figures: dict[str, StageFigures | None], frames: int) -> None:
+    print("stage          p50 ms   p95 ms  mean ms  share of frame")
+    frame_fig = figures["frame"]
+    frame_mean = frame_fig.mean if frame_fig is not None else 1e-9
+    for name in STAGES:
+        fig = figures[name]
+        if fig is None:
+            print(f"  {name:<10}      -        -        -")
+            continue
+        # draw runs only when the index changes, detect only on frames not gated: shares per frame on average
+        share = (fig.mean * fig.count / frames) / frame_mean
+        print(f"  {name:<10} {fig.p50:8.2f} {fig.p95:8.2f} {fig.mean:8.2f}     {share:6.1%}" + (
+            f"  (on {fig.count} of {frames} frames)" if fig.count != frames else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=600)
-    parser.add_argument("--camera-size", default="320x240", help="frames are resized to this (the Pi's lores)")
+    parser.add_argument("--camera-size", default=None,
+                        help="frames are resized to this (the Pi's lores; default: the shipped [camera] size)")
     parser.add_argument("--make-pack", type=Path, help=argparse.SUPPRESS)  # child process: write the pack
     args = parser.parse_args()
     if args.make_pack:
@@ -129,13 +169,15 @@ def main() -> int:
         return 0
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    cam_w, cam_h = (int(v) for v in args.camera_size.lower().split("x"))
+    config = load_config(None)
+    size = args.camera_size or f"{config.camera.width}x{config.camera.height}"
+    cam_w, cam_h = (int(v) for v in size.lower().split("x"))
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         clip = tmp / "clip.avi"
         cap = cv2.VideoCapture(str(CLIP))
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 15, (cam_w, cam_h))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"I420"), 15, (cam_w, cam_h))
         while True:
             ok, bgr = cap.read()
             if not ok:
@@ -152,8 +194,8 @@ def main() -> int:
         pack = load_pack(pack_dir, screen_size=display.size)
         load_s = time.perf_counter() - t
         rss_pack = current_rss_mb()
-        detector = FaceDetector(None, "short", threads=1)
-        pipeline = Pipeline(build_parts(load_config(None), camera=VideoFileSource(clip, realtime=False, loop=True),
+        detector = make_detector(config)
+        pipeline = Pipeline(build_parts(config, camera=VideoFileSource(clip, realtime=False, loop=True),
                                         display=display, detector=detector, pack=pack))
         pipeline.open()
         results, wall = measure(pipeline, args.frames)
@@ -169,21 +211,28 @@ def main() -> int:
 
     frames = len(results)
     figures = stage_figures(results)
-    print(f"one core, camera {cam_w}x{cam_h}, bundled int8 short-range detector ({detector.runtime_name}), "
+    d = config.detector
+    print(f"CPU: {cpu_features()}")
+    print(f"one core, camera {cam_w}x{cam_h}, shipped detector: bundled int8 {d.range} range on whole frames, "
+          f"short range on crops ({getattr(detector, 'runtime_name', '')}, {d.threads} thread), "
           f"screen {SCREEN[0]}x{SCREEN[1]} XRGB8888 file, pack {pack.frame_count} frames, patch {pack.rect}")
     print(f"{frames} frames in {wall:.2f} s: {frames / wall:.1f} fps through the whole loop")
-    print("stage          p50 ms   p95 ms  mean ms  share of frame")
-    frame_fig = figures["frame"]
-    frame_mean = frame_fig.mean if frame_fig is not None else 1e-9
-    for name in STAGES:
-        fig = figures[name]
-        if fig is None:
-            print(f"  {name:<10}      -        -        -")
-            continue
-        # draw runs only when the index changes: its share is per frame on average
-        share = (fig.mean * fig.count / frames) / frame_mean
-        print(f"  {name:<10} {fig.p50:8.2f} {fig.p95:8.2f} {fig.mean:8.2f}     {share:6.1%}" + (
-            f"  (drawn on {fig.count} of {frames} frames)" if name == "draw" else ""))
+    print_table(figures, frames)
+    for where in ("crop", "whole", "gated"):
+        subset = [r for r in results if r.searched == where]
+        if subset:
+            sub = stage_figures(subset)
+            whole_frame = sub["frame"]
+            assert whole_frame is not None
+            print(f"  {where:<6} frames: {len(subset):4d} ({len(subset) / frames:5.1%}), frame p50 "
+                  f"{whole_frame.p50:.2f} ms, p95 {whole_frame.p95:.2f} ms"
+                  + (f", detect p50 {sub['detect'].p50:.2f} ms" if sub["detect"] is not None else ""))
+    tracked = [r for r in results if r.searched in ("crop", "whole") and r.viewer is not None]
+    if tracked:
+        fig = stage_figures(tracked)["frame"]
+        assert fig is not None
+        print(f"  while a viewer is tracked: {len(tracked)} frames, whole loop p50 {fig.p50:.2f} ms, "
+              f"p95 {fig.p95:.2f} ms, mean {fig.mean:.2f} ms")
     print(f"worst-case redraw (one patch {pack.rect[2]}x{pack.rect[3]}): {redraw * 1e3:.2f} ms; "
           f"full screen: {full * 1e3:.1f} ms ({full / max(redraw, 1e-9):.0f}x a patch)")
     print(f"pack load: {load_s:.2f} s; RSS {rss0:.0f} MB before display+pack (peak so far {peak0:.0f} MB), "
