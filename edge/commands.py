@@ -303,7 +303,7 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
     checks.append(_check_model(config))
     checks.append(_check_pack(config))
     checks.append(_check_camera(config, daemon))
-    checks.extend(_check_display(config))
+    checks.extend(_check_display(config, daemon))
     checks.append(_check_groups(config, service_user))
     checks.append(_check_socket_dir(socket_path, daemon))
     return checks
@@ -389,13 +389,16 @@ def _check_sdl(required: bool) -> Check:
                  OS_PYGAME_FIX + "; remove a pip-installed pygame from the venv" if required else "")
 
 
-def _check_display(config) -> list[Check]:
+def _check_display(config, daemon: dict | None = None) -> list[Check]:
     d = config.display
     if d.kind in ("headless", "file"):
         return [Check("display", True, f"{d.kind} (nothing on a screen)")]
     if d.kind == "fbdev":  # the config stores "framebuffer" under the display module's name
         return [_check_framebuffer(Path(d.device or "/dev/fb0"))]
     if d.kind == "auto":
+        chosen = daemon.get("display") if daemon is not None else None
+        if isinstance(chosen, str):  # the daemon says what auto chose when it started (edge.display.choice_of)
+            return [_check_sdl(required=False), Check("display", True, f"{chosen} (in use by the daemon)")]
         return [_check_sdl(required=False), _check_auto(config)]
     checks = [_check_sdl(required=not any(os.environ.get(v) for v in DESKTOP_VARIABLES))]
     cards = sorted(Path("/dev/dri").glob("card*"))

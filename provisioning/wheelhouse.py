@@ -252,8 +252,6 @@ def _run(args: argparse.Namespace) -> int:
     wheels = build_wheelhouse(Path(wheel), args.out, args.python, platforms, args.numpy)
     size = sum(w.stat().st_size for w in wheels)
     print(f"{args.out}: {len(wheels)} wheels, {size / 1e6:.0f} MB, for Python {args.python} ({args.platform})")
-    if pi_os_packages(platform_machine(platforms)):
-        print("not in it, from the Pi's OS: pygame (sudo apt install python3-pygame: its SDL has KMS/DRM)")
     return 0
 
 

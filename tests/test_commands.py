@@ -319,3 +319,12 @@ def test_doctor_fails_a_pygame_sink_whose_sdl_has_no_kmsdrm(folder, clip, capsys
     sdl = {c["check"]: c for c in json.loads(out)}["sdl"]
     assert not sdl["ok"] and sdl["detail"].endswith("(no kmsdrm: cannot drive a console screen)")
     assert sdl["fix"].startswith("sudo apt install python3-pygame")
+
+
+def test_doctor_shows_the_running_daemons_own_choice_when_it_reports_one():
+    from edge.config import Config
+
+    said = "framebuffer /dev/fb0: pygame 2.6.1's SDL 2.28.4 has no kmsdrm (its drivers: x11, wayland)"
+    checks = commands._check_display(Config(), {"display": said})  # the default config: sink = "auto"
+    assert [c.name for c in checks] == ["sdl", "display"]
+    assert checks[1].ok and checks[1].detail == f"{said} (in use by the daemon)"

@@ -269,11 +269,13 @@ def test_real_pack_update_then_rollback_then_stop(installed):
 def test_a_wheelhouse_numpy_the_target_os_would_refuse_stops_the_run_before_sending(sshd, software, tmp_path):  # noqa: F811
     with _ssh(sshd) as target:  # the real target's probe (its Python: 3.11 on bookworm, 3.13 on trixie)
         real = target.helper("probe", {"prefix": str(tmp_path / "unused")})
-    probe = dict(real, system_numpy="1.24.2", software_installed=False, pack_installed=False)
+    carried = next(n.split("-")[1] for n in software.files if n.startswith("numpy-"))
+    # an OS numpy other than the carried one (this host's own is carried when it has one: python3-pygame brings it)
+    os_numpy = "1.24.2" if carried != "1.24.2" else "2.2.4"
+    probe = dict(real, system_numpy=os_numpy, software_installed=False, pack_installed=False)
     artifacts = Artifacts(software=software, unit=load_unit(None, "/"))
     errors, _warnings = check_target(probe, artifacts)
-    carried = next(n.split("-")[1] for n in software.files if n.startswith("numpy-"))
-    assert errors == [f"wheelhouse numpy {carried}: the target's OS has numpy 1.24.2, which its venv keeps; "
-                      f"download the wheelhouse with the constraint numpy==1.24.2 (and packages that accept it)"]
+    assert errors == [f"wheelhouse numpy {carried}: the target's OS has numpy {os_numpy}, which its venv keeps; "
+                      f"download the wheelhouse with the constraint numpy=={os_numpy} (and packages that accept it)"]
     assert check_target(dict(probe, system_numpy=carried), artifacts)[0] == []
     assert check_target(dict(probe, system_numpy=None), artifacts)[0] == []

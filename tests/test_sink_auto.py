@@ -191,8 +191,9 @@ def test_a_kmsdrm_screen_that_fails_to_open_falls_back_to_the_framebuffer(tmp_pa
     """SDL claims kmsdrm and HDMI is connected, but the real SDL here cannot open it (PyPI's has no
     kmsdrm, and this machine has no /dev/dri): the portrait goes to the framebuffer, the reason is kept."""
     _pypi_pygame()
-    for variable in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
-        monkeypatch.delenv(variable, raising=False)
+    for variable in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY", "SDL_KMSDRM_DEVICE_INDEX"):
+        monkeypatch.setenv(variable, "")  # recorded, so what PygameSink sets is undone after the test
+        monkeypatch.delenv(variable)
     root = drm_tree(tmp_path / "drm", {"card1-HDMI-A-1": "connected"})
     fb, sysfs = fake_framebuffer(tmp_path)
     with caplog.at_level(logging.INFO, logger="edge.display"):

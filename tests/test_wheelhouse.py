@@ -56,10 +56,11 @@ def test_pi64_wheelhouse_resolves_every_dependency_as_aarch64_wheels_at_the_lock
     names = sorted(p.name for p in out.glob("*.whl"))
     project = next(out / n for n in names if n.startswith("mona_edge-"))
     check_pi_wheel(project)  # the Pi's wheel: edge only
-    for package in ("numpy-1.24.2-", "opencv_python_headless-", "pillow-", "ai_edge_litert-", "pygame-"):
+    for package in ("numpy-1.24.2-", "opencv_python_headless-", "pillow-", "ai_edge_litert-"):
         wheel = next((n for n in names if n.lower().startswith(package)), None)
         assert wheel is not None, f"{package} missing from {names}"
         assert "aarch64" in wheel, wheel
+    assert not any(n.lower().startswith("pygame-") for n in names)  # a Pi's pygame is its OS's (apt)
     assert not any("x86_64" in n for n in names)
     assert not any(n.startswith("torch") or n.startswith("scikit") for n in names)  # workstation-only
 
@@ -168,3 +169,58 @@ def test_the_target_installs_under_the_lock_except_where_its_os_has_the_package(
     lines, _ = target_constraints(lock, {}.get)
     assert "numpy==1.24.2 ; platform_machine == 'aarch64'" in lines and "PyGame==2.6.1" in lines
     assert target_constraints("", {"numpy": "2.2.4"}.get) == (["numpy==2.2.4"], ["numpy pinned to the OS's 2.2.4"])
+
+
+# --- pygame: the Pi's comes from its OS ---------------------------------------------------------------------
+def test_the_pi_extra_pulls_no_pygame_from_pypi_and_the_tests_extra_does():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {extra: {canonicalize_name(Requirement(r).name) for r in reqs} for extra, reqs in extras.items()}
+    assert "pygame" not in names["pi"] and "pygame" in names["desktop"] and "pygame" in names["dev"]
+
+
+def test_a_pi_wheelhouse_leaves_pygame_to_the_os_even_when_an_extra_asks_for_it(tmp_path):
+    from provisioning.wheelhouse import pi_os_packages
+
+    assert pi_os_packages("aarch64") == ["pygame"] and pi_os_packages("x86_64") == []
+    project = fake_wheel(tmp_path, "mona_edge", "0.1.0", ["numpy>=1.23", 'pygame>=2.1; extra == "desktop"'])
+    fake_wheel(tmp_path, "numpy", "1.24.2", [])
+    pins = {"numpy": "numpy==1.24.2", "pygame": "pygame==2.6.1"}
+    taken = download_locked(project, tmp_path, "3.11", PI_PLATFORMS, pins, ["desktop"], from_os=["pygame"])
+    assert taken == {"numpy": "numpy==1.24.2"}  # all on disk and pygame skipped: no pip call at all
+    assert not list(tmp_path.glob("pygame-*"))
+
+
+def _artifacts(tmp_path, wheels: list[str], sink: str | None):
+    from provisioning.plan import Artifacts, Blob, Software
+
+    files = {name: tmp_path / name for name in ["mona_edge-0.1.0-py3-none-any.whl", *wheels]}
+    software = Software(project_wheel="mona_edge-0.1.0-py3-none-any.whl", files=files, sums={}, hash="0" * 64,
+                        no_deps=False, offline=bool(wheels), extras=("pi",))
+    config = None if sink is None else Blob("frame.toml", f'[display]\nsink = "{sink}"\n'.encode())
+    return Artifacts(software=software, unit=Blob("unit", b""), config=config)
+
+
+def test_provisioning_refuses_a_pygame_sink_on_a_target_without_the_os_pygame_and_warns_for_auto(tmp_path):
+    from provisioning.plan import check_pygame, configured_sink
+
+    pi = {"pi_model": "Raspberry Pi 5 Model B Rev 1.0", "system_pygame": None}
+    errors, warnings = check_pygame(pi, _artifacts(tmp_path, [], "pygame"))
+    assert errors == ['target has no pygame for [display] sink = "pygame": sudo apt install python3-pygame '
+                      'on the target'] and warnings == []
+    for sink in ("auto", None):  # no config sent: the daemon's default, auto
+        errors, warnings = check_pygame(pi, _artifacts(tmp_path, [], sink))
+        assert errors == [] and warnings == ['target has no pygame: [display] sink = "auto" can use only /dev/fb0, '
+                                             'not KMS/DRM (sudo apt install python3-pygame on the target)']
+    assert check_pygame(dict(pi, system_pygame="2.1.2"), _artifacts(tmp_path, [], "pygame")) == ([], [])
+    assert check_pygame(pi, _artifacts(tmp_path, [], "framebuffer")) == ([], [])
+    assert configured_sink(None) == "auto"
+    # PyPI's pygame carried to a Pi is refused (its SDL cannot drive the console); to a desktop it is the pygame
+    carried = ["pygame-2.6.1-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"]
+    errors, _ = check_pygame(dict(pi, system_pygame="2.1.2"), _artifacts(tmp_path, carried, "auto"))
+    assert errors == [f"wheelhouse {carried[0]}: PyPI's pygame has no KMS/DRM; a Pi uses its OS's (sudo apt "
+                      f"install python3-pygame on the target), so build the wheelhouse without it"]
+    assert check_pygame(dict(pi, pi_model=None), _artifacts(tmp_path, carried, "pygame")) == ([], [])
