@@ -27,7 +27,16 @@ from edge.errors import ExitStatus, ProvisioningError
 from edge.pack import DEFAULT_MEMORY_BUDGET_MB
 from edge.pack import load_pack as load_daemon_pack
 from provisioning import flash
-from provisioning.plan import REPO, Artifacts, build_wheel, load_config, load_pack, load_software, load_unit
+from provisioning.plan import (
+    REPO,
+    Artifacts,
+    build_wheel,
+    configured_sink,
+    load_config,
+    load_pack,
+    load_software,
+    load_unit,
+)
 from provisioning.remote import SshTarget, parse_destination
 from provisioning.sdcard import write_card
 
@@ -92,6 +101,9 @@ def _provision(args: argparse.Namespace) -> ExitStatus:
             card = write_card(Path(args.sd[0]), Path(args.sd[1]), artifacts)
             for line in card.written + card.boot_changes:
                 print(line)
+            if configured_sink(artifacts.config) in ("auto", "pygame"):  # no probe of a card: say what it needs
+                print("the Pi's screen needs its OS's pygame (PyPI's has no KMS/DRM): sudo apt install python3-pygame "
+                      "on the Pi if its OS lacks it (first boot installs no apt packages)")
             print("card ready: on first power-up the Pi finishes the install and starts the frame")
             return ExitStatus.OK
         if not args.destination:

@@ -224,3 +224,28 @@ def test_provisioning_refuses_a_pygame_sink_on_a_target_without_the_os_pygame_an
     assert errors == [f"wheelhouse {carried[0]}: PyPI's pygame has no KMS/DRM; a Pi uses its OS's (sudo apt "
                       f"install python3-pygame on the target), so build the wheelhouse without it"]
     assert check_pygame(dict(pi, pi_model=None), _artifacts(tmp_path, carried, "pygame")) == ([], [])
+
+
+@pytest.mark.slow
+def test_an_sd_card_for_a_screen_through_pygame_says_the_pi_needs_its_os_pygame(tmp_path, capsys):
+    """A card has no probe to check: the run says what the Pi must have, just before "card ready"."""
+    from provisioning.commands import main as cli
+    from provisioning.plan import build_wheel
+
+    wheel = build_wheel(REPO, tmp_path / "wheel")
+    boot, root = tmp_path / "bootfs", tmp_path / "rootfs"
+    boot.mkdir()
+    (boot / "cmdline.txt").write_text("console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 rootwait\n")
+    (boot / "config.txt").write_text("dtoverlay=vc4-kms-v3d\n")
+    for folder in ("etc/systemd/system", "usr/bin"):
+        (root / folder).mkdir(parents=True)
+    (root / "etc/os-release").write_text("ID=debian\nVERSION_CODENAME=bookworm\n")
+    framebuffer = tmp_path / "frame.toml"
+    framebuffer.write_text('[display]\nsink = "framebuffer"\n')
+    note = ("the Pi's screen needs its OS's pygame (PyPI's has no KMS/DRM): sudo apt install python3-pygame on the "
+            "Pi if its OS lacks it (first boot installs no apt packages)")
+    for config, says in (([], True), (["--config", str(framebuffer)], False)):  # no config: the default, auto
+        assert cli(["provision", "--sd", str(boot), str(root), "--wheel", str(wheel),
+                    "--pack", str(REPO / "assets/packs/test"), *config]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1].startswith("card ready") and (out[-2] == note) is says, out
