@@ -13,11 +13,14 @@ screen the issue's 100 MB goal is for). Printed:
   which of the modules the daemon has no use for it loaded (there should be none);
 * pack load: tracemalloc's peak during :func:`edge.pack.load_pack` (numpy's arrays are traced) and the
   process's VmHWM growth, against the loaded pack's own size (``GazePack.nbytes``), for the default pack
-  and for a FOMM-like one (33 head-sized frames), each in a fresh process.
+  and for FOMM-like ones (33 head-sized changes, as patches and as whole frames), each in a fresh process.
 
-Figures are of this machine; the ratios (peak / loaded) are what carries over to a Pi.
+``--against REV`` measures a git revision's ``edge/`` (unpacked with ``git archive``, nothing checked
+out) in the same run, beside this tree: the peer the figures are compared with. Figures are of this
+machine (a shared one: start-up times vary by tens of ms between runs); the ratios (peak / loaded) and
+the differences between trees are what carries over to a Pi.
 
-    .venv/bin/python tests/bench/memory.py
+    .venv/bin/python tests/bench/memory.py [--against REV]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ PYTHON = Path(sys.executable)
 MONA_EDGE = PYTHON.parent / "mona-edge"
 SCREEN = (1080, 1920)
 RUN_SECONDS = 8.0
+ROUNDS = 5
 PYCACHE = Path(tempfile.gettempdir()) / "mona-edge-bench-pycache"
 #: Modules ``mona-edge run`` has no use for: other commands', the workstation's, test tools.
 UNUSED = re.compile(r"^(provisioning|edge\.(demo|detect_cli|viewerclip|install|images)|torch|skimage|"
@@ -181,9 +186,10 @@ print(json.dumps({"nbytes": loaded.nbytes, "peak": peak, "held": current, "frame
 """
 
 
-def fomm_like_pack(folder: Path) -> Path:
-    """33 head-sized frames (a FOMM pack moves the whole head, not only the eyes): 460x560 patches on the
-    default portrait's canvas, each frame visibly different everywhere in its patch."""
+def fomm_like_pack(folder: Path, whole_frames: bool) -> Path:
+    """33 head-sized changes (a FOMM pack moves the whole head, not only the eyes): a 460x560 region of the
+    default portrait's canvas, different everywhere in every frame; stored as patches, or as whole frames
+    (``patch`` None in the manifest)."""
     import numpy as np
     from PIL import Image
 
@@ -196,9 +202,17 @@ def fomm_like_pack(folder: Path) -> Path:
     x, y, w, h = 310, 60, 460, 560
     rng = np.random.default_rng(0)
     head = base[y:y + h, x:x + w].astype(np.int16)
-    frames = [np.clip(head + rng.integers(-12, 13, head.shape), 0, 255).astype(np.uint8) for _ in range(33)]
-    return write_pack(folder / "fomm-like", base=base, frames=frames, patch=(x, y, w, h), name="FOMM-like bench",
-                      eyes=manifest.eyes, generator={"method": "bench", "parameters": {}},
+    frames = []
+    for _ in range(33):
+        moved = np.clip(head + rng.integers(-12, 13, head.shape), 0, 255).astype(np.uint8)
+        if whole_frames:
+            frame = base.copy()
+            frame[y:y + h, x:x + w] = moved
+            moved = frame
+        frames.append(moved)
+    name = "fomm-like-" + ("whole" if whole_frames else "patches")
+    return write_pack(folder / name, base=base, frames=frames, patch=None if whole_frames else (x, y, w, h),
+                      name=name, eyes=manifest.eyes, generator={"method": "bench", "parameters": {}},
                       credits=[{"work": "bench", "author": "-", "licence": "-", "source": "-"}])
 
 
@@ -212,30 +226,45 @@ def mib(n: float) -> str:
     return f"{n / (1 << 20):6.1f} MiB"
 
 
-def daemon_figures(tree: Path | None) -> dict[str, str]:
-    """The daemon's rows for one tree: medians of three runs (and one -X importtime run)."""
-    run_daemon(importtime=True, tree=tree)  # warm-up: fills the bytecode cache
-    runs = [run_daemon(tree=tree) for _ in range(3)]
+def daemon_figures(trees: dict[str, Path | None], rounds: int = ROUNDS) -> dict[str, dict[str, str]]:
+    """The daemon's rows for each tree. The trees' runs alternate (a shared machine's load then falls on
+    all of them alike); memory is the median of ``rounds`` runs, times the median and the best."""
+    for tree in trees.values():
+        run_daemon(importtime=True, tree=tree)  # warm-up: fills the bytecode cache
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    timed: dict[str, list[dict]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            runs[name].append(run_daemon(tree=tree))
+            timed[name].append(run_daemon(importtime=True, tree=tree))
+    out = {}
+    for name in trees:
+        def median(get, rs=runs[name]) -> float:
+            return float(statistics.median(get(r) for r in rs))
 
-    def median(get) -> float:
-        return sorted(get(r) for r in runs)[1]
+        def ms(key: str, rs=runs[name]) -> str:
+            values = [r[key] * 1000 for r in rs]
+            return f"{statistics.median(values):.0f} ms (best {min(values):.0f})"
 
-    timed = run_daemon(importtime=True, tree=tree)
-    total, top, names = importtime_table(timed["stderr"])
-    unused = sorted({n.split(".")[0] if n.startswith(("email", "importlib")) else n
-                     for n in names if UNUSED.match(n)})
-    kib = lambda key: median(lambda r: r["status"].get(key, 0)) / 1024  # noqa: E731
-    return {
-        "VmHWM (peak RSS)": f"{kib('VmHWM'):.1f} MiB",
-        f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB",
-        "  of it RssAnon / RssFile": f"{kib('RssAnon'):.1f} / {kib('RssFile'):.1f} MiB",
-        "exec to portrait on screen": f"{median(lambda r: r['portrait_s']) * 1000:.0f} ms",
-        "exec to first camera frame through the pipeline": f"{median(lambda r: r['first_frame_s']) * 1000:.0f} ms",
-        f"camera frames in {RUN_SECONDS:g} s": str(int(median(lambda r: r["frames"]))),
-        "imports to the portrait (-X importtime)": f"{total * 1000:.0f} ms, {len(names)} modules",
-        "modules `run` has no use for": ", ".join(unused) if unused else "none",
-        "biggest imports": ", ".join(f"{n} {t * 1000:.0f}" for t, n in top[:3]) + " ms",
-    }
+        imports = [importtime_table(r["stderr"]) for r in timed[name]]
+        total = statistics.median(t for t, _, _ in imports)
+        best_total = min(t for t, _, _ in imports)
+        _, top, names = imports[0]
+        unused = sorted({n.split(".")[0] if n.startswith(("email", "importlib")) else n
+                         for n in names if UNUSED.match(n)})
+        kib = lambda key: median(lambda run: run["status"].get(key, 0)) / 1024  # noqa: E731
+        out[name] = {
+            "VmHWM (peak RSS)": f"{kib('VmHWM'):.1f} MiB",
+            f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB",
+            "  of it RssAnon / RssFile": f"{kib('RssAnon'):.1f} / {kib('RssFile'):.1f} MiB",
+            "exec to portrait on screen": ms("portrait_s"),
+            "exec to first camera frame through the pipeline": ms("first_frame_s"),
+            f"camera frames in {RUN_SECONDS:g} s": str(int(median(lambda r: r["frames"]))),
+            "imports to the portrait (-X importtime)": f"{total * 1000:.0f} ms (best {best_total * 1000:.0f}), "
+                                                       f"{len(names)} modules",
+            "modules `run` has no use for": ", ".join(unused) if unused else "none",
+        }
+    return out
 
 
 def peer_tree(rev: str, folder: Path) -> Path:
@@ -255,13 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# mona-edge run memory and start-up: {platform.machine()}, {os.cpu_count()} cores, "
           f"CPU features: {cpu_features()}, Python {platform.python_version()}")
     print(f"# screen {SCREEN[0]}x{SCREEN[1]} (file sink), default pack, bundled clip paced and looping, "
-          f"default detector; {RUN_SECONDS:g} s of frames before RSS is read; bytecode cached; medians of 3\n")
+          f"default detector; {RUN_SECONDS:g} s of frames before RSS is read; bytecode cached; {ROUNDS} runs "
+          "each, the trees alternating\n")
     with tempfile.TemporaryDirectory(prefix="me-bench-peer-") as tmp:
-        columns = {"this tree": daemon_figures(None)}
+        launched: dict[str, Path | None] = {"this tree": None}
         trees: dict[str, Path] = {"this tree": REPO}
         if args.against:
-            trees[args.against] = peer_tree(args.against, Path(tmp))
-            columns[args.against] = daemon_figures(trees[args.against])
+            trees[args.against] = launched[args.against] = peer_tree(args.against, Path(tmp))
+        columns = daemon_figures(launched)
         names = list(columns)
         print("| daemon | " + " | ".join(names) + " |")
         print("| --- |" + " --- |" * len(names))
@@ -272,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| --- | --- | --- | --- | --- | --- |")
         with tempfile.TemporaryDirectory(prefix="me-bench-pack-") as packs:
             for label, path in (("default (eye-warp, 33 frames)", REPO / "assets" / "packs" / "default"),
-                                ("FOMM-like (33 head-sized frames)", fomm_like_pack(Path(packs)))):
+                                ("FOMM-like, 33 head-sized patches", fomm_like_pack(Path(packs), False)),
+                                ("FOMM-like, 33 whole frames", fomm_like_pack(Path(packs), True))):
                 for name, tree in trees.items():
                     r = pack_load(path, tree)
                     rect = r["rect"]
