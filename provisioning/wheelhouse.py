@@ -25,6 +25,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ProvisioningError
@@ -32,6 +33,66 @@ from edge.errors import ProvisioningError
 #: Raspberry Pi OS Bookworm, 64-bit: aarch64, glibc 2.36.
 PI_PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)]
 PI_PYTHON = "3.11"
+
+
+@dataclass(frozen=True)
+class PiOS:
+    """A Raspberry Pi OS generation (64-bit), as ``--os`` names it: what a wheelhouse for it is built for."""
+
+    name: str
+    debian: str
+    python: str  #: its /usr/bin/python3, which the frame's venv is made from
+    numpy: str  #: its python3-numpy, which the venv keeps (picamera2's and pygame's compiled parts use it)
+    glibc_minor: int  #: its glibc 2.N: the newest manylinux tag its wheels may carry
+    #: what the Pi must have from apt, because the frame takes it from the OS and no wheelhouse carries it
+    apt: tuple[str, ...]
+
+    @property
+    def platforms(self) -> list[str]:
+        return ["manylinux2014_aarch64"] + [f"manylinux_2_{m}_aarch64" for m in range(17, self.glibc_minor + 1)]
+
+
+#: python3-venv makes the venv; numpy, pygame (linked to the OS's SDL2, which has KMS/DRM) and picamera2
+#: (Raspberry Pi's own archive, with libcamera) come through its system site-packages. Versions are
+#: Debian's (apt-cache policy python3-numpy; trixie: its Packages list).
+PI_OS = {
+    "bookworm": PiOS("bookworm", "12", "3.11", "1.24.2", 36,
+                     ("python3-venv", "python3-numpy", "python3-pygame", "python3-picamera2")),
+    "trixie": PiOS("trixie", "13", "3.13", "2.2.4", 41,
+                   ("python3-venv", "python3-numpy", "python3-pygame", "python3-picamera2")),
+}
+
+
+def pi_os(name: str) -> PiOS:
+    """The :data:`PI_OS` entry ``--os`` names (one line naming what is allowed otherwise)."""
+    try:
+        return PI_OS[name]
+    except KeyError:
+        raise ProvisioningError(f"--os {name!r}: expected one of {', '.join(PI_OS)}") from None
+
+
+def os_target(name: str, python: str | None, numpy_pin: str | None, platform_arg: str) -> tuple[str, str, list[str]]:
+    """``--os``'s Python, numpy pin and platform tags; ``--python``/``--numpy``/``--platform`` given
+    beside it must agree with it (a Trixie wheelhouse for Python 3.11 would install nowhere)."""
+    target = pi_os(name)
+    if python is not None and python != target.python:
+        raise ProvisioningError(f"--python {python} with --os {name}: Raspberry Pi OS {name.capitalize()} has "
+                                f"Python {target.python} (leave --python out)")
+    if numpy_pin is not None and numpy_pin != target.numpy:
+        raise ProvisioningError(f"--numpy {numpy_pin} with --os {name}: its python3-numpy is {target.numpy}, "
+                                "which the frame's venv keeps (leave --numpy out)")
+    if platform_arg not in ("pi64", *target.platforms):
+        raise ProvisioningError(f"--platform {platform_arg} with --os {name}: a Pi is aarch64 (leave --platform out)")
+    platforms = target.platforms if platform_arg == "pi64" else [platform_arg]
+    return target.python, target.numpy, platforms
+
+
+def os_needs(name: str) -> str:
+    """The line that tells the user what the Pi must have from apt for a wheelhouse built ``--os name``."""
+    target = pi_os(name)
+    return (f"Raspberry Pi OS {name.capitalize()} (Debian {target.debian}, Python {target.python}): the Pi must "
+            f"have from apt {', '.join(target.apt)} (numpy {target.numpy}); the wheelhouse carries none of them "
+            f"but numpy's pin")
 
 
 def platform_machine(platforms: Sequence[str] | None) -> str:
@@ -249,9 +310,14 @@ def _run(args: argparse.Namespace) -> int:
         check_pi_wheel(args.wheel)
     wheel = args.wheel or build_wheel(REPO, args.out)
     platforms = None if args.platform == "native" else (PI_PLATFORMS if args.platform == "pi64" else [args.platform])
-    wheels = build_wheelhouse(Path(wheel), args.out, args.python, platforms, args.numpy)
+    python, numpy_pin = args.python or PI_PYTHON, args.numpy
+    if args.os:
+        python, numpy_pin, platforms = os_target(args.os, args.python, args.numpy, args.platform)
+    wheels = build_wheelhouse(Path(wheel), args.out, python, platforms, numpy_pin)
     size = sum(w.stat().st_size for w in wheels)
-    print(f"{args.out}: {len(wheels)} wheels, {size / 1e6:.0f} MB, for Python {args.python} ({args.platform})")
+    print(f"{args.out}: {len(wheels)} wheels, {size / 1e6:.0f} MB, for Python {python} ({args.os or args.platform})")
+    if args.os:
+        print(os_needs(args.os))
     return 0
 
 
@@ -260,7 +326,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to fill (give it to provision --wheelhouse)")
     parser.add_argument("--wheel", type=Path, help="the Pi's project wheel (default: build it from this checkout)")
-    parser.add_argument("--python", default=PI_PYTHON, help=f"target Python version (default {PI_PYTHON})")
+    parser.add_argument("--os", choices=sorted(PI_OS),
+                        help="the Pi's Raspberry Pi OS: sets --python (bookworm 3.11, trixie 3.13), --numpy (its "
+                             "apt's: 1.24.2, 2.2.4) and the platform tags, and says what the Pi needs from apt")
+    parser.add_argument("--python", help=f"target Python version (default {PI_PYTHON}, or --os's)")
     parser.add_argument("--platform", default="pi64",
                         help="pi64 (Raspberry Pi OS 64-bit, default), native (this machine), or a pip platform tag")
     parser.add_argument("--numpy", help="pin numpy to the target OS's version (the lock has Bookworm's "
