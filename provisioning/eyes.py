@@ -99,7 +99,7 @@ class Eye:
         h, w = shape[:2]
         pts = np.round((self.lid + 0.5) * supersample - 0.5).astype(np.int32)
         big = np.zeros((h * supersample, w * supersample), np.uint8)
-        cv2.fillPoly(big, [pts], 255, lineType=cv2.LINE_8)
+        cv2.fillPoly(big, [pts], (255,), lineType=cv2.LINE_8)
         return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 

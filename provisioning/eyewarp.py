@@ -181,7 +181,7 @@ def _warp_eye(src: np.ndarray, out: np.ndarray, eye: Eye, shift: float, image_si
     map_x = (xx + (src_x - xx) * reach).astype(np.float32)
     map_y = (yy + (src_y - yy) * reach).astype(np.float32)
     moved: np.ndarray = cv2.remap(layer, map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float32, copy=False)
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)).astype(np.float32, copy=False)
     moved[..., 3] *= reach  # outside the reach the layer is empty, never a copy of the painting
     moved[..., :3] *= reach[..., None]
     eyeball = moved[..., :3] + clean * (1.0 - moved[..., 3:4])
