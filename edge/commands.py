@@ -304,9 +304,35 @@ def doctor_checks(config_arg: Path | None, socket_arg: Path | None = None,
     checks.append(_check_pack(config))
     checks.append(_check_camera(config, daemon))
     checks.extend(_check_display(config, daemon))
+    checks.append(_check_screen_power(config, daemon))
     checks.append(_check_groups(config, service_user))
     checks.append(_check_socket_dir(socket_path, daemon))
     return checks
+
+
+def _check_screen_power(config, daemon: dict | None) -> Check:
+    """``[screen]``: when the screen blanks, what the running daemon reports, and a configured CEC adapter
+    that ``cec-ctl`` cannot reach (a FAIL: the TV would stay on)."""
+    import shutil
+
+    s = config.screen
+    when = [f"after {s.idle_minutes:g} min with nobody seen"] if s.idle_minutes > 0 else []
+    when += [f"at night ({s.night})"] if s.night else []
+    detail = "blanks " + " and ".join(when) if when else "never blanks ([screen] idle_minutes = 0, no night)"
+    running = daemon.get("screen") if daemon is not None else None
+    errors = running.get("errors") or [] if isinstance(running, dict) else []
+    if isinstance(running, dict):
+        detail += f"; now {running.get('state')}" + (f" ({running.get('why')})" if running.get("why") else "")
+        detail += f", by {', '.join(running.get('by') or []) or 'nothing this display can do'}"
+    if s.cec_device and shutil.which("cec-ctl") is None:
+        return Check("screen", False, f"{detail}; cec_device {s.cec_device}: cec-ctl is not installed",
+                     "sudo apt install v4l-utils")
+    if s.cec_device and not os.path.exists(s.cec_device):
+        return Check("screen", False, f"{detail}; cec_device {s.cec_device}: no such CEC adapter",
+                     "check the HDMI cable and the KMS overlay (vc4-kms-v3d has CEC), or remove cec_device")
+    if errors:
+        return Check("screen", False, f"{detail}; " + "; ".join(map(str, errors)), "journalctl -u mona-edge")
+    return Check("screen", True, detail)
 
 
 def _check_model(config) -> Check:

@@ -435,3 +435,25 @@ def test_only_a_kmsdrm_pygame_display_is_released_for_dpms(monkeypatch):
         assert sp.kms_cards(HeadlessSink((4, 4))) is None
     finally:
         sink.close()
+
+
+def test_doctor_says_when_the_screen_blanks_and_fails_a_cec_adapter_it_cannot_reach(tmp_path, monkeypatch):
+    from edge import commands
+
+    check = commands._check_screen_power(config_from_dict({"screen": {"night": "23:00-07:00"}}), None)
+    assert check.ok and check.detail == "blanks after 10 min with nobody seen and at night (23:00-07:00)"
+    running = {"screen": {"state": "blanked", "why": "night schedule", "by": ["FBIOBLANK /dev/fb0"], "errors": []}}
+    check = commands._check_screen_power(config_from_dict({"screen": {"idle_minutes": 0}}), running)
+    assert check.ok and check.detail == ("never blanks ([screen] idle_minutes = 0, no night); now blanked "
+                                         "(night schedule), by FBIOBLANK /dev/fb0")
+    failing = {"screen": dict(running["screen"], errors=["FBIOBLANK /dev/fb0: off: Permission denied (EACCES)"])}
+    check = commands._check_screen_power(config_from_dict({}), failing)
+    assert not check.ok and check.detail.endswith("FBIOBLANK /dev/fb0: off: Permission denied (EACCES)")
+    cec = config_from_dict({"screen": {"cec_device": str(tmp_path / "cec0")}})
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cec-ctl on it
+    check = commands._check_screen_power(cec, None)
+    assert not check.ok and "cec-ctl is not installed" in check.detail and check.fix == "sudo apt install v4l-utils"
+    if shutil.which("cec-ctl", path="/usr/bin:/bin") is not None:
+        monkeypatch.setenv("PATH", "/usr/bin:/bin")
+        check = commands._check_screen_power(cec, None)
+        assert not check.ok and f"{tmp_path / 'cec0'}: no such CEC adapter" in check.detail
