@@ -116,7 +116,7 @@ def test_dump_default_config_is_commented_and_loads_as_the_defaults(tmp_path):
     text = dump_default_config()
     assert load_config(write(tmp_path, text)) == Config()
     data = tomllib.loads(text)
-    assert set(data) == {"camera", "detector", "gaze", "display", "screen", "pack", "service"}
+    assert set(data) == {"camera", "detector", "motion", "gaze", "display", "screen", "pack", "service"}
     # every key is documented: a comment line right above each key line
     lines = text.splitlines()
     for i, line in enumerate(lines):
