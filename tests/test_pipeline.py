@@ -578,3 +578,36 @@ def test_a_thousand_failing_frames_log_a_bounded_text_each_line_its_own(tmp_path
     assert all(line.startswith(lines[0] + " (repeated ") for line in lines[1:])
     counted = 1 + sum(int(line.split("(repeated ")[1].split(" ")[0]) for line in lines[1:])
     assert counted <= 1000 and (len(lines) == 1 or counted > 1)
+
+
+# --- honest stage times: the wait for the next frame is not work ---------------------------------------------
+class SteppedClock:
+    """One clock for the camera and the pipeline's timer: it moves only when something sleeps (the paced
+    camera waiting for its next frame), so a step's work takes no time on it and its wait all of it."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_stage_times_of_a_paced_camera_exclude_the_wait_for_the_next_frame(detector):
+    clock = SteppedClock()
+    camera = VideoFileSource(CLIP, realtime=True, loop=False, clock=clock, sleep=clock.sleep)
+    pipeline = make_pipeline(detector, camera=camera, timer=clock)
+    results = frames(pipeline, 5)
+    # Before: capture (and frame) were the frame interval of a paced camera, 66.7 ms at 15 fps; now the wait
+    # is reported apart and the stages hold only what this clock charged them: nothing.
+    for r in results[1:]:
+        assert r.times is not None and r.times.waited == pytest.approx(1 / FPS)
+        assert r.times.capture == pytest.approx(0.0, abs=1e-9) and r.times.frame == pytest.approx(0.0, abs=1e-9)
+    # LoopStats (the status socket's figures) takes the stage times as they are: no wait in them.
+    stats = LoopStats(clock=clock)
+    for r in results:
+        stats.record(r)
+    assert stats.timing["capture"].percentile(50) == pytest.approx(0.0, abs=1e-9)
+    pipeline.close()

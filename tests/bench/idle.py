@@ -33,7 +33,7 @@ import cv2
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "bench"))
+sys.path.append(str(REPO / "tests" / "bench"))  # last: tests/rooms.py, not tests/bench/rooms.py
 
 import rooms  # noqa: E402
 from pipeline import cpu_features  # noqa: E402  (tests/bench/pipeline.py: one list of CPU flags)
@@ -83,6 +83,82 @@ def write_clips(tmp: Path) -> dict[str, Path]:
     for writer in writers.values():
         writer.release()
     return clips
+
+
+class SlowableScenario:
+    """A scenario as a camera in clip time (15 fps) that honours ``set_frame_rate``: slowed, it hands over
+    only every k-th frame, as a camera at the lower rate would. For the wake-up latencies, in clip time."""
+
+    def __init__(self, scenario: rooms.Scenario) -> None:
+        self.name = f"scenario:{scenario.name}"
+        self.state = "closed"
+        self.truth: list[rooms.TruthFace] = []
+        self._scenario = scenario
+        self._frames = None
+        self._every = 1
+
+    def open(self) -> None:
+        self._frames = self._scenario.frames()
+        self.state = "ok"
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        self._every = max(1, round(rooms.FPS / fps)) if fps else 1
+        return True
+
+    def read(self):
+        assert self._frames is not None
+        for _ in range(self._every):
+            try:
+                rgb, t, truth = next(self._frames)
+            except StopIteration:
+                self.state = "ended"
+                return None
+        self.truth = truth
+        return rgb, t
+
+    def close(self) -> None:
+        self.state = "closed"
+
+
+def wake_up(config: Config, pack, display, empty_s: float) -> tuple[float, int, float]:
+    """A room empty for ``empty_s`` (settled, camera slowed), then a person walks in at 1.5 m and stops.
+    Returns (seconds from when she is first in view to the first detector run, frames delivered with
+    her in view that the gate let pass before it, seconds from when she is first in view to the first
+    frame whose faces hold her)."""
+    z = 1500.0
+    x0 = -(rooms.half_width_mm(z) + 300.0)
+    stop = empty_s + abs(x0) / 1200.0
+    points = [(empty_s, x0, z), (stop, 0.0, z), (stop + 30.0, 0.0, z)]
+    scenario = rooms.Scenario("enters", stop + 2.0, [rooms.Walker("A", rooms.walk(points))], seed=31)
+    def inside(truth) -> bool:
+        her = next((f for f in truth if f.kind == "person"), None)
+        return her is not None and her.eye_x + her.face_width / 2 > 0
+
+    # when she is first in view, on the 15 fps clock (a slowed camera delivers that frame later, or never)
+    entered = next(i / rooms.FPS for i in range(scenario.frame_count) if inside(scenario.truth(i / rooms.FPS)))
+    camera = SlowableScenario(scenario)
+    pipeline = Pipeline(build_parts(config, camera=camera, pack=pack, display=display))
+    pipeline.open()
+    woke = found = None
+    frames_between = 0
+    while camera.state == "ok":
+        result = pipeline.step()
+        if result.frame is None or result.timestamp is None:
+            continue
+        t = result.timestamp
+        her = next((f for f in camera.truth if f.kind == "person"), None)
+        if inside(camera.truth) and woke is None:
+            if result.searched == "gated":
+                frames_between += 1
+            else:
+                woke = t
+        if her is not None and found is None and any(
+                abs(float(f.eye_midpoint[0]) - her.eye_x) < her.face_width / 2
+                and abs(float(f.eye_midpoint[1]) - her.eye_y) < her.face_width / 2 for f in result.faces):
+            found = t
+    pipeline.parts.camera.close()
+    assert woke is not None and found is not None, "she was never found"
+    return woke - entered, frames_between, found - entered
 
 
 @dataclass
@@ -161,7 +237,11 @@ def main() -> int:
                 seconds = min(args.seconds, m.settle_s) if "first" in name else args.seconds
                 runs.append(measure(name, clip, config, pack, display, seconds, warmup))
                 print(f"  measured: {name}", file=sys.stderr, flush=True)
+        wake = wake_up(shipped, pack, display, empty_s=shipped.motion.settle_s + 3.0)
         display.close()
+    print(f"a person walks in at 1.5 m after {shipped.motion.settle_s + 3.0:g} s of empty room (camera at "
+          f"{m.idle_fps:g} fps), clip time: detector woke {wake[0]:.2f} s after her first frame in view "
+          f"({wake[1]} frames with her in view gated before), she was found {wake[2]:.2f} s after it")
     print(f"paced in real time at {rooms.FPS:g} fps, {args.seconds:g} s a run; screen {SCREEN[0]}x{SCREEN[1]} "
           "XRGB8888 file; CPU = process user+system s per wall s (all threads)")
     print(f"{'run':<42} {'CPU s/s':>8} {'of busy':>8} {'fps':>6} {'whole':>6} {'crop':>6} {'gated':>6} "
