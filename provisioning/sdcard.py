@@ -4,6 +4,12 @@ The card gets exactly what an SSH install would have staged (wheels, pack, confi
 ``install.py``) plus a plan file and a one-shot first-boot unit; on the Pi's first power-up that unit runs
 the same ``activate`` an SSH install runs, so both paths build one layout with one piece of code. Only
 the things the Pi itself must do (a venv for its Python, its service user) wait for first boot.
+
+The first-boot unit works on every release (it is systemd's). What the boot partition says differs:
+Bookworm's first boot reads an empty ``ssh`` file to turn sshd on; Trixie's (Raspberry Pi Imager 2.x)
+is customised by cloud-init from ``user-data`` / ``meta-data`` / ``network-config`` on the boot
+partition. On a Trixie card (the root partition's ``/etc/os-release`` says so) the user-data the Imager
+wrote is kept and merged with what the frame needs (sshd enabled and started), never replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +26,17 @@ from edge.install import Layout, atomic_write
 from provisioning.plan import REPO, Artifacts, Blob, import_checks, software_spec
 
 FIRSTBOOT_UNIT = "mona-edge-firstboot.service"
+#: Releases whose first boot is customised by cloud-init from the boot partition (Imager 2.x), by
+#: VERSION_CODENAME; older ones (bookworm) by the Imager's firstrun script and the ``ssh`` file.
+CLOUD_INIT_RELEASES = ("trixie", "forky")
+USER_DATA, META_DATA = "user-data", "meta-data"
+#: What a Trixie card's user-data gets: sshd enabled and started on first boot (what the ``ssh`` file
+#: does on Bookworm), for later ``mona-edge provision`` runs. A ``runcmd`` entry, the one way upstream
+#: cloud-init's schema has to start a service (``ssh_pwauth`` only sets password logins, which stay
+#: the Imager's choice).
+SSH_ON = ["systemctl", "enable", "--now", "ssh"]
+#: NoCloud needs a meta-data beside user-data; the Imager writes one, a bare card may have none.
+DEFAULT_META_DATA = "instance-id: mona-edge-firstboot\n"
 
 
 @dataclass
@@ -38,6 +55,87 @@ def check_card(boot: Path, root: Path) -> None:
         if not path.exists():
             raise ProvisioningError(f"--sd root partition {root}: no {path.relative_to(root)}; is it the Raspberry Pi "
                                     "OS root partition?")
+
+
+def card_release(root: Path) -> str | None:
+    """The card's VERSION_CODENAME (``bookworm``, ``trixie``) from its ``/etc/os-release``, or None."""
+    try:
+        text = (root / "etc/os-release").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "VERSION_CODENAME":
+            return value.strip().strip("'\"") or None
+    return None
+
+
+def merge_user_data(text: str | None, where: Path) -> str | None:
+    """The cloud-init user-data ``text`` (None: there is none) with :data:`SSH_ON` in its ``runcmd``; None
+    when it already has it. The Imager's file is kept as it is where it has no ``runcmd`` (ours is
+    appended); otherwise it is rewritten from its parsed content with ours added to its list. Anything
+    that is not a ``#cloud-config`` mapping is refused in one line naming ``where``: merging into a file
+    cloud-init would read differently could lose what the user asked the Imager for."""
+    import yaml
+
+    ours = {"runcmd": [SSH_ON]}
+    if text is None or not text.strip():
+        return "#cloud-config\n" + yaml.safe_dump(ours, default_flow_style=None, sort_keys=False)
+    first = text.lstrip().splitlines()[0].strip()
+    if first != "#cloud-config":
+        raise ProvisioningError(f"--sd {where}: not a #cloud-config user-data (it starts {first[:40]!r}); "
+                                "mona-edge can merge only into #cloud-config")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProvisioningError(f"--sd {where}: not valid YAML ({problem}{at}); fix or remove it") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProvisioningError(f"--sd {where}: a #cloud-config must be a mapping of keys, this is a "
+                                f"{type(data).__name__}")
+    runcmd = data.get("runcmd")
+    if runcmd is None:
+        return text + ("" if text.endswith("\n") else "\n") + yaml.safe_dump(
+            ours, default_flow_style=None, sort_keys=False)
+    if not isinstance(runcmd, list):
+        raise ProvisioningError(f"--sd {where}: runcmd is a {type(runcmd).__name__}; cloud-init wants a list")
+    if SSH_ON in runcmd or " ".join(SSH_ON) in runcmd:
+        return None
+    merged = dict(data, runcmd=[*runcmd, SSH_ON])
+    return ("#cloud-config\n# merged by mona-edge provision --sd (runcmd: sshd on), from the Imager's\n"
+            + yaml.safe_dump(merged, default_flow_style=None, sort_keys=False))
+
+
+def planned_user_data(boot: Path) -> tuple[str | None, str | None]:
+    """The boot partition's user-data as it is (None: none) and as :func:`merge_user_data` would leave
+    it; raises before anything is written when it cannot be merged."""
+    path = boot / USER_DATA
+    try:
+        text = path.read_text() if path.exists() else None
+    except UnicodeDecodeError:
+        raise ProvisioningError(f"--sd {path}: not UTF-8 text, so not a cloud-init user-data") from None
+    return text, merge_user_data(text, path)
+
+
+def write_cloud_init(boot: Path) -> list[str]:
+    """Merge :data:`SSH_ON` into the boot partition's cloud-init user-data (and give it a meta-data if
+    it has none); the report lines."""
+    path = boot / USER_DATA
+    text, merged = planned_user_data(boot)
+    lines = []
+    if merged is None:
+        lines.append(f"{path}: sshd already enabled at first boot (cloud-init runcmd)")
+    else:
+        atomic_write(path, merged.encode())
+        lines.append(f"{path}: {'merged' if text else 'written'}: cloud-init enables and starts sshd at first boot")
+    if not (boot / META_DATA).exists():
+        atomic_write(boot / META_DATA, DEFAULT_META_DATA.encode())
+        lines.append(f"{boot / META_DATA}: written (cloud-init's NoCloud needs one beside user-data)")
+    return lines
 
 
 def add_kernel_args(cmdline: Path, args: list[str]) -> list[str]:
@@ -81,6 +179,8 @@ def write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: floa
     check_card(boot, root)
     if artifacts.pack is None:
         raise ProvisioningError("--sd needs --pack DIR: a fresh card has no gaze pack to keep")
+    if card_release(root) in CLOUD_INIT_RELEASES:
+        planned_user_data(boot)  # a user-data that cannot be merged is refused before anything is written
     try:
         return _write_card(boot, root, artifacts, ready_timeout)
     except OSError as exc:  # a full or read-only card: every step is repeatable, so fixing it and rerunning works
@@ -126,6 +226,8 @@ def _write_card(boot: Path, root: Path, artifacts: Artifacts, ready_timeout: flo
     # An empty file named ssh on the boot partition turns sshd on at first boot (Raspberry Pi OS).
     (boot / "ssh").touch()
     report.boot_changes.append(f"{boot / 'ssh'}: sshd enabled for later `mona-edge provision` runs")
+    if card_release(root) in CLOUD_INIT_RELEASES:  # Trixie: first boot is cloud-init's
+        report.boot_changes += write_cloud_init(boot)
     added = add_kernel_args(boot / "cmdline.txt", ["consoleblank=0"])
     report.boot_changes.append(f"{boot / 'cmdline.txt'}: " + (f"added {' '.join(added)}" if added
                                                               else "console blanking already off"))
