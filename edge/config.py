@@ -315,7 +315,11 @@ class CameraConfig:
                                          '(default: the first camera)', 0)
     path: Path | None = _key(_PathRule(), None, 'the video file, required when source = "video"',
                                 "/var/lib/mona-edge/viewer.mp4")
-    width: int = _key(_Number(64, 4096, integer=True), 640, "capture width in pixels")
+    width: int = _key(_Number(64, 4096, integer=True), 640,
+                      "capture width in pixels. 640x480 by measurement: the detector letterboxes, so its cost "
+                      "is the same at 320x240 (1.66 against 1.67 ms short range here), while a crop around "
+                      "a viewer at 5 m needs the pixels (a 16-18 px face at 640 is found in a crop, "
+                      "tests/test_motion.py; at 320 it would be 8 px)")
     height: int = _key(_Number(48, 4096, integer=True), 480, "capture height in pixels")
     fps: float = _key(_Number(1, 120), 30.0, "frames per second asked of the camera (video: override the file's)")
     loop: bool = _key(_Flag(), True, "video: start again at the end instead of failing")
@@ -353,7 +357,11 @@ class _Sha256(_Rule):
 class DetectorConfig:
     """The BlazeFace model. "full" range: a living room sees viewers 1-5 m away, beyond short range's ~2 m."""
 
-    range: str = _key(_Choice("short", "full"), "full", "BlazeFace model: short (within ~2 m) or full (to ~5 m)")
+    range: str = _key(_Choice("short", "full"), "full",
+                      "BlazeFace model for whole frames: short (within ~2 m) or full (to ~5 m). Full: it finds "
+                      "faces from about 30 px wide on the whole frame, and once found a viewer is "
+                      "followed in crops by the short one, which sees them to 5 m, so its cost (4x short "
+                      "here) is paid on a fraction of the frames")
     model: Path | None = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
                                  "/var/lib/mona-edge/models/face_detection_full_range_int8.tflite")
     threads: int = _key(_Number(1, 4, integer=True), 1,
