@@ -532,3 +532,22 @@ if __name__ == "__main__":
 
     target = make_test_pack(TEST_PACK, skimage.data.astronaut())
     print(f"wrote {target}")
+
+
+@pytest.mark.parametrize("screen", [(1080, 1920), (1080, 1081), (1080, 1080)])
+def test_a_canvas_as_wide_as_the_screen_becomes_the_base_in_place_with_black_borders(screen):
+    """The screen-sized base grown out of the decoded canvas (edge.pack._grow_to_screen) is exactly what
+    building it beside the canvas gives: the canvas centred, black above and below."""
+    from edge.pack import _decode_png, _fit, _grow_to_screen, make_layout
+
+    folder = Path(__file__).resolve().parent.parent / "assets" / "packs" / "default"
+    blob = (folder / "base.png").read_bytes()
+    layout = make_layout((1080, 1080), screen, 0)
+    expected = _fit(_decode_png(blob, "base.png", (1080, 1080)), layout)
+    grown = _grow_to_screen(_decode_png(blob, "base.png", (1080, 1080)), layout)
+    assert grown is not None and grown.shape == (screen[1], screen[0], 3)
+    np.testing.assert_array_equal(grown, expected)
+    top = (screen[1] - 1080) // 2
+    assert not grown[:top].any() and not grown[top + 1080:].any()
+    turned = make_layout((1080, 1080), (1920, 1080), 90)  # turned or scaled: built the ordinary way
+    assert _grow_to_screen(_decode_png(blob, "base.png", (1080, 1080)), turned) is None
