@@ -381,10 +381,13 @@ class DetectorConfig:
                               "crop side in the viewer's face widths: room for a walker's step between two "
                               "frames (1.2 m/s at 1 m is half a face width a frame at 15 fps) with the face "
                               "about a quarter of the crop, the size the short-range model finds best")
-    full_scan_s: float = _key(_Number(0.05, 60), 0.5,
+    full_scan_s: float = _key(_Number(0.05, 60), 1.0,
                               "while a viewer is followed in a crop, the whole frame is still searched this "
-                              "often (someone nearer may come in; pictures stay known) and at once whenever "
-                              "the crop loses the viewer")
+                              "often (someone nearer may come in) and at once whenever the crop loses the "
+                              "viewer. 1 s: the room scenarios score the same as at 0.5 s (tests/bench/"
+                              "rooms.py through make_detector), and a followed viewer's frames then average "
+                              "about 14.8 M instructions on a Pi 5 (the per-model counts of tests/bench/"
+                              "pi_work.py; 16.6 M at 0.5 s)")
 
 
 @dataclass(frozen=True)

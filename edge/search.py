@@ -64,7 +64,7 @@ class CropSettings:
     """:class:`edge.config.DetectorConfig`'s crop keys (see their docs)."""
 
     widths: float = 4.0
-    full_scan_s: float = 0.5
+    full_scan_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +231,7 @@ class FaceSearch:
         return self._step
 
 
-#: How many recent whole-frame searches a crop's other faces are matched against (1.5 s at the default
+#: How many recent whole-frame searches a crop's other faces are matched against (3 s at the default
 #: [detector] full_scan_s: a small photo is found on a third of the frames or fewer).
 SNAP_SEARCHES = 3
 #: Two searches found a face at the same place when its eyes moved less than this many of

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from edge.camera import VideoFileSource  # noqa: E402
 from edge.config import load_config  # noqa: E402
+from edge.detector import FaceDetector  # noqa: E402
 from edge.display import open_display  # noqa: E402
 from edge.pack import load_pack, write_pack  # noqa: E402
 from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts, make_detector  # noqa: E402
@@ -142,6 +143,10 @@ def cpu_features() -> str:
     return f"{model}; {', '.join(have) if have else 'none of ' + ', '.join(wanted)}"
 
 
+def frame_fig_of(figures: dict[str, StageFigures | None]) -> StageFigures | None:
+    return figures["frame"]
+
+
 def print_table(figures: dict[str, StageFigures | None], frames: int) -> None:
     print("stage          p50 ms   p95 ms  mean ms  share of frame")
     frame_fig = figures["frame"]
@@ -199,6 +204,16 @@ def main() -> int:
                                         display=display, detector=detector, pack=pack))
         pipeline.open()
         results, wall = measure(pipeline, args.frames)
+        # The peer, in the same run: the configured model on every whole frame (no gate, no crop), as the
+        # loop ran before edge.search; the shipped figures are also given as a ratio to it (load moves
+        # both alike on a shared machine).
+        peer_parts = build_parts(config, camera=VideoFileSource(clip, realtime=False, loop=True), display=display,
+                                 detector=FaceDetector(None, config.detector.range, threads=config.detector.threads),
+                                 pack=pack)
+        peer = Pipeline(peer_parts)
+        peer.open()
+        peer_results, _ = measure(peer, args.frames)
+        peer_parts.camera.close()
         # Worst-case redraw: every frame's patch, one after another.
         t = time.perf_counter()
         for i in range(pack.frame_count):
@@ -228,11 +243,22 @@ def main() -> int:
                   f"{whole_frame.p50:.2f} ms, p95 {whole_frame.p95:.2f} ms"
                   + (f", detect p50 {sub['detect'].p50:.2f} ms" if sub["detect"] is not None else ""))
     tracked = [r for r in results if r.searched in ("crop", "whole") and r.viewer is not None]
+    peer_fig = stage_figures(peer_results)["frame"]
+    peer_tracked = stage_figures([r for r in peer_results if r.viewer is not None])["frame"]
+    assert peer_fig is not None and frame_fig_of(figures) is not None
     if tracked:
         fig = stage_figures(tracked)["frame"]
         assert fig is not None
         print(f"  while a viewer is tracked: {len(tracked)} frames, whole loop p50 {fig.p50:.2f} ms, "
-              f"p95 {fig.p95:.2f} ms, mean {fig.mean:.2f} ms")
+              f"p95 {fig.p95:.2f} ms, mean {fig.mean:.2f} ms"
+              + (f"; peer {peer_tracked.p50:.2f} ms p50, {peer_tracked.mean:.2f} ms mean: shipped/peer "
+                 f"{fig.p50 / peer_tracked.p50:.2f}x p50, {fig.mean / peer_tracked.mean:.2f}x mean"
+                 if peer_tracked is not None else ""))
+    shipped_fig = frame_fig_of(figures)
+    assert shipped_fig is not None
+    print(f"peer (the {config.detector.range}-range model on every whole frame, same frames): whole loop p50 "
+          f"{peer_fig.p50:.2f} ms, mean {peer_fig.mean:.2f} ms; shipped/peer {shipped_fig.p50 / peer_fig.p50:.2f}x "
+          f"p50, {shipped_fig.mean / peer_fig.mean:.2f}x mean")
     print(f"worst-case redraw (one patch {pack.rect[2]}x{pack.rect[3]}): {redraw * 1e3:.2f} ms; "
           f"full screen: {full * 1e3:.1f} ms ({full / max(redraw, 1e-9):.0f}x a patch)")
     print(f"pack load: {load_s:.2f} s; RSS {rss0:.0f} MB before display+pack (peak so far {peak0:.0f} MB), "
