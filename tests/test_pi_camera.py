@@ -15,12 +15,17 @@ real configuration calls.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 
 from edge.camera import Picamera2Source
 from edge.errors import CameraError
@@ -144,3 +149,103 @@ def test_a_camera_that_refuses_every_lores_format_is_one_camera_error(monkeypatc
                         types.SimpleNamespace(Picamera2=lambda num: Refusing(np.zeros((6, 4), np.uint8))))
     with pytest.raises(CameraError, match=r"^picamera2:0: no usable lores configuration \(no such stream\)$"):
         Picamera2Source(size=(4, 4)).open()
+
+
+# --- the real picamera2 on the emulated Trixie Pi ---------------------------------------------------------
+LAUNCHER = REPO / "tests" / "pi" / "python"
+#: Where Debian's libcamera 0.4 reads its virtual camera's configuration (PipelineHandler::configurationFile).
+VIRTUAL_CONFIG = Path("usr/share/libcamera/pipeline/virtual/virtual.yaml")
+#: Runs in the emulated Trixie. picamera2 imports pykms (python3-kms++, Raspberry Pi's archive only: not in
+#: Debian, not on PyPI) for its DRM preview window, which the daemon never opens: an empty stand-in module
+#: takes its place so that the rest of picamera2 is the real one.
+GUEST = """
+import json, sys, types
+class _Formats:
+    def __getattr__(self, name):
+        return name
+sys.modules.setdefault("pykms", types.SimpleNamespace(PixelFormat=_Formats()))
+import numpy as np, cv2, libcamera, picamera2
+from picamera2 import Picamera2
+from picamera2.request import Helpers
+from edge.camera import Picamera2Source
+from edge.errors import CameraError
+out = {"picamera2": picamera2.__file__, "libcamera": libcamera.__file__,
+       "cameras": Picamera2.global_camera_info()}
+source = Picamera2Source(size=(320, 240), fps=15)
+try:
+    source.open()
+    out["opened"] = True
+    source.close()
+except CameraError as exc:
+    out["error"] = str(exc)
+if len(sys.argv) > 1:  # a buffer laid out by picamera2's own Helpers.make_array, through the source's read
+    w, h, stride = 330, 246, 384
+    flat = np.fromfile(sys.argv[1], np.uint8)
+    lores = Helpers(None).make_array(flat, {"format": "YUV420", "size": (w, h), "stride": stride})
+    class Camera:
+        def capture_array(self, name):
+            return lores
+    source = Picamera2Source(size=(w, h))
+    source._cam, source._yuv, source._rgb = Camera(), True, np.empty((h, w, 3), np.uint8)
+    rgb, _t = source.read()
+    np.save(sys.argv[2], rgb)
+    out["lores_shape"] = list(lores.shape)
+print(json.dumps(out))
+"""
+
+
+def run_trixie(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    root = os.environ.get("MONA_EDGE_PI_ROOT")
+    if not root or not (Path(root) / "trixie/site-litert/picamera2").is_dir():
+        pytest.skip("no emulated Trixie Pi with picamera2 (tests/run builds it with tests/pi/setup)")
+    done = subprocess.run([str(LAUNCHER), "trixie", "pi5", "litert", "-c", GUEST, *args], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.emulated_pi
+@pytest.mark.root
+def test_the_real_picamera2_on_debians_libcamera_finds_no_sensor_and_the_source_says_so(tmp_path, scene):
+    """Debian trixie's python3-libcamera 0.4 and PyPI's picamera2 0.3.38 import and start libcamera's
+    camera manager under the Pi's Python; with no sensor, Picamera2Source.open() is one CameraError with
+    picamera2's own reason (the daemon then shows "retrying" and keeps the portrait). The lores buffer
+    picamera2's own Helpers.make_array lays out becomes, through the source's read on aarch64 OpenCV, the
+    image x86 makes of it."""
+    h, w, stride = 246, 330, 384
+    padded_buffer(scene, stride, 255).tofile(tmp_path / "lores.bin")
+    out = run_trixie(tmp_path, str(tmp_path / "lores.bin"), str(tmp_path / "rgb.npy"),
+                     env={"LIBCAMERA_PIPELINES_MATCH_LIST": "rpi/vc4,rpi/pisp,uvcvideo,simple"})
+    assert "/trixie/site-litert/picamera2/" in out["picamera2"]
+    assert "/trixie/sysroot/usr/lib/python3/dist-packages/libcamera/" in out["libcamera"]
+    assert out["cameras"] == []
+    assert out["error"] == ('picamera2:0: cannot open the camera (No camera number 0 found - use "rpicam-hello '
+                            '--list-cameras" to check connected cameras)')
+    assert out["lores_shape"] == [h * 3 // 2, stride]
+    on_pi = np.load(tmp_path / "rgb.npy")
+    here = cv2.cvtColor(np.concatenate([p.ravel() for p in i420_planes(scene)]).reshape(h * 3 // 2, w),
+                        cv2.COLOR_YUV2RGB_I420)
+    assert on_pi.shape == (h, w, 3) and np.abs(on_pi.astype(int) - here.astype(int)).max() <= 1
+
+
+@pytest.mark.emulated_pi
+@pytest.mark.root
+def test_libcameras_virtual_camera_is_found_but_picamera2_needs_a_raw_stream_it_lacks(tmp_path):
+    """Debian's libcamera 0.4 has the virtual pipeline handler (test-pattern frames, no device needed):
+    picamera2 lists its camera, then opening it stops at the sensor's raw modes, which a virtual camera
+    does not have ("Requested stream role not supported: Raw"). So capture itself needs a real sensor."""
+    config = Path(os.environ.get("MONA_EDGE_PI_ROOT", "/nonexistent")) / "trixie/sysroot" / VIRTUAL_CONFIG
+    if not config.parent.parent.is_dir():
+        pytest.skip("no emulated Trixie Pi with libcamera (tests/run builds it with tests/pi/setup)")
+    config.parent.mkdir(exist_ok=True)
+    config.write_text('%YAML 1.1\n---\n"Virtual0":\n  supported_formats:\n  - width: 640\n    height: 480\n'
+                      '    frame_rates:\n    - 15\n    - 30\n  test_pattern: "bars"\n'
+                      '  location: "CameraLocationFront"\n  model: "Virtual Video Device"\n')
+    try:
+        out = run_trixie(tmp_path)
+    finally:
+        config.unlink()
+        config.parent.rmdir()
+    assert out["cameras"] == [{"Location": 0, "Model": "Virtual Video Device", "Id": "Virtual0", "Num": 0}]
+    assert out["error"] == "picamera2:0: cannot open the camera (Camera __init__ sequence did not complete.)"
