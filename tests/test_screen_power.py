@@ -457,3 +457,39 @@ def test_doctor_says_when_the_screen_blanks_and_fails_a_cec_adapter_it_cannot_re
         monkeypatch.setenv("PATH", "/usr/bin:/bin")
         check = commands._check_screen_power(cec, None)
         assert not check.ok and f"{tmp_path / 'cec0'}: no such CEC adapter" in check.detail
+
+
+@pytest.mark.emulated_pi
+@pytest.mark.slow
+def test_the_drm_structs_and_ioctl_numbers_are_the_same_on_the_pis_aarch64_python():
+    """The ctypes layouts on the Pi's own Python (aarch64 under qemu-user, tests/pi/): the sizes encoded in
+    the request numbers are the kernel's there too, and a connector's properties come back through them."""
+    import json
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    root = Path(os.environ.get("MONA_EDGE_PI_ROOT", repo / ".emulated-pi"))
+    if not (root / "bookworm" / "sysroot" / "usr" / "bin" / "python3").exists():
+        pytest.skip(f"no emulated Pi at {root} (tests/pi/setup builds it)")
+    code = """
+import ctypes, json, platform
+import edge.screen_power as sp
+def ioctl(fd, request, arg):
+    if request == sp.DRM_IOCTL_MODE_GETCONNECTOR:
+        if arg.count_props >= 2:
+            (ctypes.c_uint32 * 2).from_address(arg.props_ptr)[:] = [7, 9]
+            (ctypes.c_uint64 * 2).from_address(arg.prop_values_ptr)[:] = [1 << 40, 3]
+        arg.count_props, arg.connection = 2, 1
+print(json.dumps({"machine": platform.machine(), "connector": list(sp.DrmDevice(0, ioctl).connector(31)[1].items()),
+                  "numbers": [sp.DRM_IOCTL_MODE_GETRESOURCES, sp.DRM_IOCTL_MODE_GETCONNECTOR,
+                              sp.DRM_IOCTL_MODE_GETPROPERTY, sp.DRM_IOCTL_MODE_OBJ_SETPROPERTY]}))
+"""
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    done = subprocess.run([str(repo / "tests" / "pi" / "python"), "pi4", "litert", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["machine"] == "aarch64" and sys.platform == "linux"
+    assert result["numbers"] == [0xC04064A0, 0xC05064A7, 0xC04064AA, 0xC01864BA]
+    assert result["connector"] == [[7, 1 << 40], [9, 3]]
