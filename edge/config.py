@@ -573,6 +573,10 @@ class _Schedule(_Rule):
         return value.strip()
 
 
+class _CecDevice(_DevicePath):
+    expected = 'a device path such as "/dev/cec0"'
+
+
 @dataclass(frozen=True)
 class ScreenConfig:
     """Screen power (edge/screen_power.py): the panel off while nobody is seen, on for the next viewer, who
@@ -589,7 +593,7 @@ class ScreenConfig:
     panel: str = _key(_Choice("auto", "none"), "auto",
                       "auto: power the panel down the display sink's way (DPMS on the KMS/DRM output for "
                       "pygame, FBIOBLANK for framebuffer and file); none: leave the panel alone (CEC only)")
-    cec_device: str | None = _key(_DevicePath(), None,
+    cec_device: str | None = _key(_CecDevice(), None,
                                   "HDMI-CEC adapter: also put the TV in standby and wake it with cec-ctl "
                                   "(apt install v4l-utils)", "/dev/cec0")
 
