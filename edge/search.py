@@ -46,10 +46,16 @@ MAX_STEP_WIDTHS = 1.0
 #: A crop has found the viewer only if one of its faces has its eyes within this many of the viewer's
 #: face widths of where they were predicted, and a width within :data:`VIEWER_SIZE_RATIO` of theirs.
 #: Otherwise the whole frame is searched: a crop that holds only a picture beside a viewer who has just
-#: walked out must not hand the tracker that picture as the only face (measured on the room scenarios:
-#: the eyes then stayed on a photo after the viewer left).
+#: walked out must not hand the tracker that picture as the only face, at a viewer's place.
 VIEWER_WIDTHS = 1.0
 VIEWER_SIZE_RATIO = 1.6
+#: How many recent whole-frame searches a crop's other faces are matched against (3 s at the default
+#: [detector] full_scan_s: a small photo is found on a third of the frames or fewer).
+SNAP_SEARCHES = 3
+#: Two searches found a face at the same place when its eyes moved less than this many of
+#: its widths (a photo's detector jitter is up to about 0.2 widths: edge.pictures) and its size by less
+#: than :data:`VIEWER_SIZE_RATIO`.
+SAME_PLACE_WIDTHS = 0.25
 
 
 class Detector(Protocol):
@@ -229,15 +235,6 @@ class FaceSearch:
                 self._step = (dx, dy)
         self._viewer_at = here
         return self._step
-
-
-#: How many recent whole-frame searches a crop's other faces are matched against (3 s at the default
-#: [detector] full_scan_s: a small photo is found on a third of the frames or fewer).
-SNAP_SEARCHES = 3
-#: Two searches found a face at the same place when its eyes moved less than this many of
-#: its widths (a photo's detector jitter is up to about 0.2 widths: edge.pictures) and its size by less
-#: than :data:`VIEWER_SIZE_RATIO`.
-SAME_PLACE_WIDTHS = 0.25
 
 
 def _same_place(face: Face, before: Face) -> bool:
