@@ -46,6 +46,7 @@ from edge.assets import default_pack_path
 from edge.camera import CameraSource
 from edge.config import SECTIONS, Config, ConfigError, config_from_dict, load_config, read_toml
 from edge.crashes import CrashCounter, daemon_inputs
+from edge.display import choice_of
 from edge.errors import MonaEdgeError
 from edge.health import DETECTOR, SAFE_MODE, Health, Notify
 from edge.pipeline import (
@@ -104,6 +105,7 @@ class EdgeService:
         # Parts given here are used instead of building them (tests, tools); the rest come from config.
         self._given_camera, self._given_display = camera, display
         self._given_detector, self._given_pack = detector, pack
+        self._display_choice: str | None = None  # set when the display opens (edge.display.choice_of)
         self._socket_path = status_socket or Path(config.service.status_socket)
         self._serve_status = serve_status
         self._clock = clock
@@ -160,7 +162,7 @@ class EdgeService:
         screen = self._screen_power(pipeline)
         self._closers.callback(screen.wake_for_exit)  # before the display closes: a stop leaves the portrait
         api = StatusAPI(pipeline, self.stats, self.health, config_path=self.config_path, stop=self._stop,
-                        clock=self._clock, screen=screen.status)
+                        clock=self._clock, screen=screen.status, display=self._display_choice)
         self._closers.callback(api.fail_pending, "the daemon is stopping")
         if self._serve_status:
             server = StatusServer(self._socket_path, api.handle, mode=int(self.config.service.socket_mode))
@@ -184,6 +186,8 @@ class EdgeService:
         stage("starting: display")
         # A display that cannot be opened ends the start: nothing could be shown anyway (module docstring).
         screen = self._given_display if self._given_display is not None else make_display(self.config)
+        chosen = choice_of(screen)  # what sink = "auto" took and why, for status and doctor
+        self._display_choice = None if chosen is None else str(chosen)
         if self._given_display is None:
             # SDL holds DRM master while pygame's display is open; DPMS needs it (edge/screen_power.py).
             screen = releasable(screen, lambda: make_display(self.config))

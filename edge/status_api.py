@@ -136,8 +136,9 @@ class StatusAPI:
 
     def __init__(self, pipeline: Pipeline, stats: LoopStats, health: Health, *, config_path: Path | None,
                  stop: threading.Event, clock: Callable[[], float] = time.monotonic,
-                 screen: Callable[[], JSON] | None = None) -> None:
+                 screen: Callable[[], JSON] | None = None, display: str | None = None) -> None:
         self._pipeline = pipeline
+        self._display = display  # what sink = "auto" chose and why (None: a sink configured by name)
         self._screen = screen  # screen power's report (edge/screen_power.py), or None
         self._stats = stats
         self._health = health
@@ -187,6 +188,7 @@ class StatusAPI:
             "safe_mode": self._safe_mode(),
             "reasons": list(self._health.reasons),
             "screen": None if self._screen is None else self._screen(),
+            "display": self._display,
         }
 
     def _safe_mode(self) -> JSON | None:

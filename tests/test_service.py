@@ -590,7 +590,7 @@ def test_bad_config_key_and_missing_model_are_clear_errors_and_a_missing_model_a
 #: What mona-edge status/snapshot/calibrate/doctor (edge/commands.py) read: the socket's answer keeps them.
 STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect_ms", "stage_ms", "viewer_present",
                  "viewer_x", "frame_width", "angle_deg", "index", "frame_count", "pack", "camera", "errors",
-                 "last_error", "reloads", "config", "safe_mode", "reasons", "screen"}
+                 "last_error", "reloads", "config", "safe_mode", "reasons", "screen", "display"}
 
 
 def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
@@ -607,6 +607,7 @@ def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_p
         assert before["frames"] == 0 and before["frame_width"] is None and before["viewer_present"] is False
         assert before["index"] == service.pack.centre_index and before["pack"] == service.pack.name
         assert before["safe_mode"] is None and before["reasons"] == []
+        assert before["display"] is None  # sink = "file" is configured by name: nothing was chosen
         assert before["screen"]["state"] == "on" and before["screen"]["why"] is None  # the socket's JSON
         assert before["camera"] == {"name": "file:s.avi", "state": "ok", "failures": 0, "recoveries": 0,
                                     "last_error": None, "retry_in_s": 0.0}
@@ -867,3 +868,23 @@ def test_mona_edge_run_imports_only_what_the_daemon_uses(photo):
         assert unused == [], unused
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_status_says_what_sink_auto_chose_and_why(tmp_path, photo, detector):
+    """`mona-edge status` (and doctor, through it) names the screen `auto` took: here SDL's dummy driver,
+    which the environment names (tests/conftest.py), as a desktop's or a Pi console's would be named."""
+    clip = tmp_path / "a.avi"
+    write_clip(clip, walk(0.5, 130, 130, 80, 300), FPS, photo=photo)
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(config_toml(clip=clip, display="auto"))
+    from edge.config import load_config
+    from edge.service import EdgeService
+
+    service = EdgeService(load_config(cfg_path), cfg_path, detector=detector, serve_status=False)
+    service.start()
+    try:
+        status = service.status()
+        assert status["display"].startswith("pygame (dummy"), status["display"]
+        assert "SDL_VIDEODRIVER" in status["display"]  # the reason: what made it choose
+    finally:
+        service.stop()
