@@ -21,7 +21,7 @@ from edge.display import HeadlessSink
 from edge.motion import GateSettings, MotionGate, luma_thumbnail
 from edge.pack import load_pack
 from edge.pipeline import Pipeline, build_parts, face_search, gaze_tracker
-from edge.search import FaceSearch, crop_rect, to_frame
+from edge.search import CropSettings, FaceSearch, crop_rect, to_frame
 
 TEST_PACK = Path(__file__).resolve().parent.parent / "assets" / "packs" / "test"
 
@@ -345,3 +345,35 @@ def test_the_room_traps_hold_with_gating_and_crops(room_bench, models, scenario)
     assert fig.on_picture == 0 and fig.on_false == 0
     assert fig.on_right >= 0.8 * fig.in_view
     assert fig.let_go and max(fig.let_go) <= 2.0
+
+
+def test_a_crop_reports_the_viewer_and_whole_others_and_falls_back_to_the_whole_frame(models, astronaut):
+    full, short = models
+    # the viewer at x=250 (60 px) and, beside her, a photo (50 px) at x=390
+    frame, _ = place_astronaut(astronaut, 60.0, 250.0, 220.0)
+    photo, _ = place_astronaut(astronaut, 50.0, 390.0, 220.0)
+    frame[:, 340:] = photo[:, 340:]
+    search = FaceSearch(full, short, crop_settings=CropSettings(widths=6.0, full_scan_s=1.0))
+    whole = search.search(frame, 0.0, None)
+    assert whole.where == "whole" and len(whole.faces) == 2
+    viewer = min(whole.faces, key=lambda f: abs(float(f.eye_midpoint[0]) - 250.0))
+    other = next(f for f in whole.faces if f is not viewer)
+    found = search.search(frame, 1 / FPS, viewer)  # a crop of 6 face widths holds the photo whole
+    assert found.where == "crop" and found.crop is not None
+    assert len(found.faces) == 2 and found.faces[1] is other  # the photo as the whole-frame model saw it
+    # A crop whose border cuts the photo: the short-range model finds the cut face, the search leaves it out.
+    narrow = FaceSearch(full, short, crop_settings=CropSettings(widths=5.3, full_scan_s=1.0))
+    narrow.search(frame, 0.0, None)
+    cut = narrow.search(frame, 1 / FPS, viewer)
+    assert cut.where == "crop" and cut.crop is not None
+    x0, y0, x1, y1 = cut.crop
+    assert len(short.detect(frame[y0:y1, x0:x1])) == 2 and x1 < float(other.box[2])  # found, but cut
+    assert len(cut.faces) == 1 and abs(float(cut.faces[0].eye_midpoint[0]) - 250.0) < 6
+    # The viewer gone from the crop: the whole frame is searched on that very frame.
+    gone = frame.copy()
+    gone[:, :340] = 90
+    lost = search.search(gone, 2 / FPS, viewer)
+    assert lost.where == "whole" and len(lost.faces) == 1
+    # ... and the whole frame every full_scan_s even while she is there.
+    assert search.search(frame, 1.05, viewer).where == "crop"  # 1.05 - 2/15 < 1 s since the last whole search
+    assert search.search(frame, 2 / FPS + 1.0, viewer).where == "whole"
