@@ -135,6 +135,8 @@ class VideoFileSource:
             raise CameraError(f"{self.path}: the file has no frame rate; pass fps")
         self.fps = float(fps)
         self._cap = cap
+        self._pace = None       # (re)opened at the file's own rate, as a camera opens at its configured one
+        self._last_read = None
         self._next = 0          # index of the next frame the decoder will return within this loop
         self._loops = 0
         self._loop_frames = 0   # frames in one pass, learnt at the first wrap
@@ -264,6 +266,7 @@ class OpenCVSource:
         self._interval = 1.0 / fps if fps and np.isfinite(fps) and fps > 0 else 1.0 / 30.0
         self._cap = cap
         self._last_read = self._clock()
+        self._pace = None  # (re)opened at the configured rate
         self.state = "ok"
 
     def read(self) -> Frame | None:

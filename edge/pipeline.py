@@ -496,6 +496,8 @@ class Pipeline:
         if parts.detector is not old.detector:  # a new model: it gets its own chances (and fallback)
             self._failures, self._stand_in, self._fell_back = 0, False, False
             self._retired.clear()
+        if self._slowed and parts.camera is old.camera:  # the same camera goes on: at its full rate again
+            parts.camera.set_frame_rate(None)
         self._parts, self._index = parts, index
         self._tracker = None
         self._slowed = False

@@ -264,6 +264,12 @@ def test_a_paced_file_reads_less_often_at_the_idle_rate_and_says_how_long_it_wai
     before = frame_number(rgb)
     rgb, _ = src.read()
     assert frame_number(rgb) == before + 1 and src.waited == pytest.approx(1 / FPS)
+    assert src.set_frame_rate(5.0)
+    src.close()
+    src.open()  # reopened (a camera retried): at its own rate, as a camera opens at its configured one
+    src.read()
+    src.read()
+    assert src.waited == pytest.approx(1 / FPS)
     src.close()
     # A file decoded as fast as it goes (benchmarks, tests) has no rate to lower.
     assert not VideoFileSource(counting_clip, realtime=False).set_frame_rate(5.0)

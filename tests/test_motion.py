@@ -199,6 +199,22 @@ def test_an_unchanging_empty_room_is_not_detected_and_the_camera_slows_down(mode
     assert camera.rates == [3.0]
 
 
+def test_a_reload_that_keeps_the_camera_gives_it_its_full_rate_back(models):
+    config = config_from_dict({"motion": {"settle_s": 0.5, "idle_after_s": 0.5}})
+    camera = ScenarioCamera(empty_room(3.0))
+    parts = build_parts(config, camera=camera, detector=face_search(config, models[0]),
+                        pack=load_pack(TEST_PACK, screen_size=(96, 96)), display=HeadlessSink((96, 96)))
+    pipeline = Pipeline(parts)
+    pipeline.open()
+    for _ in range(30):
+        pipeline.step()
+    assert camera.rates == [3.0]
+    # a reload with a new search (a [motion] change) and the same camera: the new gate starts awake
+    pipeline.switch_to(replace(parts, detector=face_search(config, models[0])))
+    assert camera.rates == [3.0, None]
+    pipeline.close()
+
+
 def test_a_person_walking_in_wakes_the_detector_within_two_frames_and_is_found(models):
     scenario, _stop = enters_and_stops(empty_s=3.0)
     # scans only every minute: whatever wakes the detector is her
