@@ -108,11 +108,13 @@ def effective_config(config: Config, running: Config, *, keep_camera: bool) -> t
 
 def load_candidate(path: Path, running: Config, parts: Parts, *, keep_camera: bool) -> Candidate:
     """Read ``path`` and build what differs from ``running``: the pack always (it may have changed on
-    disk under the same path), the detector and camera only if their settings changed (a camera the
+    disk under the same path), the detector (with its [motion] gate) and camera only if their settings changed (a camera the
     daemon was given, ``keep_camera``, is never replaced). The display stays: it opens on restart only."""
     config, restart, live = effective_config(load_config(path), running, keep_camera=keep_camera)
     pack = make_pack(config, parts.display.size)
-    detector = parts.detector if config.detector == running.detector else make_detector(config)
+    # The detector part is the whole face search (edge/search.py): the model and its [motion] gate.
+    same_search = (config.detector, config.motion) == (running.detector, running.motion)
+    detector = parts.detector if same_search else make_detector(config)
     new_camera = not keep_camera and config.camera != running.camera
     camera = make_camera(config) if new_camera else parts.camera
     return Candidate(config, Parts(camera=camera, detector=detector, pack=pack, display=parts.display,

@@ -209,6 +209,26 @@ def test_display_keys_take_effect_on_restart_and_the_new_pack_fits_the_running_s
     assert service.pack.frame_image(service.pipeline.index).shape[:2] == (128, 96)
 
 
+def test_motion_keys_make_a_new_face_search_and_unchanged_ones_keep_it(daemon):
+    """[motion] is part of the detector stack (edge/search.py's gate): a reload that changes only it applies
+    it at once, with the model kept loaded as it was; a reload that changes neither keeps the very search."""
+    service, cfg = daemon()
+    old_search = service.parts.detector
+    assert old_search.gate is not None and old_search.gate.settings.idle_scan_s == 30.0
+    cfg.write_text(config_text(gaze='mapping = "linear"'))
+    sighup(service)
+    assert service.stats.reloads == 1 and service.parts.detector is old_search
+    cfg.write_text(config_text() + "[motion]\nidle_scan_s = 5\n")
+    sighup(service)
+    assert service.stats.reloads == 2 and service.parts.detector is not old_search
+    assert service.parts.detector.gate.settings.idle_scan_s == 5.0
+    cfg.write_text(config_text() + "[motion]\nenabled = false\n")
+    sighup(service)
+    assert service.parts.detector.gate is None  # gating off: every frame searched
+    for _ in range(3):
+        assert service.step().error is None
+
+
 def test_camera_keys_make_a_new_camera_and_unchanged_ones_keep_it(daemon, tmp_path):
     service, cfg = daemon()
     old_camera = service.parts.camera
