@@ -9,10 +9,12 @@ tracker and a headless display, frame by frame as fast as it goes. It writes:
     on a Pi),
   * ``latency.json``: per-stage p50/p95 in milliseconds, also printed,
   * ``trace.csv``: one row per camera frame: frame number, time, the followed viewer's eye midpoint in
-    camera pixels (empty when nobody), the frame index shown, faces detected, faces taken for pictures.
+    camera pixels (empty when nobody), the frame index shown, faces detected, faces taken for pictures,
+    and where the detector looked (whole frame, a crop around the viewer, or gated: not run).
 
 It runs what the Pi runs: the same config file (``--config``, else the daemon's), so the daemon's detector
-range and gaze settings, and the clip's own frame rate (its timestamps drive the tracker, the video and
+stack (:func:`edge.pipeline.make_detector`: the configured range on whole frames, the short-range model in
+crops around the viewer, motion gating) and gaze settings, and the clip's own frame rate (its timestamps drive the tracker, the video and
 the plot's time axis).
 
 Only Pi dependencies are needed (numpy, Pillow, OpenCV, a TFLite runtime). ``python -m edge.demo
@@ -37,11 +39,10 @@ from PIL import Image, ImageDraw
 from edge.assets import find_asset  # where the demo finds its clip and packs (also imported from here)
 from edge.camera import VideoFileSource
 from edge.config import Config, load_config
-from edge.detector import FaceDetector
 from edge.display import open_display
 from edge.errors import CameraError, ConfigError, PackError
 from edge.pack import load_pack
-from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts, gaze_tracker
+from edge.pipeline import STAGES, FrameResult, Pipeline, build_parts, gaze_tracker, make_detector
 from edge.viewerclip import demo_walk, write_clip
 
 CLIP_NAME = "viewer-walk.mp4"
@@ -84,6 +85,7 @@ class DemoTrace:
     pictures_x: list[tuple[float, ...]] = field(default_factory=list)
     followed_x: list[float | None] = field(default_factory=list)
     idle: list[bool] = field(default_factory=list)  # nobody followed, the eyes at centre or on an idle glance
+    searched: list[str] = field(default_factory=list)  # where faces were looked for (edge.search.WHERE)
     frame_width: int = 0
     frame_count: int = 0
     wall_seconds: float = 0.0
@@ -103,11 +105,15 @@ def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
 
 
 def side_by_side(camera: np.ndarray, viewer_box: np.ndarray | None, portrait: np.ndarray, index: int,
-                 frame_count: int, height: int = VIDEO_HEIGHT) -> np.ndarray:
-    """Camera view with the chosen viewer boxed | the portrait as the screen shows it, one RGB image."""
+                 frame_count: int, height: int = VIDEO_HEIGHT,
+                 crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Camera view with the chosen viewer boxed (and, thin and yellow, the crop the detector searched on
+    that frame) | the portrait as the screen shows it, one RGB image."""
     cam = Image.fromarray(_fit_height(camera, height))
     draw = ImageDraw.Draw(cam)
     scale = height / camera.shape[0]
+    if crop is not None:
+        draw.rectangle([float(v) * scale for v in crop], outline=(250, 220, 40), width=1)
     if viewer_box is not None:
         box = [float(v) * scale for v in viewer_box]
         draw.rectangle(box, outline=(40, 255, 40), width=3)
@@ -211,7 +217,6 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
     screen = (max(2, int(round(cw * screen_height / ch))), screen_height)
     display = open_display("headless", size=screen)
     pack = load_pack(pack_path, screen_size=display.size, rotation=0)
-    d = config.detector
     trackers: list = []
     factory = gaze_tracker(config.gaze)
 
@@ -220,8 +225,11 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
         return trackers[-1]
 
     source = VideoFileSource(clip, realtime=False, loop=False)
+    # The daemon's detector stack (edge.search.FaceSearch: the configured model on whole frames, crops
+    # around the viewer, motion gating), so the demo finds, misses and holds faces as the Pi does. A clip
+    # decoded as fast as it goes is not slowed down while gated (VideoFileSource.set_frame_rate).
     parts = build_parts(config, camera=source, display=display, make_tracker=make_tracker, pack=pack,
-                        detector=FaceDetector(d.model, d.range, threads=1, min_score=d.min_score))
+                        detector=make_detector(config))
     pipeline = Pipeline(parts)
     trace = DemoTrace(frame_count=pack.frame_count)
     results: list[FrameResult] = []
@@ -243,6 +251,7 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
             trace.viewer_x.append(result.viewer_x)
             trace.index.append(result.index)
             trace.faces.append(len(result.faces))
+            trace.searched.append(result.searched)
             tracker = trackers[-1]
             followed = getattr(tracker, "followed", result.viewer)
             selector = getattr(tracker, "selector", None)
@@ -255,7 +264,7 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
             trace.idle.append(bool(getattr(tracker, "idle", followed is None and result.index == pack.centre_index)))
             if write_video or write_gif:
                 frame = side_by_side(result.frame, None if result.viewer is None else result.viewer.box,
-                                     display.snapshot(), result.index, pack.frame_count)
+                                     display.snapshot(), result.index, pack.frame_count, crop=result.crop)
                 if write_video:
                     if writer is None:
                         writer = cv2.VideoWriter(str(out_dir / "demo.mp4"), cv2.VideoWriter.fourcc(*"mp4v"),
@@ -283,16 +292,18 @@ def run_demo(clip: Path, pack_path: Path, out_dir: Path, *, max_frames: int | No
 
 def write_trace_csv(trace: DemoTrace, path: Path) -> None:
     """One row per camera frame: frame, time (s), the followed viewer's eye midpoint (camera px; empty
-    when nobody is followed), the frame index shown, faces detected, faces taken for pictures."""
+    when nobody is followed), the frame index shown, faces detected, faces taken for pictures, and where
+    the detector looked ("whole", "crop", "gated": :data:`edge.search.WHERE`)."""
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["frame", "time_s", "viewer_x", "viewer_y", "index", "faces", "pictures"])
+        out.writerow(["frame", "time_s", "viewer_x", "viewer_y", "index", "faces", "pictures", "searched"])
         for k, t in enumerate(trace.times):
             x = trace.followed_x[k] if k < len(trace.followed_x) else trace.viewer_x[k]
             y = trace.viewer_y[k] if k < len(trace.viewer_y) else None
             out.writerow([k, f"{t:.4f}", "" if x is None else f"{x:.1f}", "" if y is None else f"{y:.1f}",
                           trace.index[k], trace.faces[k] if k < len(trace.faces) else "",
-                          len(trace.pictures_x[k]) if k < len(trace.pictures_x) else ""])
+                          len(trace.pictures_x[k]) if k < len(trace.pictures_x) else "",
+                          trace.searched[k] if k < len(trace.searched) else ""])
 
 
 def stage_latency_ms(results: Sequence[FrameResult]) -> dict[str, dict[str, float | int | None]]:
@@ -324,6 +335,8 @@ def report(trace: DemoTrace, out_dir: Path) -> str:
              f"rendering; the loop alone runs at {loop_fps} (median frame, one core)",
              f"viewer seen in {seen} frames; eyes used frames {min(trace.index)}..{max(trace.index)} "
              f"of 0..{trace.frame_count - 1}",
+             "detector looked at " + ", ".join(f"{where} {trace.searched.count(where)}"
+                                               for where in ("whole", "crop", "gated")) + " frames",
              "latency per frame (ms):   p50     p95"]
     for name in ("capture", "detect", "gaze", "draw", "frame"):
         stats = trace.latency_ms.get(name, {})

@@ -314,6 +314,53 @@ def half_width_mm(z_mm: float) -> float:
     return z_mm * math.tan(math.radians(FOV_DEG / 2))
 
 
+# --- a scenario as a camera --------------------------------------------------------------------------------
+class ScenarioCamera:
+    """A scenario's frames as a camera source (the pipeline's Camera protocol, through RetryingCamera);
+    timestamps are the scenario's own (a 15 fps camera). Keeps the truth of the frame it delivered last
+    and every rate it was asked for (``rates``; None: its own).
+
+    ``slows``: honour ``set_frame_rate`` as a camera does: at a rate below :data:`FPS` only every k-th
+    frame is handed over (the Pi's picamera2 source lowers the sensor's rate; the frames in between never
+    exist). False: every frame is delivered whatever rate is asked for (a test that counts decisions)."""
+
+    def __init__(self, scenario: Scenario, slows: bool = False) -> None:
+        self.scenario = scenario
+        self.name = f"scenario:{scenario.name}"
+        self.state = "closed"
+        self.truth: list[TruthFace] = []
+        self.rates: list[float | None] = []
+        self.slows = slows
+        self._every = 1
+        self._frames: Iterator[tuple[np.ndarray, float, list[TruthFace]]] | None = None
+
+    def open(self) -> None:
+        self._frames = self.scenario.frames()
+        self._every = 1
+        self.state = "ok"
+
+    def set_frame_rate(self, fps: float | None) -> bool:
+        self.rates.append(fps)
+        if self.slows:
+            self._every = max(1, round(FPS / fps)) if fps else 1
+        return True
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        assert self._frames is not None, "read before open"
+        for _ in range(self._every):
+            try:
+                rgb, t, truth = next(self._frames)
+            except StopIteration:
+                self.state = "ended"
+                return None
+        self.truth = truth
+        return rgb, t
+
+    def close(self) -> None:
+        self._frames = None
+        self.state = "closed"
+
+
 # --- the scenarios -----------------------------------------------------------------------------------------
 def _across(t0: float, z0: float, z1: float, speed: float = 1200.0, leftward: bool = False,
             margin: float = 400.0) -> tuple[list[tuple[float, float, float]], float]:
@@ -406,6 +453,6 @@ def scenarios(still_seconds: float = 60.0) -> list[Scenario]:
             tv_and_viewer()]
 
 
-__all__ = ["Scenario", "Walker", "Picture", "TV", "TruthFace", "WALL", "TV_SET", "FPS", "SIZE", "face_px",
+__all__ = ["Scenario", "ScenarioCamera", "Walker", "Picture", "TV", "TruthFace", "WALL", "TV_SET", "FPS", "SIZE", "face_px",
            "scenarios", "walk_near_far", "crossing", "still_viewer", "leave_enter", "empty_room", "lighting",
            "tv_and_viewer", "sway_mm", "walk", "standing", "Sprite", "paste"]

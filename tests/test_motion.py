@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import rooms
 from conftest import place_astronaut
-from rooms import FPS, Scenario, Walker, walk
+from rooms import FPS, Scenario, ScenarioCamera, Walker, walk
 
-from edge.camera import Frame
 from edge.config import ConfigError, config_from_dict, dump_default_config, load_config
 from edge.detector import FaceDetector
 from edge.display import HeadlessSink
@@ -37,40 +36,6 @@ class Counting:
     def detect(self, rgb):
         self.calls += 1
         return self.inner.detect(rgb)
-
-
-class ScenarioCamera:
-    """A scenario's frames as a camera source (timestamps: the scenario's, a 15 fps camera); remembers
-    the truth of the frame it delivered last and the rates it was asked for."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-        self.name = f"scenario:{scenario.name}"
-        self.state = "closed"
-        self.truth: list[rooms.TruthFace] = []
-        self.rates: list[float | None] = []
-        self._frames = None
-
-    def open(self) -> None:
-        self._frames = self.scenario.frames()
-        self.state = "ok"
-
-    def read(self) -> Frame | None:
-        assert self._frames is not None
-        try:
-            rgb, t, truth = next(self._frames)
-        except StopIteration:
-            self.state = "ended"
-            return None
-        self.truth = truth
-        return rgb, t
-
-    def set_frame_rate(self, fps: float | None) -> bool:
-        self.rates.append(fps)
-        return True
-
-    def close(self) -> None:
-        self.state = "closed"
 
 
 @pytest.fixture(scope="module")

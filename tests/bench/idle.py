@@ -85,41 +85,6 @@ def write_clips(tmp: Path) -> dict[str, Path]:
     return clips
 
 
-class SlowableScenario:
-    """A scenario as a camera in clip time (15 fps) that honours ``set_frame_rate``: slowed, it hands over
-    only every k-th frame, as a camera at the lower rate would. For the wake-up latencies, in clip time."""
-
-    def __init__(self, scenario: rooms.Scenario) -> None:
-        self.name = f"scenario:{scenario.name}"
-        self.state = "closed"
-        self.truth: list[rooms.TruthFace] = []
-        self._scenario = scenario
-        self._frames = None
-        self._every = 1
-
-    def open(self) -> None:
-        self._frames = self._scenario.frames()
-        self.state = "ok"
-
-    def set_frame_rate(self, fps: float | None) -> bool:
-        self._every = max(1, round(rooms.FPS / fps)) if fps else 1
-        return True
-
-    def read(self):
-        assert self._frames is not None
-        for _ in range(self._every):
-            try:
-                rgb, t, truth = next(self._frames)
-            except StopIteration:
-                self.state = "ended"
-                return None
-        self.truth = truth
-        return rgb, t
-
-    def close(self) -> None:
-        self.state = "closed"
-
-
 def wake_up(config: Config, pack, display, empty_s: float) -> tuple[float, int, float]:
     """A room empty for ``empty_s`` (settled, camera slowed), then a person walks in at 1.5 m and stops.
     Returns (seconds from when she is first in view to the first detector run, frames delivered with
@@ -136,7 +101,7 @@ def wake_up(config: Config, pack, display, empty_s: float) -> tuple[float, int, 
 
     # when she is first in view, on the 15 fps clock (a slowed camera delivers that frame later, or never)
     entered = next(i / rooms.FPS for i in range(scenario.frame_count) if inside(scenario.truth(i / rooms.FPS)))
-    camera = SlowableScenario(scenario)
+    camera = rooms.ScenarioCamera(scenario, slows=True)
     pipeline = Pipeline(build_parts(config, camera=camera, pack=pack, display=display))
     pipeline.open()
     woke = found = None

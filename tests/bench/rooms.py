@@ -2,9 +2,12 @@
 
 Each scenario of :mod:`tests.rooms` (pictures and a poster on the wall, a TV, viewers walking near and far,
 crossing, standing still for a minute, leaving and entering, an empty room, changing light) is played
-through the daemon's own :meth:`edge.pipeline.Pipeline.step`: the real int8 detector of each range, the
-configured gaze tracker (defaults, or ``--config``), the bundled default pack on a headless display. Every
-camera frame's result is scored against the scenario's truth.
+through the daemon's own :meth:`edge.pipeline.Pipeline.step` with the daemon's own detector stack
+(:func:`edge.pipeline.make_detector` from the config: :class:`edge.search.FaceSearch` with the real int8
+model of each range on whole frames, the short-range model in crops around the followed viewer, motion
+gating, and the camera slowed to ``[motion] idle_fps`` while gated, as the Pi's is), the configured gaze
+tracker (defaults, or ``--config``), the bundled default pack on a headless display. Every camera frame's
+result is scored against the scenario's truth.
 
     .venv/bin/python tests/bench/rooms.py [--ranges short,full] [--still-seconds 60] [--config FILE]
                                           [--only NAME[,NAME]] [--jitter]
@@ -23,6 +26,8 @@ Figures per scenario and range:
   rev/s       index reversals per second while the eyes follow a viewer who stands still (changes/s
               beside it), per second of standing still
   still kept  share of the standing-still frames in which the still person is followed
+  searched    share of the frames searched whole / in a crop / gated (no detector run), and frames
+              delivered (fewer than the scenario's while the camera was slowed)
 ``--jitter`` also prints the detector's own jitter on each picture against a standing person's micro-motion.
 """
 
@@ -42,50 +47,18 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from rooms import FPS, Scenario, TruthFace, scenarios  # noqa: E402
+from rooms import FPS, Scenario, ScenarioCamera, TruthFace, scenarios  # noqa: E402
 
-from edge.camera import Frame  # noqa: E402
 from edge.config import Config, load_config  # noqa: E402
-from edge.detector import FaceDetector  # noqa: E402
 from edge.display import open_display  # noqa: E402
 from edge.faces import Face  # noqa: E402
 from edge.pack import load_pack  # noqa: E402
-from edge.pipeline import Pipeline, Tracker, build_parts, gaze_tracker  # noqa: E402
+from edge.pipeline import Detector, Pipeline, Tracker, build_parts, gaze_tracker, make_detector  # noqa: E402
 
 PACK = REPO / "assets" / "packs" / "default"
 #: A person within this factor of the nearest one's face width is an equally right choice.
 SIMILAR = 0.75
 SETTLE_S = 3.0
-
-
-class ScenarioSource:
-    """Plays a scenario's frames as a camera (the Camera protocol through RetryingCamera); keeps the truth
-    of the frame it delivered last. Timestamps are the scenario's own (a 15 fps camera)."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-        self.name = f"scenario:{scenario.name}"
-        self.state = "closed"
-        self.truth: list[TruthFace] = []
-        self._frames = None
-
-    def open(self) -> None:
-        self._frames = self.scenario.frames()
-        self.state = "ok"
-
-    def read(self) -> Frame | None:
-        assert self._frames is not None
-        try:
-            rgb, t, truth = next(self._frames)
-        except StopIteration:
-            self.state = "ended"
-            return None
-        self.truth = truth
-        return rgb, t
-
-    def close(self) -> None:
-        self._frames = None
-        self.state = "closed"
 
 
 @dataclass
@@ -99,6 +72,7 @@ class Row:
     index: int
     idle: bool
     pictures: int
+    searched: str = "whole"
 
 
 def match(face: Face, truth: Sequence[TruthFace]) -> TruthFace | None:
@@ -113,7 +87,7 @@ def match(face: Face, truth: Sequence[TruthFace]) -> TruthFace | None:
     return best
 
 
-def run(scenario: Scenario, detector: FaceDetector, pack, config: Config) -> list[Row]:
+def run(scenario: Scenario, detector: Detector, pack, config: Config) -> list[Row]:
     """Step the daemon's pipeline over the whole scenario; one :class:`Row` per camera frame."""
     made: list[Tracker] = []
     factory = gaze_tracker(config.gaze)
@@ -123,7 +97,7 @@ def run(scenario: Scenario, detector: FaceDetector, pack, config: Config) -> lis
         made.append(tracker)
         return tracker
 
-    source = ScenarioSource(scenario)
+    source = ScenarioCamera(scenario, slows=True)  # slowed while idle, as the Pi's camera is
     parts = build_parts(config, camera=source, detector=detector, pack=pack,
                         display=open_display("headless", size=(96, 96)), make_tracker=make)
     pipeline = Pipeline(parts)
@@ -140,7 +114,8 @@ def run(scenario: Scenario, detector: FaceDetector, pack, config: Config) -> lis
             # Whom the eyes are on: the followed person, also through a detector dropout (older trackers
             # only say whom they saw).
             viewer = getattr(tracker, "followed", result.viewer)
-            rows.append(Row(result.timestamp, source.truth, result.faces, viewer, result.index, idle, pictures))
+            rows.append(Row(result.timestamp, source.truth, result.faces, viewer, result.index, idle, pictures,
+                            result.searched))
     finally:
         pipeline.close()
     return rows
@@ -284,11 +259,11 @@ def main() -> int:
         names = set(args.only.split(","))
         chosen = [s for s in chosen if s.name in names or s.name.split("_")[0] in names]
     print("scenario      range  frames  on right (of detectable)  acquire  let go  picture (late)  tv  false"
-          "  rev/s (chg/s)  still kept")
+          "  rev/s (chg/s)  still kept  whole/crop/gated")
     started = time.perf_counter()
     for det_range in args.ranges.split(","):
         config = replace(base, detector=replace(base.detector, range=det_range))
-        detector = FaceDetector(None, det_range, threads=1)
+        detector = make_detector(config)  # what the daemon builds; reset by the pipeline at each stream
         for scenario in chosen:
             rows = run(scenario, detector, pack, config)
             fig = score(rows, pack.centre_index)
@@ -297,10 +272,12 @@ def main() -> int:
             still_s = fig.still_frames / FPS
             rev = f"{fig.reversals / still_s:4.2f} ({fig.changes / still_s:4.2f})" if still_s else "   -"
             kept = f"{fig.still_kept / fig.still_frames:6.1%}" if fig.still_frames else "     -"
+            split = "/".join(f"{sum(r.searched == w for r in rows) / max(1, len(rows)):.0%}"
+                             for w in ("whole", "crop", "gated"))
             print(f"{scenario.name:<13} {det_range:<5} {fig.frames:6d}  {share} ({share_d})"
                   f"          {fmt_s(fig.acquire):>6}  {fmt_s(fig.let_go):>6}  {fig.on_picture:5d} "
                   f"({fig.on_picture_late:4d})  {fig.on_tv_with_person:3d}  {fig.on_false:4d}"
-                  f"  {rev:>13}  {kept}", flush=True)
+                  f"  {rev:>13}  {kept}      {split}", flush=True)
             if args.jitter:
                 for key, (n, spread, window) in sorted(jitter(rows).items()):
                     print(f"    jitter {key:<18} {n:5d} detections, eye midpoint sd {spread:5.2f} px, "
