@@ -205,17 +205,23 @@ def test_os_sets_the_python_numpy_and_platforms_and_refuses_what_contradicts_it(
     assert "from apt python3-venv, python3-numpy, python3-pygame, python3-picamera2 (numpy 2.2.4)" in os_needs("trixie")
 
 
+@pytest.fixture(scope="module")
+def trixie_wheelhouse(tmp_path_factory) -> tuple[Path, list[str]]:
+    """``mona-edge wheelhouse --os trixie``: the folder and what the command printed."""
+    out = tmp_path_factory.mktemp("trixie") / "wh"
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "wheelhouse", "--out", str(out), "--os", "trixie"],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done.stdout.strip().splitlines()
+
+
 @pytest.mark.network
-def test_a_trixie_wheelhouse_is_python_3_13_aarch64_with_trixies_numpy(tmp_path):
+def test_a_trixie_wheelhouse_is_python_3_13_aarch64_with_trixies_numpy(trixie_wheelhouse):
     from packaging.utils import parse_wheel_filename
 
     from provisioning.plan import SOFTWARE_CONSTRAINTS
 
-    out = tmp_path / "wh"
-    done = subprocess.run([sys.executable, "-m", "edge.cli", "wheelhouse", "--out", str(out), "--os", "trixie"],
-                          capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.strip().splitlines()
+    out, lines = trixie_wheelhouse
     assert lines[-2].endswith("for Python 3.13 (trixie)")
     assert lines[-1].startswith("Raspberry Pi OS Trixie (Debian 13, Python 3.13): the Pi must have from apt "
                                 "python3-venv, python3-numpy, python3-pygame, python3-picamera2 (numpy 2.2.4)")
@@ -229,3 +235,47 @@ def test_a_trixie_wheelhouse_is_python_3_13_aarch64_with_trixies_numpy(tmp_path)
     pins = dict(line.split("==") for line in (out / SOFTWARE_CONSTRAINTS).read_text().splitlines()
                 if "==" in line and not line.startswith("#"))
     assert pins["numpy"] == "2.2.4"
+
+
+#: Runs on the emulated Trixie with only the OS's packages and the wheelhouse installed: the Pi's wheel finds
+#: a face with its bundled model, on the wheelhouse's ai-edge-litert and OpenCV and the OS's numpy.
+WHEELHOUSE_GUEST = """
+import json, sys, numpy, cv2, edge
+from edge.detector import FaceDetector
+frame = numpy.load(sys.argv[1])
+faces = FaceDetector(None, "full").detect(frame)
+print(json.dumps({"edge": edge.__file__, "numpy": numpy.__version__, "numpy_file": numpy.__file__,
+                  "cv2": cv2.__version__, "faces": len(faces)}))
+"""
+
+
+@pytest.mark.network
+@pytest.mark.emulated_pi
+@pytest.mark.root
+def test_the_trixie_wheelhouse_installs_offline_and_detects_on_the_emulated_trixie(pi_root, trixie_wheelhouse,
+                                                                                  tmp_path, astronaut):
+    """What ``provision --wheelhouse`` would install on the Pi (every wheel but the OS's own numpy),
+    unpacked for the target by pip with no index, then run by Trixie's own Python 3.13."""
+    from conftest import place_astronaut
+
+    from provisioning.wheelhouse import PI_OS
+
+    out, _lines = trixie_wheelhouse
+    wheels = [str(w) for w in sorted(out.glob("*.whl")) if not w.name.startswith("numpy-")]
+    target = tmp_path / "site"
+    trixie = PI_OS["trixie"]
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                    "--no-deps", "--target", str(target), "--only-binary=:all:", "--implementation", "cp",
+                    "--python-version", trixie.python, "--abi", "cp313",
+                    *(f"--platform={tag}" for tag in trixie.platforms), *wheels], check=True, timeout=600)
+    frame, _eyes = place_astronaut(astronaut, 130, 320, 240)
+    np.save(tmp_path / "frame.npy", frame)
+    done = subprocess.run([str(LAUNCHER), "trixie", "pi5", "none", "-c", WHEELHOUSE_GUEST, str(tmp_path / "frame.npy")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          # pip --target puts the wheel's data files (the models) in share/, which a venv's
+                          # sys.prefix would hold: the daemon's asset override points there instead
+                          env=dict(os.environ, PYTHONPATH=str(target), MONA_EDGE_ASSETS=str(target / "share/mona-edge")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["edge"].startswith(str(target)) and got["faces"] == 1 and got["cv2"].startswith("4.14.")
+    assert got["numpy"] == "2.2.4" and "/sysroot/usr/lib/python3/dist-packages/" in got["numpy_file"]
