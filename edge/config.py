@@ -424,6 +424,15 @@ class MotionConfig:
                            "tenth of a busy one (at 5 fps: 13 %, the frames' fetch and thumbnail)")
     idle_after_s: float = _key(_Number(0, 3600), 1.0,
                                "seconds gated before the camera slows down (no back and forth on a pause)")
+    face_grey: float = _key(_Number(0, 50), 2.0,
+                            "a new face whose own pixels keep changing by this many grey levels more than "
+                            "the whole frame's (against half a second before) for face_seconds is a person "
+                            "even while it stays put: someone standing still sways and breathes, a photo "
+                            "does not (README, Real rooms); 0: off")
+    face_seconds: float = _key(_Number(0.2, 60), 1.0,
+                               "... for this long without a break (a walker passing a photo changes its "
+                               "pixels for less: at 0.6 s the room scenarios took such a photo for a "
+                               "person, at 1.0 and 1.5 s none)")
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ The per-frame path works on Python floats and a handful of small objects; it all
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from edge.faces import Face
 from edge.pictures import MIN_HITS, PERSON, FaceTracks, Track
@@ -305,6 +305,9 @@ class GazeTracker:
         self.max_face_px = max_face_width_px(focal_length_px(w, cfg.fov_deg), cfg.nearest_mm)
         self.filter = OneEuroFilter(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
         self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_s)
+        #: How much a face's own pixels changed (edge.search.FaceSearch.region_change), set by the
+        #: pipeline when its detector keeps the thumbnails; None: faces only (stillness and history).
+        self.region_change: Callable[[Face], float | None] | None = None
         self.selector = ViewerSelector(cfg.sticky_margin, cfg.sticky_seconds, cfg.viewer_grace_s,
                                        self._hold_seconds)
         step = self.stepper.step if self.stepper.count > 1 else 1.0
@@ -317,6 +320,13 @@ class GazeTracker:
         self.gain = float(cfg.gain)
         self.idle_seconds = float(cfg.idle_seconds)
         self.reset()
+
+    def use_region_change(self, region_change: Callable[[Face], float | None], grey: float,
+                          seconds: float) -> None:
+        """Ask ``region_change(face)`` how much a new face's own pixels changed: one that changes by
+        ``grey`` for ``seconds`` is a person while it stays put ([motion] face_grey, face_seconds)."""
+        self.region_change = region_change
+        self.tracks.live_grey, self.tracks.live_seconds = float(grey), float(seconds)
 
     def _hold_seconds(self, track: Track) -> float:
         """How long an unseen viewer stays the viewer when nobody else is there: ``idle_seconds``; for
@@ -380,7 +390,7 @@ class GazeTracker:
             faces = [f for f in faces if implausible(f, limit) is None]
         elif self.rejected:
             self.rejected = ()
-        self.tracks.update(faces, t)
+        self.tracks.update(faces, t, self.region_change)
         candidates = [tr for tr in self.tracks.tracks
                       if tr.kind == PERSON and tr.hits >= MIN_HITS and tr.last_t == t]
         track = self.selector.select(candidates, t)

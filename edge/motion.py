@@ -25,6 +25,7 @@ first changed frame ends it at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -139,4 +140,72 @@ class MotionGate:
         self._last_detect = t
 
 
-__all__ = ["CELL", "DECISIONS", "GateSettings", "MotionGate", "luma_thumbnail"]
+#: How far back (s) :class:`RegionChange` compares a face's region: long enough for a standing person's
+#: sway (about 6 mm lateral at 0.2-0.6 Hz, a weight shift: tests/rooms.py) to move their face by a pixel
+#: or more at 1-2 m, short enough that someone passing in front of a photo changes it only briefly.
+REGION_LAG_S = 0.5
+#: Thumbnails kept for that (at 30 fps, 0.5 s is 15 frames back; one 80x60 thumbnail is 4.8 KB).
+REGION_HISTORY = 20
+
+
+class RegionChange:
+    """How much the picture *inside one face's box* changed over the last :data:`REGION_LAG_S`, beyond
+    what the whole frame changed (grey levels, mean over the box's cells).
+
+    Why: a printed face changes only by sensor noise (on the thumbnail, an 8x8 average, a fraction of a
+    grey level), while a person standing "still" sways, breathes and blinks; their face's pixels change
+    while the detector's keypoints, which jitter by a pixel or more on a photo, cannot tell the two apart
+    (edge.pictures). The frame's median change is subtracted so that a light switched on or dimming,
+    which changes a photo as much as the wall, is not motion.
+    """
+
+    def __init__(self, lag_s: float = REGION_LAG_S, history: int = REGION_HISTORY) -> None:
+        self.lag_s = float(lag_s)
+        self._ring: list[tuple[float, np.ndarray]] = []
+        self._history = max(2, int(history))
+        self._diff: np.ndarray | None = None  # this frame against the lagged one, computed when first asked
+        self._median = 0.0
+
+    def reset(self) -> None:
+        self._ring.clear()
+        self._diff = None
+
+    def add(self, thumb: np.ndarray, t: float) -> None:
+        """This frame's thumbnail (copied into a reused buffer)."""
+        if self._ring and (t < self._ring[-1][0] or self._ring[-1][1].shape != thumb.shape):
+            self._ring.clear()  # a new clock or frame size: the past is not comparable
+        if len(self._ring) >= self._history:
+            _, buf = self._ring.pop(0)
+            buf[...] = thumb
+        else:
+            buf = thumb.copy()
+        self._ring.append((t, buf))
+        self._diff = None
+
+    def _lagged(self) -> np.ndarray | None:
+        t = self._ring[-1][0]
+        for when, thumb in reversed(self._ring[:-1]):
+            if t - when >= self.lag_s - 1e-6:
+                return thumb
+        return None
+
+    def change(self, box: Sequence[float] | np.ndarray) -> float | None:
+        """The mean change (grey levels) of the cells under ``box`` (x0, y0, x1, y1 frame pixels) over
+        :data:`REGION_LAG_S`, less the frame's median change; None until there is a frame that old."""
+        if not self._ring:
+            return None
+        if self._diff is None:
+            old = self._lagged()
+            if old is None:
+                return None
+            diff: np.ndarray = cv2.absdiff(self._ring[-1][1], old)
+            self._diff, self._median = diff, float(np.median(diff))
+        h, w = self._diff.shape
+        x0, y0 = max(0, int(box[0]) // CELL), max(0, int(box[1]) // CELL)
+        x1, y1 = min(w, -(-int(box[2]) // CELL)), min(h, -(-int(box[3]) // CELL))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return float(self._diff[y0:y1, x0:x1].mean()) - self._median
+
+
+__all__ = ["CELL", "DECISIONS", "GateSettings", "MotionGate", "RegionChange", "luma_thumbnail"]

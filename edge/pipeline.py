@@ -192,7 +192,7 @@ def face_search(config: Config, whole: Detector) -> FaceSearch:
                         settle_s=m.settle_s, idle_scan_s=m.idle_scan_s,
                         idle_after_s=m.idle_after_s) if m.enabled else None
     return FaceSearch(whole, crop, gate=gate, crop_settings=CropSettings(d.crop_widths, d.full_scan_s),
-                      idle_fps=m.idle_fps)
+                      idle_fps=m.idle_fps, face_grey=m.face_grey, face_seconds=m.face_seconds)
 
 
 class NoDetector:
@@ -447,6 +447,10 @@ class Pipeline:
             self._frame_size = size
             if search is not None:
                 search.reset()
+                use = getattr(self._tracker, "use_region_change", None)
+                if search.regions is not None and use is not None:
+                    # the tracker asks how much a new face's own pixels changed (a person, not a photo)
+                    use(search.region_change, search.face_grey, search.face_seconds)
         tracker = self._tracker
         try:
             if search is not None:

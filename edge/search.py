@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from edge.faces import Face
-from edge.motion import GateSettings, MotionGate, luma_thumbnail
+from edge.motion import GateSettings, MotionGate, RegionChange, luma_thumbnail
 
 #: What :meth:`FaceSearch.search` did with a frame.
 WHERE = ("whole", "crop", "gated")
@@ -116,14 +116,21 @@ class FaceSearch:
 
     ``whole`` is the configured model (what a plain detector would be); ``crop`` the bundled short-range
     model (None: no crop tracking); ``gate`` None: no motion gating. ``idle_fps`` is the camera rate the
-    pipeline asks for while :meth:`slow` (0: keep the camera's).
+    pipeline asks for while :meth:`slow` (0: keep the camera's). ``face_grey`` > 0: keep the recent
+    thumbnails so that :meth:`region_change` can say how much a face's own pixels changed
+    (edge.motion.RegionChange: what tells a person standing still from a photo); the tracker takes a new
+    face whose change stays above ``face_grey`` for ``face_seconds`` for a person ([motion] keys).
     """
 
     def __init__(self, whole: Detector, crop: Detector | None = None, *, gate: GateSettings | None = None,
-                 crop_settings: CropSettings = CropSettings(), idle_fps: float = 0.0) -> None:
+                 crop_settings: CropSettings = CropSettings(), idle_fps: float = 0.0,
+                 face_grey: float = 0.0, face_seconds: float = 1.0) -> None:
         self.whole = whole
         self.crop = crop
         self.gate = MotionGate(gate) if gate is not None else None
+        self.face_grey = float(face_grey)
+        self.face_seconds = float(face_seconds)
+        self.regions = RegionChange() if self.face_grey > 0.0 else None
         self.crop_settings = crop_settings
         self.idle_fps = float(idle_fps)
         self._last: tuple[Face, ...] = ()   # the last whole-frame search's faces
@@ -161,6 +168,13 @@ class FaceSearch:
         self._step = (0.0, 0.0)
         if self.gate is not None:
             self.gate.reset()
+        if self.regions is not None:
+            self.regions.reset()
+
+    def region_change(self, face: Face) -> float | None:
+        """How much ``face``'s box changed on the thumbnails over the last half second, beyond the whole
+        frame's change (grey levels; None: not known yet, or ``regions`` is off)."""
+        return None if self.regions is None else self.regions.change(face.box)
 
     def slow(self, t: float) -> bool:
         """Whether the camera may run at ``idle_fps`` now (gated long enough)."""
@@ -170,8 +184,11 @@ class FaceSearch:
         """Faces in this frame. ``target``: the face of the viewer followed after the previous frame
         (None: nobody). ``luma``: the frame's grey/Y plane if the camera has one (else ``rgb`` is used for
         the change test). A detector's error propagates (the pipeline counts it)."""
-        if self.gate is not None:
+        if self.gate is not None or self.regions is not None:
             self._thumb = luma_thumbnail(luma if luma is not None else rgb, self._thumb)
+            if self.regions is not None:
+                self.regions.add(self._thumb, t)
+        if self.gate is not None and self._thumb is not None:
             decision = self.gate.decide(self._thumb, t, tracked=target is not None)
             if decision == "gated":
                 self.counts["gated"] += 1
