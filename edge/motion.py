@@ -131,6 +131,22 @@ class MotionGate:
             return "scan"
         return "gated"
 
+    def moving_regions(self, most: int = 2, min_cells: int = 3) -> list[tuple[int, int, int, int]]:
+        """The bounding boxes (x0, y0, x1, y1, thumbnail cells) of the ``most`` largest groups of cells
+        that changed on the last frame decided (8-connected, after a one-cell dilation; at least
+        ``min_cells``), largest first. What :class:`edge.search.FaceSearch` looks into for a face too
+        small for the whole-frame model (a walker at 4-5 m moves as one blob from head to feet)."""
+        if self._diff is None:
+            return []
+        changed = (self._diff > self.settings.threshold).astype(np.uint8)
+        if not changed.any():
+            return []
+        mask = cv2.dilate(changed, np.ones((3, 3), np.uint8))
+        count, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        blobs = [stats[i] for i in range(1, count) if stats[i][cv2.CC_STAT_AREA] >= min_cells]
+        blobs.sort(key=lambda b: int(b[cv2.CC_STAT_AREA]), reverse=True)
+        return [(int(b[0]), int(b[1]), int(b[0] + b[2]), int(b[1] + b[3])) for b in blobs[:most]]
+
     def detected(self, thumb: np.ndarray, t: float) -> None:
         """The detector ran on the frame of ``thumb``: compare later frames with this one."""
         if self._reference is None or self._reference.shape != thumb.shape:

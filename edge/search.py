@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from edge.faces import Face
-from edge.motion import GateSettings, MotionGate, RegionChange, luma_thumbnail
+from edge.motion import CELL, GateSettings, MotionGate, RegionChange, luma_thumbnail
 
 #: What :meth:`FaceSearch.search` did with a frame.
 WHERE = ("whole", "crop", "gated")
@@ -56,6 +56,20 @@ SNAP_SEARCHES = 3
 #: its widths (a photo's detector jitter is up to about 0.2 widths: edge.pictures) and its size by less
 #: than :data:`VIEWER_SIZE_RATIO`.
 SAME_PLACE_WIDTHS = 0.25
+#: With nobody followed, on a frame that changed, the short-range model also looks at the top of the
+#: largest moving regions (edge.motion.MotionGate.moving_regions): a walker at 4-5 m (16-20 px face) is
+#: a blob from head to feet that the full-range model on the whole frame misses on most frames. The crop
+#: is this many of the region's widths square (a walker's region is about two shoulder widths with the
+#: dilation), its top this share of its side above the region's top.
+MOTION_CROP_WIDTHS = 1.5
+MOTION_CROP_ABOVE = 0.15
+MOTION_CROP_MAX = 192
+#: A face found there is taken only if it is at most this share of the region's width wide, with its
+#: eyes within that much of the region's top (a walker's face is under a third of the region's width:
+#: its shoulders and a cell of dilation each side; a 45 px "face" above a 17 px one was measured at 0.5).
+MOTION_FACE_SHARE = 0.4
+#: ... and not on regions this share of the frame or more (a light switched on changes everything).
+MOTION_MAX_SHARE = 0.25
 
 
 class Detector(Protocol):
@@ -193,13 +207,15 @@ class FaceSearch:
             if decision == "gated":
                 self.counts["gated"] += 1
                 return Found(self._last, "gated")
-        found = self._look(rgb, t, target)
+        else:
+            decision = ""
+        found = self._look(rgb, t, target, decision == "changed")
         if self.gate is not None and self._thumb is not None:
             self.gate.detected(self._thumb, t)
         self.counts[found.where] += 1
         return found
 
-    def _look(self, rgb: np.ndarray, t: float, target: Face | None) -> Found:
+    def _look(self, rgb: np.ndarray, t: float, target: Face | None, changed: bool = False) -> Found:
         if target is None:
             self._viewer_at = None
         elif (self.crop is not None and self._last_whole is not None
@@ -208,6 +224,8 @@ class FaceSearch:
             if found is not None:
                 return found
         faces = tuple(self.whole.detect(rgb))
+        if target is None and changed and self.crop is not None:
+            faces += self._in_motion(rgb, faces)
         self._last, self._last_whole = faces, t
         self._seen.append(faces)
         if target is not None:
@@ -232,6 +250,34 @@ class FaceSearch:
         # a recent whole-frame search saw them where one found them at the same place.
         others = tuple(self._snapped(f) for f in faces if f is not viewer[0] and _whole_in(f, rect, (w, h)))
         return Found((viewer[0],) + others, "crop", rect)
+
+    def _in_motion(self, rgb: np.ndarray, found: tuple[Face, ...]) -> tuple[Face, ...]:
+        """Faces the crop model finds at the top of the largest moving regions that the whole-frame
+        search did not (see :data:`MOTION_CROP_WIDTHS`)."""
+        assert self.crop is not None and self.gate is not None
+        h, w = rgb.shape[:2]
+        cells = max(1, (w // CELL) * (h // CELL))
+        extra: list[Face] = []
+        for cx0, cy0, cx1, cy1 in self.gate.moving_regions():
+            if (cx1 - cx0) * (cy1 - cy0) >= MOTION_MAX_SHARE * cells:
+                continue
+            width = (cx1 - cx0) * CELL
+            side = int(min(max(MOTION_CROP_WIDTHS * width, MIN_CROP_SIDE), MOTION_CROP_MAX, w, h))
+            centre = ((cx0 + cx1) * CELL / 2.0, cy0 * CELL - MOTION_CROP_ABOVE * side + side / 2.0)
+            rect = crop_rect(centre, side, (w, h), 1.0)
+            x0, y0, x1, y1 = rect
+            if any(x0 <= float(f.eye_midpoint[0]) < x1 and y0 <= float(f.eye_midpoint[1]) < y1
+                   for f in found + tuple(extra)):
+                continue  # the whole frame already has a face there (a walker near enough for it)
+            for face in to_frame(self.crop.detect(rgb[y0:y1, x0:x1]), (x0, y0)):
+                # a head is narrower than the shoulders that move with it and sits at the region's top:
+                # a "face" as wide as the region or lower down is the body's (measured: false faces on
+                # a walker's jacket 55-60 px wide in a 60 px region)
+                head = (face.width <= MOTION_FACE_SHARE * width
+                        and float(face.eye_midpoint[1]) <= cy0 * CELL + MOTION_FACE_SHARE * width)
+                if head and _whole_in(face, rect, (w, h)):
+                    extra.append(face)
+        return tuple(extra)
 
     def _snapped(self, face: Face) -> Face:
         for faces in reversed(self._seen):

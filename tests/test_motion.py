@@ -258,6 +258,48 @@ def test_a_far_viewer_lost_by_the_whole_frame_is_seen_large_in_a_crop(models, as
     assert abs(float(mid[0]) - 300.0) < 3.0 and abs(float(mid[1]) - 240.0) < 3.0
 
 
+def test_a_far_walker_with_nobody_followed_is_looked_for_where_the_room_moves(models):
+    """Nobody followed, a walker across at 4.5 m (17 px face): the whole-frame full-range model finds her
+    on few frames; the short-range model at the top of the moving region finds her on more, and nothing
+    where nobody is (no face at the body's height, none on the wall photos' places)."""
+    z = 4500.0
+    x0 = -(rooms.half_width_mm(z) + 300.0)
+    points = [(0.0, x0, z), (4.0, x0 + 4.0 * 1200.0, z)]
+    scenario = Scenario("far", 4.0, [Walker("A", walk(points))], seed=41)
+    shipped, whole, crop, _ = play(scenario, models)
+    plain, _, _, _ = play(scenario, models, detector={"crop": False})
+
+    def found(rows):
+        return sum(finds(r, person(truth)) for r, truth, _ in rows
+                   if person(truth) is not None and person(truth).visible and r.searched == "whole")
+
+    assert crop.calls > 0
+    assert found(shipped) >= max(5, 2 * found(plain)), (found(shipped), found(plain))  # here 7 against 0
+    walls = [(p.eye_x, p.eye_y) for p in rooms.WALL]
+    for r, truth, _ in shipped:
+        her = person(truth)
+        for f in r.faces:
+            x, y = (float(v) for v in f.eye_midpoint)
+            on_wall = any(math.hypot(x - px, y - py) < 15 for px, py in walls)
+            on_her = her is not None and math.hypot(x - her.eye_x, y - her.eye_y) < her.face_width
+            assert on_wall or on_her, (r.timestamp, x, y, f.width)
+
+
+def test_moving_regions_are_the_changed_cells_grouped_largest_first():
+    gate = MotionGate(GateSettings())
+    room = np.full((60, 80), 90, np.uint8)
+    gate.decide(room, 0.0, tracked=False)
+    gate.detected(room, 0.0)
+    moved = room.copy()
+    moved[10:40, 20:26] = 200  # a tall blob (a walker)
+    moved[50:52, 60:62] = 200  # a small one
+    assert gate.decide(moved, 0.1, tracked=False) == "changed"
+    regions = gate.moving_regions()
+    assert regions[0] == (19, 9, 27, 41)  # dilated by one cell each way
+    assert regions[1] == (59, 49, 63, 53) and len(regions) == 2
+    assert gate.moving_regions(most=1) == regions[:1]
+
+
 def test_crop_rect_stays_inside_the_frame():
     assert crop_rect((5.0, 5.0), 40.0, (640, 480), 4.0) == (0, 0, 160, 160)
     assert crop_rect((639.0, 479.0), 40.0, (640, 480), 4.0) == (480, 320, 640, 480)
@@ -276,6 +318,8 @@ def test_crop_rect_stays_inside_the_frame():
     ("detector", "crop", 1, "true or false"),
     ("detector", "crop_widths", 1, "a number in 2..12"),
     ("detector", "full_scan_s", 0, "a number in 0.05..60"),
+    ("motion", "face_grey", -1, "a number in 0..50"),
+    ("motion", "face_seconds", 0, "a number in 0.2..60"),
 ])
 def test_bad_motion_and_crop_values_are_one_line_config_errors(tmp_path, section, key, value, expected):
     shown = f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
@@ -292,7 +336,7 @@ def test_the_motion_keys_are_documented_and_their_defaults_load():
     text = dump_default_config()
     assert "[motion]" in text
     for key in ("enabled", "threshold", "min_changed", "scan_s", "settle_s", "idle_scan_s", "idle_fps",
-                "idle_after_s", "crop", "crop_widths", "full_scan_s"):
+                "idle_after_s", "face_grey", "face_seconds", "crop", "crop_widths", "full_scan_s"):
         line = next(i for i, ln in enumerate(text.splitlines()) if ln.startswith(f"{key} = "))
         assert text.splitlines()[line - 1].startswith("#")
     config = load_config(None)
