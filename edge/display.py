@@ -170,6 +170,11 @@ class PygameSink:
             fullscreen = os.environ.get("SDL_VIDEODRIVER") not in ("dummy", "offscreen")
         if not fullscreen and size is None:
             raise DisplayError("display 'pygame': a window that is not full screen needs a size")
+        wanted = os.environ.get("SDL_VIDEODRIVER")
+        if pygame.display.get_init() and wanted and pygame.display.get_driver() != wanted:
+            # SDL takes the driver only at initialisation: a display this process started earlier on
+            # another driver (a closed sink's, a tool's) would be reused as it is, not opened as asked.
+            pygame.display.quit()
         try:
             pygame.display.init()
             self._surface = pygame.display.set_mode(size or (0, 0), pygame.FULLSCREEN if fullscreen else 0)

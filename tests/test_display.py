@@ -247,3 +247,19 @@ def test_pygame_full_screen_takes_the_screens_mode_and_refuses_a_size_it_lacks(m
         PygameSink((64, 48), fullscreen=True)
     with pytest.raises(DisplayError, match="needs a size"):
         PygameSink(fullscreen=False)
+
+
+def test_a_pygame_sink_opens_on_the_driver_it_is_given_even_after_another_started_sdl(monkeypatch):
+    """SDL reads its video driver only when pygame's display starts: a display left started on one driver
+    (by a tool, a sink not yet closed) must not be reused by a sink asked for another one."""
+    import pygame
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # undone after the test: the sinks set the variable
+    first = PygameSink((32, 24), driver="dummy")
+    assert pygame.display.get_driver() == "dummy"
+    second = PygameSink((32, 24), driver="offscreen")  # the first is not closed
+    try:
+        assert pygame.display.get_driver() == "offscreen" and second.size == (32, 24)
+    finally:
+        second.close()
+        first.close()
