@@ -10,6 +10,7 @@ standalone RELUs into their producers, which keeps the int8 graph in few XNNPACK
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,110 @@ def serialize(model: Any) -> bytes:
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+#: Fold the input (:func:`space_to_depth_input`) only if the folded convolution's multiplies, input channels
+#: counted in fours, are at most this multiple of the original's.
+MAX_FOLD_COST = 1.2
+
+
+def space_to_depth_input(graph: FloatGraph) -> FloatGraph:
+    """The same network with its first convolution fed a SPACE_TO_DEPTH (block 2) of the model input.
+
+    Why: the first convolution (stride 2 over the 3-channel RGB input) is the dearest operator of the int8
+    models on a Pi 4 (short range: 8.2 M instructions of 21.9 M, against 4.6 M in fp32; counted by
+    tests/bench/pi_ops.py). Without the dot product, XNNPACK's int8 kernels round each kernel tap's
+    input channels up to a block of 8 or 16, so 3 channels waste most of every multiply. Folding 2x2 pixels
+    into 12 channels turns a k x k stride-2 convolution into a ceil(k/2)-ish stride-1 one over 12 channels,
+    whose weights are the old ones moved into place with zeros elsewhere: the same products summed, so the
+    int8 model computes exactly what it did (same per-channel weight scales, same integer sums).
+
+    The convolution may read the input directly (SAME or VALID padding) or through one zero PAD; its
+    padding is then re-expressed in blocks (a PAD of whole blocks, or SAME where that is the same). Graphs
+    that do not have this shape, or whose fold would cost dot-product cores more (:data:`MAX_FOLD_COST`;
+    the full range's 3x3 convolution), come back unchanged.
+    """
+    source = graph.inputs[0]
+    n, height, width, channels = graph.shapes[source]
+    readers = graph.consumers(source)
+    if len(readers) != 1 or height % 2 or width % 2 or channels > 4:
+        return graph
+    pad: Node | None = None
+    conv = readers[0]
+    before = [0, 0]  # zero rows / columns in front of the input, as the convolution sees it
+    if conv.op == "PAD" and len(graph.consumers(conv.outputs[0])) == 1 and conv.inputs[1] in graph.constants:
+        paddings = graph.constants[conv.inputs[1]].reshape(4, 2)
+        if paddings[0].any() or paddings[3].any():
+            return graph
+        pad, conv = conv, graph.consumers(conv.outputs[0])[0]
+        before = [int(paddings[1][0]), int(paddings[2][0])]
+    options = conv.options
+    if (conv.op != "CONV_2D" or conv.inputs[1] not in graph.constants or (options.strideH, options.strideW) != (2, 2)
+            or (options.dilationHFactor, options.dilationWFactor) != (1, 1) or (pad is not None and options.padding != 1)):
+        return graph
+    weights = graph.constants[conv.inputs[1]]
+    out_channels, kh, kw, _ = weights.shape
+    _, out_h, out_w, _ = graph.shapes[conv.outputs[0]]
+    if out_h != height // 2 or out_w != width // 2:
+        return graph
+    if pad is None and options.padding == 0:  # SAME: TFLite puts the smaller half of the padding first
+        before = [max((out_h - 1) * 2 + kh - height, 0) // 2, max((out_w - 1) * 2 + kw - width, 0) // 2]
+    blocks_before = [-(-t // 2) for t in before]  # whole zero blocks in front
+    taps = [pb + (k - 1 - t) // 2 + 1 for pb, k, t in zip(blocks_before, (kh, kw), before)]
+    blocks_after = [size - pb + nk - 1 - side // 2 for pb, nk, size, side in
+                    zip(blocks_before, taps, (out_h, out_w), (height, width))]
+    if min(blocks_after) < 0:
+        return graph
+    # Cores with the dot product (a Pi 5's) take input channels 4 at a time, so the fold costs them the
+    # zero taps: 5x5 over 3 channels -> 3x3 over 12 is 1.08x the multiplies (measured 2.51 -> 2.14 M
+    # instructions there: fewer, larger taps), 3x3 -> 2x2 over 12 is 1.33x (2.46 -> 2.83 M), which
+    # the Pi 5 would pay to save a Pi 4 2.3 M of the full range's 67 M. Fold only when it is nearly free.
+    if taps[0] * taps[1] * 4 * channels > MAX_FOLD_COST * kh * kw * 4 * -(-channels // 4):
+        return graph
+    moved = np.zeros((out_channels, taps[0], taps[1], 4 * channels), dtype=weights.dtype)  # equalized: float64
+    for ky in range(kh):
+        a = ky - before[0] + 2 * blocks_before[0]
+        for kx in range(kw):
+            b = kx - before[1] + 2 * blocks_before[1]
+            depth = ((a % 2) * 2 + b % 2) * channels  # SPACE_TO_DEPTH's order: row in block, column, channel
+            moved[:, a // 2, b // 2, depth:depth + channels] = weights[:, ky, kx, :]
+
+    names, shapes, constants = dict(graph.names), dict(graph.shapes), dict(graph.constants)
+    next_id = max(max(names), max(shapes)) + 1
+
+    def new_tensor(name: str, shape: tuple, value: np.ndarray | None = None) -> int:
+        nonlocal next_id
+        tensor, next_id = next_id, next_id + 1
+        names[tensor], shapes[tensor] = name, tuple(int(d) for d in shape)
+        if value is not None:
+            constants[tensor] = value
+        return tensor
+
+    folded = new_tensor(names[source] + "/space_to_depth", (n, height // 2, width // 2, 4 * channels))
+    s2d_options = schema.SpaceToDepthOptionsT()
+    s2d_options.blockSize = 2
+    nodes = [Node("SPACE_TO_DEPTH", [source], [folded], s2d_options, schema.BuiltinOptions.SpaceToDepthOptions)]
+    conv_options = copy.copy(options)
+    conv_options.strideH = conv_options.strideW = 1
+    same = all(pb == (nk - 1) // 2 and pa == nk // 2 for pb, pa, nk in zip(blocks_before, blocks_after, taps))
+    conv_input = folded
+    if same:
+        conv_options.padding = 0
+    else:
+        conv_options.padding = 1
+        block_pads = np.array([[0, 0], [blocks_before[0], blocks_after[0]], [blocks_before[1], blocks_after[1]], [0, 0]],
+                              dtype=np.int32)
+        paddings_id = new_tensor(names[folded] + "/paddings", (4, 2), block_pads)
+        conv_input = new_tensor(names[folded] + "/padded", (n, height // 2 + blocks_before[0] + blocks_after[0],
+                                                           width // 2 + blocks_before[1] + blocks_after[1],
+                                                           4 * channels))
+        nodes.append(Node("PAD", [folded, paddings_id], [conv_input], schema.PadOptionsT(),
+                          schema.BuiltinOptions.PadOptions))
+    weights_id = new_tensor(names[conv.inputs[1]] + "/space_to_depth", moved.shape, moved)
+    nodes.append(Node("CONV_2D", [conv_input, weights_id, *conv.inputs[2:]], list(conv.outputs), conv_options,
+                      conv.options_type, conv.activation))
+    replaced = [conv] if pad is None else [pad, conv]
+    at = min(i for i, node in enumerate(graph.nodes) if any(node is r for r in replaced))
+    rest = [node for node in graph.nodes if all(node is not r for r in replaced)]
+    return FloatGraph(model=graph.model, nodes=rest[:at] + nodes + rest[at:], constants=constants,
+                      inputs=list(graph.inputs), outputs=list(graph.outputs), names=names, shapes=shapes)

@@ -17,7 +17,7 @@ each head) has no float peer. XNNPACK fuses some pairs itself (a convolution's R
 may count near zero and the other carry both. Instructions are not time (see pi_work.py).
 
     .venv/bin/python tests/bench/pi_ops.py [--ranges short full] [--boards pi4 pi5] [--invokes 2]
-                                           [--os bookworm|trixie] [--by-type]
+                                           [--os bookworm|trixie]
 
 Needs the emulated Pi (tests/pi/setup) and gcc.
 """
@@ -209,31 +209,29 @@ def short_name(name: str) -> str:
 
 
 def report(rng: str, board: str, int8_ops: list[Op], float_ops: list[Op], int8_n: list[float],
-           float_n: list[float], int8_deleg: list[bool], float_deleg: list[bool], by_type: bool) -> None:
+           float_n: list[float], int8_deleg: list[bool], float_deleg: list[bool]) -> None:
     rows = pair_rows(int8_ops, float_ops)
     print(f"\n{rng} range on {board} ({BOARD_CPU[board]}): instructions per invoke, thousands "
           "(X = XNNPACK takes the op; - = runs in TFLite's own kernels)")
-    if by_type:
-        totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-        for j, op in enumerate(int8_ops):
-            kind = op.kind if rows.get(j) else f"{op.kind} (int8 tail)"
-            totals[kind][0] += int8_n[j]
-            totals[kind][1] += sum(float_n[i] for i in rows.get(j, []))
-            totals[kind][2] += 1
-        print(f"  {'operator':28s} {'ops':>4s} {'int8 K':>9s} {'float K':>9s} {'float/int8':>10s}")
-        for kind, (a, b, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
-            ratio = f"{b / a:10.2f}" if a > 0 and b > 0 else f"{'':10s}"
-            print(f"  {kind:28s} {int(n):4d} {a / 1e3:9.1f} {b / 1e3:9.1f} {ratio}")
-    else:
-        print(f"  {'#':>3s} {'int8 op':18s} {'tensor':44s} {'int8 K':>8s} {'float op(s)':22s} {'float K':>8s} "
-              f"{'float/int8':>10s}")
-        for j, op in enumerate(int8_ops):
-            peers = rows.get(j, [])
-            fk = sum(float_n[i] for i in peers)
-            kinds = "+".join(f"{float_ops[i].kind}{'X' if float_deleg[i] else '-'}" for i in peers) or "(none)"
-            ratio = f"{fk / int8_n[j]:10.2f}" if peers and int8_n[j] > 1000 else f"{'':10s}"
-            print(f"  {op.index:3d} {op.kind + ('X' if int8_deleg[j] else '-'):18s} {short_name(op.output_name):44s} "
-                  f"{int8_n[j] / 1e3:8.1f} {kinds:22s} {fk / 1e3:8.1f} {ratio}")
+    print(f"  {'#':>3s} {'int8 op':18s} {'tensor':44s} {'int8 K':>8s} {'float op(s)':22s} {'float K':>8s} "
+          f"{'float/int8':>10s}")
+    for j, op in enumerate(int8_ops):
+        peers = rows.get(j, [])
+        fk = sum(float_n[i] for i in peers)
+        kinds = "+".join(f"{float_ops[i].kind}{'X' if float_deleg[i] else '-'}" for i in peers) or "(none)"
+        ratio = f"{fk / int8_n[j]:10.2f}" if peers and int8_n[j] > 1000 else f"{'':10s}"
+        print(f"  {op.index:3d} {op.kind + ('X' if int8_deleg[j] else '-'):18s} {short_name(op.output_name):44s} "
+              f"{int8_n[j] / 1e3:8.1f} {kinds:22s} {fk / 1e3:8.1f} {ratio}")
+    print(f"  by type (the int8 op's, with its float peers): {'ops':>4s} {'int8 M':>8s} {'float M':>8s} {'float/int8':>10s}")
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for j, op in enumerate(int8_ops):
+        kind = op.kind if rows.get(j) else f"{op.kind} (int8 only)"
+        totals[kind][0] += int8_n[j]
+        totals[kind][1] += sum(float_n[i] for i in rows.get(j, []))
+        totals[kind][2] += 1
+    for kind, (a, b, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        ratio = f"{b / a:10.2f}" if a > 0 and b > 0 else f"{'':10s}"
+        print(f"  {kind:47s} {int(n):4d} {a / 1e6:8.2f} {b / 1e6:8.2f} {ratio}")
     a, b = sum(int8_n), sum(float_n)
     print(f"  total: int8 {a / 1e6:.2f} M, float {b / 1e6:.2f} M, float/int8 = {b / a:.2f}x "
           f"({sum(int8_deleg)}/{len(int8_deleg)} int8 ops and {sum(float_deleg)}/{len(float_deleg)} float ops "
@@ -246,7 +244,6 @@ def main() -> int:
     parser.add_argument("--boards", nargs="+", default=["pi4", "pi5"], choices=["pi4", "pi5"])
     parser.add_argument("--invokes", type=int, default=2, help="measured invokes per truncated model")
     parser.add_argument("--os", default="bookworm", choices=["bookworm", "trixie"])
-    parser.add_argument("--by-type", action="store_true", help="sum the rows by operator type")
     parser.add_argument("--int8-dir", type=Path, default=MODELS, help="where the int8 models are")
     args = parser.parse_args()
     if not (PI_ROOT / args.os / "sysroot" / "usr" / "bin" / "python3").exists():
@@ -265,8 +262,7 @@ def main() -> int:
             for board in args.boards:
                 int8_n, int8_d = run_guest(plugin, board, args.os, int8_jobs, workdir, args.invokes)
                 float_n, float_d = run_guest(plugin, board, args.os, float_jobs, workdir, args.invokes)
-                report(rng, board, int8_ops, float_ops, per_op(int8_n), per_op(float_n), int8_d, float_d,
-                       args.by_type)
+                report(rng, board, int8_ops, float_ops, per_op(int8_n), per_op(float_n), int8_d, float_d)
     return 0
 
 
