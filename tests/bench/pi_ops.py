@@ -14,7 +14,10 @@ interpreter then lists a DELEGATE node or not).
 Rows pair each int8 operator with the float operators computing the same tensor (by name): a float RELU
 folded into its ADD by the quantizer shares the ADD's row; the int8 float tail (DEQUANTIZE, MUL, ADD after
 each head) has no float peer. XNNPACK fuses some pairs itself (a convolution's RELU), so one of the pair
-may count near zero and the other carry both. Instructions are not time (see pi_work.py).
+may count near zero and the other carry both. XNNPACK also decides some things for a whole graph (the
+float full-range model runs 18.7 M cheaper complete than cut before its last op, most likely its sparse NCHW
+float path), so a single op can show a negative count; the totals are exact. Each table ends with the rows
+summed by operator type. Instructions are not time (see pi_work.py).
 
     .venv/bin/python tests/bench/pi_ops.py [--ranges short full] [--boards pi4 pi5] [--invokes 2]
                                            [--os bookworm|trixie]
