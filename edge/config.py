@@ -373,7 +373,7 @@ class DetectorConfig:
     sha256: str | None = _key(_Sha256(), None,
                               "the model file's SHA-256, checked at load (as well as the record <model>.json "
                               "beside it, if there is one); a mismatch refuses the model",
-                              "bd181a9837a803c5ab386d0deb6c8529fbeb6e4c400e0ffef5522f82688a3ecd")
+                              "6b3d49b6cc3212dc1a5aa07e23ec0a84f8f85291f692be752d7c2aae9d220684")
     crop: bool = _key(_Flag(), True,
                       "while a viewer is followed, detect in a crop around them with the bundled short-range "
                       "model (a far face is large in it: cheaper than the whole frame, and it sees farther)")
