@@ -609,12 +609,34 @@ def _status_argv(layout: Layout, ready_command: list[str] | None) -> list[str]:
                              "--config", str(layout.config)]
 
 
-def wait_ready(layout: Layout, manager, ready_command: list[str] | None, timeout: float) -> dict:
+def _running_pid(layout: Layout, ready_command: list[str] | None) -> int | None:
+    """The pid of the daemon answering the status command now, if one does."""
+    try:
+        done = subprocess.run(_status_argv(layout, ready_command), capture_output=True, text=True, timeout=10)
+        pid = json.loads(done.stdout).get("pid") if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) else None
+
+
+def restart_and_wait(layout: Layout, manager, args: dict) -> dict:
+    """Restart the service and wait until its NEW process is up: systemd runs the restart as a queued
+    job (``--no-block``), and until the job reaches it the old daemon still answers READY, which a
+    rollback or switch back would otherwise take for the new one's."""
+    ready_command = args.get("ready_command")
+    before = _running_pid(layout, ready_command)
+    manager.restart()
+    return wait_ready(layout, manager, ready_command, float(args.get("ready_timeout", 60)), not_pid=before)
+
+
+def wait_ready(layout: Layout, manager, ready_command: list[str] | None, timeout: float,
+               not_pid: int | None = None) -> dict:
     """Poll the status command until the daemon is up; fail early when the service has died.
 
     Up is READY, or DEGRADED: the daemon shows the portrait but its camera is not delivering (no camera,
     a wrong setting). Rolling back would not mend a camera and on a first install would blank the screen,
-    so that deployment stays, and the caller says loudly what is wrong.
+    so that deployment stays, and the caller says loudly what is wrong. A status from process
+    ``not_pid`` (the one a restart is replacing) does not count.
     """
     argv = _status_argv(layout, ready_command)
     deadline = time.monotonic() + timeout
@@ -624,9 +646,12 @@ def wait_ready(layout: Layout, manager, ready_command: list[str] | None, timeout
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             if done.returncode == 0:
                 status = json.loads(done.stdout)
-                if status.get("state") in ("READY", "DEGRADED"):
+                if not_pid is not None and status.get("pid") == not_pid:
+                    last = f"the previous process {not_pid} still answers"
+                elif status.get("state") in ("READY", "DEGRADED"):
                     return status
-                last = f"state {status.get('state')!r}"
+                else:
+                    last = f"state {status.get('state')!r}"
             else:  # ``status --json`` of a daemon not (yet) running says why on stdout, exit 3
                 why = (done.stderr.strip() or done.stdout.strip())[-300:]
                 last = f"{argv[0]} exited {done.returncode}: {why}"
@@ -669,8 +694,7 @@ def _switch(layout: Layout, manager, old: dict | None, new: dict, args: dict, lo
         _apply(layout, new)
         manager.installed()
         _ensure_user(layout, manager, log)
-        manager.restart()
-        status = wait_ready(layout, manager, args.get("ready_command"), float(args.get("ready_timeout", 60)))
+        status = restart_and_wait(layout, manager, args)
         log.append(f"{status.get('state')}: {json.dumps(status, sort_keys=True)}")
         if status.get("state") == "DEGRADED":
             log.append("WARNING: the frame shows the portrait, but its camera is not working "
@@ -680,9 +704,8 @@ def _switch(layout: Layout, manager, old: dict | None, new: dict, args: dict, lo
         if old:
             _apply(layout, old)
             manager.installed()
-            manager.restart()
             try:
-                wait_ready(layout, manager, args.get("ready_command"), float(args.get("ready_timeout", 60)))
+                restart_and_wait(layout, manager, args)
                 exc.args = (f"{exc.args[0]}\nswitched back to the previous deployment; it is READY",)
             except StepError as again:
                 exc.args = (f"{exc.args[0]}\nswitched back to the previous deployment, but it is not READY "

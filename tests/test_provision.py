@@ -349,3 +349,25 @@ def test_python_m_entry_point_shows_the_three_commands():
     done = subprocess.run([sys.executable, "-m", "provisioning.commands", "--help"], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 0 and all(c in done.stdout for c in ("provision", "rollback", "logs"))
+
+
+def test_ready_is_the_new_process_not_the_one_a_restart_replaces(tmp_path):
+    """systemd queues the restart (--no-block), so for a moment the old daemon still answers READY: that
+    answer must not count, or a rollback reports READY for a frame that then fails (seen in CI)."""
+    from edge.install import Layout, wait_ready
+
+    calls = tmp_path / "calls"
+    answer = ("import json, pathlib, sys\n"
+              f"calls = pathlib.Path({str(calls)!r})\n"
+              "n = int(calls.read_text()) if calls.exists() else 0\n"
+              "calls.write_text(str(n + 1))\n"
+              "print(json.dumps({'state': 'READY', 'pid': 100 if n < 3 else 200}))\n")
+
+    class Alive:
+        def dead(self) -> bool:
+            return False
+
+    status = wait_ready(Layout(str(tmp_path)), Alive(), [sys.executable, "-c", answer], 30, not_pid=100)
+    assert status["pid"] == 200 and int(calls.read_text()) == 4  # the old one's three answers passed over
+    calls.unlink()
+    assert wait_ready(Layout(str(tmp_path)), Alive(), [sys.executable, "-c", answer], 30)["pid"] == 100
