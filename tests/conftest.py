@@ -154,3 +154,19 @@ def assert_int8_matches_float(float_score: dict, int8_score: dict, label: str) -
     assert int8_score["recall"] >= float_score["recall"] - 0.02, (label, float_score, int8_score)
     assert int8_score["midpoint_p50"] <= 1.12 * float_score["midpoint_p50"], (label, float_score, int8_score)
     assert int8_score["midpoint_p95"] <= 1.15 * float_score["midpoint_p95"], (label, float_score, int8_score)
+
+
+#: The emulated Pis tests/pi/setup builds (tests/pi/python runs them).
+PI_OSES = ("bookworm", "trixie")
+
+
+@pytest.fixture(scope="session")
+def pi_root() -> Path:
+    """$MONA_EDGE_PI_ROOT, the emulated Pis' folder (tests/run sets it), with both OS trees in it."""
+    root = os.environ.get("MONA_EDGE_PI_ROOT")
+    if not root:
+        pytest.skip("MONA_EDGE_PI_ROOT is not set (tests/run builds the emulated Pis with tests/pi/setup)")
+    for os_name in PI_OSES:
+        if not (Path(root) / os_name / "sysroot" / "usr" / "bin" / "python3").exists():
+            pytest.fail(f"MONA_EDGE_PI_ROOT={root} has no {os_name}/sysroot/usr/bin/python3; run tests/pi/setup")
+    return Path(root)

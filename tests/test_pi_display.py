@@ -37,14 +37,6 @@ print(json.dumps({"pygame_file": pygame.__file__, "library": video.library, "sdl
 """
 
 
-@pytest.fixture(scope="module")
-def pi_root() -> Path:
-    root = os.environ.get("MONA_EDGE_PI_ROOT")
-    if not root:
-        pytest.skip("MONA_EDGE_PI_ROOT is not set (tests/run builds the emulated Pis with tests/pi/setup)")
-    return Path(root)
-
-
 def _pi_with_hdmi(tmp_path: Path) -> tuple[Path, Path]:
     """A /sys/class/drm with card1's HDMI connected (card0 is the Pi 5's render-only v3d), and a
     framebuffer device path that exists."""

@@ -10,7 +10,6 @@ Trixie's arm64 Python, numpy and pygame from their own packages, the runtimes' a
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -30,17 +29,6 @@ OS_NUMPY = {"bookworm": "1.24.2", "trixie": "2.2.4"}
 #: Pi 4 only (no wheels for Trixie's Python 3.13), to keep CI short (its figures on the emulated Pi 5 were the
 #: same, measured once; so were ai-edge-litert's on the other board of each OS).
 BOARDS = [("bookworm", "pi4", "litert"), ("trixie", "pi5", "litert"), ("bookworm", "pi4", "tflite")]
-
-
-@pytest.fixture(scope="module")
-def pi_root() -> Path:
-    root = os.environ.get("MONA_EDGE_PI_ROOT")
-    if not root:
-        pytest.skip("MONA_EDGE_PI_ROOT is not set (tests/run builds the emulated Pi with tests/pi/setup)")
-    for os_name in OS_NUMPY:
-        if not (Path(root) / os_name / "sysroot" / "usr" / "bin" / "python3").exists():
-            pytest.fail(f"MONA_EDGE_PI_ROOT={root} has no {os_name}/sysroot/usr/bin/python3; run tests/pi/setup")
-    return Path(root)
 
 
 def run_on_pi(os_name: str, board: str, runtime: str, detector_range: str, float_model: Path,

@@ -135,17 +135,6 @@ def index_mismatches(pi: list[int], x86: list[int], shift: int = 2, slack: int =
     return bad
 
 
-@pytest.fixture(scope="module")
-def pi_root() -> Path:
-    root = os.environ.get("MONA_EDGE_PI_ROOT")
-    if not root:
-        pytest.skip("MONA_EDGE_PI_ROOT is not set (tests/run builds the emulated Pis with tests/pi/setup)")
-    for os_name in OS:
-        if not (Path(root) / os_name / "sysroot" / "usr" / "bin" / "python3").exists():
-            pytest.fail(f"MONA_EDGE_PI_ROOT={root} has no {os_name}/sysroot/usr/bin/python3; run tests/pi/setup")
-    return Path(root)
-
-
 @pytest.mark.emulated_pi
 @pytest.mark.root
 @pytest.mark.slow
