@@ -155,6 +155,7 @@ def test_a_camera_that_refuses_every_lores_format_is_one_camera_error(monkeypatc
 LAUNCHER = REPO / "tests" / "pi" / "python"
 #: Where Debian's libcamera 0.4 reads its virtual camera's configuration (PipelineHandler::configurationFile).
 VIRTUAL_CONFIG = Path("usr/share/libcamera/pipeline/virtual/virtual.yaml")
+LIBCAMERA = Path("usr/lib/aarch64-linux-gnu/libcamera.so.0.4")
 #: Runs in the emulated Trixie. picamera2 imports pykms (python3-kms++, Raspberry Pi's archive only: not in
 #: Debian, not on PyPI) for its DRM preview window, which the daemon never opens: an empty stand-in module
 #: takes its place so that the rest of picamera2 is the real one.
@@ -235,10 +236,13 @@ def test_libcameras_virtual_camera_is_found_but_picamera2_needs_a_raw_stream_it_
     """Debian's libcamera 0.4 has the virtual pipeline handler (test-pattern frames, no device needed):
     picamera2 lists its camera, then opening it stops at the sensor's raw modes, which a virtual camera
     does not have ("Requested stream role not supported: Raw"). So capture itself needs a real sensor."""
-    config = Path(os.environ.get("MONA_EDGE_PI_ROOT", "/nonexistent")) / "trixie/sysroot" / VIRTUAL_CONFIG
-    if not config.parent.parent.is_dir():
+    sysroot = Path(os.environ.get("MONA_EDGE_PI_ROOT", "/nonexistent")) / "trixie/sysroot"
+    if not (sysroot / LIBCAMERA).exists():
         pytest.skip("no emulated Trixie Pi with libcamera (tests/run builds it with tests/pi/setup)")
-    config.parent.mkdir(exist_ok=True)
+    # libcamera0.4 itself ships no data folder (its IPA package would): the folders it reads are made here
+    config = sysroot / VIRTUAL_CONFIG
+    made = [d for d in reversed(config.parents) if d.is_relative_to(sysroot) and not d.exists()]
+    config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text('%YAML 1.1\n---\n"Virtual0":\n  supported_formats:\n  - width: 640\n    height: 480\n'
                       '    frame_rates:\n    - 15\n    - 30\n  test_pattern: "bars"\n'
                       '  location: "CameraLocationFront"\n  model: "Virtual Video Device"\n')
@@ -246,6 +250,7 @@ def test_libcameras_virtual_camera_is_found_but_picamera2_needs_a_raw_stream_it_
         out = run_trixie(tmp_path)
     finally:
         config.unlink()
-        config.parent.rmdir()
+        for folder in reversed(made):
+            folder.rmdir()
     assert out["cameras"] == [{"Location": 0, "Model": "Virtual Video Device", "Id": "Virtual0", "Num": 0}]
     assert out["error"] == "picamera2:0: cannot open the camera (Camera __init__ sequence did not complete.)"
