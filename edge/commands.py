@@ -120,6 +120,8 @@ def format_status(s: dict) -> str:
         viewer = "nobody"
     lines.append(f"  viewer    {viewer}")
     lines.append(f"  portrait  frame {s.get('index')} of 0..{(s.get('frame_count') or 1) - 1}, pack {s.get('pack')}")
+    if s.get("model"):
+        lines.append(f"  model     {s['model']}")
     errors = s.get("errors") or {}
     lines.append("  errors    " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())))
     if s.get("last_error"):
@@ -339,11 +341,15 @@ def _check_model(config) -> Check:
     try:
         from edge.detector import FaceDetector
 
-        detector = FaceDetector(config.detector.model, config.detector.range, threads=1,
-                                sha256=config.detector.sha256)
-        return Check("model", True, f"{detector.model_path} ({detector.runtime_name})")
+        d = config.detector
+        detector = FaceDetector(d.model, d.range, threads=1, sha256=d.sha256, precision=d.precision)
+        detail = f"{detector.model_path} ({detector.runtime_name}; {detector.choice.why})"
+        if d.crop:  # the crops' short-range model is always a bundled one, chosen the same way
+            crop = FaceDetector(None, "short", threads=1, precision=d.precision)
+            detail += f"; crops: {crop.model_path.name} ({crop.choice.why})"
+        return Check("model", True, detail)
     except (ModelError, ImportError) as exc:  # ImportError: a dependency of the detector is not installed
-        return Check("model", False, str(exc), "reinstall mona-edge (bundles the int8 model) or fix [detector] model; "
+        return Check("model", False, str(exc), "reinstall mona-edge (bundles the models) or fix [detector] model or precision; "
                      "the runtime is ai-edge-litert (pip) or tflite-runtime")
 
 

@@ -13,7 +13,7 @@ section        keys
 =============  ==============================================================================================
 ``[camera]``   source, device, path, width, height, fps, loop, realtime, hflip, vflip, retry_initial_s,
                retry_max_s
-``[detector]`` range, model, threads, min_score, sha256
+``[detector]`` range, model, precision, threads, min_score, sha256
 ``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
                one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, gain, idle_seconds,
                static_seconds, static_px, static_widths, place_forget_s, nearest_mm, sticky_margin,
@@ -362,8 +362,13 @@ class DetectorConfig:
                       "faces from about 30 px wide on the whole frame, and once found a viewer is "
                       "followed in crops by the short one, which sees them to 5 m, so its cost (4x short "
                       "here) is paid on a fraction of the frames")
-    model: Path | None = _key(_PathRule(), None, "a .tflite model instead of the bundled int8 one for range",
+    model: Path | None = _key(_PathRule(), None, "a .tflite model instead of the bundled one for range",
                                  "/var/lib/mona-edge/models/face_detection_full_range_int8.tflite")
+    precision: str = _key(_Choice("auto", "int8", "float"), "auto",
+                          "which bundled model, per range (whole frames unless model is set, and crops): "
+                          "our int8 or MediaPipe's float. auto: by the CPU's features (edge/precision.py): "
+                          "a Pi 4 (no asimddp) runs the full range in float, 48.1 M instructions a frame "
+                          "against int8's 67.6 M; a Pi 5 (and x86) int8 throughout")
     threads: int = _key(_Number(1, 4, integer=True), 1,
                         "interpreter threads. 1: measured (tests/bench/pipeline.py), two threads were slower "
                         "than one on these small models (1.7 vs 4.4 ms short range here); more only if the "
@@ -371,7 +376,8 @@ class DetectorConfig:
     min_score: float | None = _key(_Number(0.01, 0.99), None,
                                       "face confidence threshold (default: the model's own, about 0.5)", 0.6)
     sha256: str | None = _key(_Sha256(), None,
-                              "the model file's SHA-256, checked at load (as well as the record <model>.json "
+                              "the whole-frame model file's SHA-256 (model's, or else the bundled one "
+                              "precision chose), checked at load (as well as the record <model>.json "
                               "beside it, if there is one); a mismatch refuses the model",
                               "6b3d49b6cc3212dc1a5aa07e23ec0a84f8f85291f692be752d7c2aae9d220684")
     crop: bool = _key(_Flag(), True,

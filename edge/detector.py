@@ -5,8 +5,11 @@ MediaPipe's ImageToTensorCalculator does), invoke, decode only the anchors whose
 threshold, weighted non-max suppression, and project back to source pixels. Quantized models get their
 input through a 256-entry lookup table (pixel -> int8), so int8 costs no more pre-processing than float.
 
-A model is checked before it is loaded (:func:`edge.tflite.read_model`): the bundled ones must match the
-record shipped beside them, any other its record if it has one and ``[detector] sha256`` if configured.
+Two bundled models per range: our int8 one and MediaPipe's float one it came from (unmodified); which a
+CPU runs with less work is :mod:`edge.precision`'s choice (``[detector] precision``): a Pi 4 runs the
+full range in float. A model is checked before it is loaded (:func:`edge.tflite.read_model`): the
+bundled ones must match the record shipped beside them, any other its record if it has one and
+``[detector] sha256`` if configured.
 A model that loads but fails when run raises a :class:`ModelError` from :meth:`FaceDetector.detect`
 carrying only that call's message (:class:`edge.tflite.ErrorText`), so a caller that keeps going frame
 after frame (:class:`edge.pipeline.Pipeline`) can count and rate-limit one repeated message.
@@ -25,6 +28,7 @@ from edge.assets import asset_dirs
 from edge.blazeface import SPECS, BlazeFaceSpec, anchor_centres
 from edge.errors import ModelError
 from edge.faces import Face
+from edge.precision import Choice, choose
 from edge.tflite import ErrorText, load_interpreter
 
 #: File names of the committed int8 models (``assets/models``) by range.
@@ -32,6 +36,13 @@ MODEL_FILES = {
     "short": "face_detection_short_range_int8.tflite",
     "full": "face_detection_full_range_int8.tflite",
 }
+#: File names of MediaPipe's float models (``assets/models``, from the mediapipe==0.10.14 wheel, unmodified;
+#: the full range is its sparse file, whose whole graph XNNPACK runs with sparse fp32 kernels).
+FLOAT_MODEL_FILES = {
+    "short": "face_detection_short_range.tflite",
+    "full": "face_detection_full_range_sparse.tflite",
+}
+BUNDLED = {"int8": MODEL_FILES, "float": FLOAT_MODEL_FILES}
 #: Largest side we accept: bigger frames are a configuration mistake, not something to resize per frame.
 MAX_SIDE = 16384
 
@@ -45,16 +56,30 @@ def model_search_dirs() -> list[Path]:
     return dirs + asset_dirs("models")
 
 
-def default_model_path(detector_range: str) -> Path:
-    """The bundled int8 model for a range ("short" or "full")."""
+def default_model_path(detector_range: str, precision: str = "int8") -> Path:
+    """The bundled model for a range ("short" or "full") in ``precision`` ("int8": ours, "float":
+    MediaPipe's, shipped unmodified; :data:`MODEL_FILES`, :data:`FLOAT_MODEL_FILES`)."""
     if detector_range not in MODEL_FILES:
         raise ModelError(f"detector range {detector_range!r}: expected one of {sorted(MODEL_FILES)}")
+    if precision not in BUNDLED:
+        raise ModelError(f"precision {precision!r}: expected one of {sorted(BUNDLED)}")
+    name = BUNDLED[precision][detector_range]
     for folder in model_search_dirs():
-        candidate = folder / MODEL_FILES[detector_range]
+        candidate = folder / name
         if candidate.is_file():
             return candidate
-    raise ModelError(f"{MODEL_FILES[detector_range]}: bundled model not found in "
-                     + ", ".join(str(d) for d in model_search_dirs()))
+    raise ModelError(f"{name}: bundled model not found in " + ", ".join(str(d) for d in model_search_dirs()))
+
+
+def describe_models(detector: object) -> str | None:
+    """The models a detector stack runs and why (:class:`edge.search.FaceSearch`: its whole-frame model
+    and its crops' model; a plain :class:`FaceDetector`: itself), for ``mona-edge status``; None if it
+    runs none (a stand-in that finds nobody)."""
+    parts = []
+    for role, part in (("whole frame", getattr(detector, "whole", detector)), ("crops", getattr(detector, "crop", None))):
+        if isinstance(part, FaceDetector):
+            parts.append(f"{role}: {part.describe()}")
+    return "; ".join(parts) or None
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,19 +129,28 @@ def input_levels(values: np.ndarray, scale: float, zero: int) -> np.ndarray:
 class FaceDetector:
     """Finds faces in RGB frames of any size with a BlazeFace model (int8 or float).
 
-    ``model_path`` None is the bundled int8 model for ``detector_range``, which must match its record;
-    ``sha256`` (``[detector] sha256``) is checked as well when given. One instance per thread: it owns its
-    interpreter and input buffer.
+    ``model_path`` None is the bundled model for ``detector_range`` in ``precision`` ("int8", "float", or
+    "auto": :func:`edge.precision.choose` for this CPU), which must match its record; ``sha256``
+    (``[detector] sha256``) is checked as well when given. ``choice`` says which file and why (status and
+    doctor print it). One instance per thread: it owns its interpreter and input buffer.
     """
 
     def __init__(self, model_path: Path | None = None, detector_range: str = "full", threads: int = 1,
                  min_score: float | None = None, runtime: str | None = None, *,
-                 sha256: str | None = None) -> None:
+                 sha256: str | None = None, precision: str = "int8") -> None:
         if detector_range not in SPECS:
             raise ModelError(f"detector range {detector_range!r}: expected one of {sorted(SPECS)}")
         self.spec: BlazeFaceSpec = SPECS[detector_range]
         self.bundled = not model_path
-        self.model_path = Path(model_path) if model_path else default_model_path(detector_range)
+        if model_path:
+            self.model_path = Path(model_path)
+            self.choice = Choice("configured", "[detector] model")
+        else:
+            try:
+                self.choice = choose(detector_range, precision)
+            except ValueError as exc:
+                raise ModelError(str(exc)) from None
+            self.model_path = default_model_path(detector_range, self.choice.precision)
         self.interpreter: Any = load_interpreter(self.model_path, threads=threads, prefer=runtime,
                                                  sha256=sha256, require_record=self.bundled)
         self.runtime_name: str = self.interpreter.runtime_name
@@ -190,6 +224,10 @@ class FaceDetector:
     @property
     def is_quantized(self) -> bool:
         return self._input_dtype != np.float32
+
+    def describe(self) -> str:
+        """Which file this detector runs and why: ``face_x.tflite (float; auto: <CPU>: float (figures))``."""
+        return f"{self.model_path.name} ({self.spec.name} range, {self.choice.why})"
 
     # --- per frame ---------------------------------------------------------------------------------
     def letterbox(self, rgb: np.ndarray):

@@ -173,21 +173,23 @@ def make_detector(config: Config) -> Detector:
     """The configured model, searching as [detector] crop and [motion] say (:func:`face_search`)."""
     d = config.detector
     return face_search(config, FaceDetector(d.model, d.range, threads=d.threads, min_score=d.min_score,
-                                            sha256=d.sha256))
+                                            sha256=d.sha256, precision=d.precision))
 
 
 def make_bundled_detector(config: Config) -> Detector:
-    """The bundled int8 model for the configured range (checked against the record shipped with it), with
-    the configured threads and threshold: what replaces a configured model that cannot be used."""
+    """The bundled model for the configured range and precision (checked against the record shipped with
+    it), with the configured threads and threshold: what replaces a configured model that cannot be used."""
     d = config.detector
-    return face_search(config, FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score))
+    return face_search(config, FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score,
+                                            precision=d.precision))
 
 
 def face_search(config: Config, whole: Detector) -> FaceSearch:
     """``whole`` (the whole-frame model) with the configured motion gate and, with [detector] crop, the
     bundled short-range model for crops around the viewer (its own interpreter: 2.4 MiB more RSS here)."""
     d, m = config.detector, config.motion
-    crop = FaceDetector(None, "short", threads=d.threads, min_score=d.min_score) if d.crop else None
+    crop = FaceDetector(None, "short", threads=d.threads, min_score=d.min_score,
+                        precision=d.precision) if d.crop else None
     gate = GateSettings(threshold=m.threshold, min_changed=m.min_changed, scan_s=m.scan_s,
                         settle_s=m.settle_s, idle_scan_s=m.idle_scan_s,
                         idle_after_s=m.idle_after_s) if m.enabled else None

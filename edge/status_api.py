@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge import __version__
+from edge.detector import describe_models
 from edge.errors import StatusError
 from edge.health import SAFE_MODE, Health
 from edge.pipeline import STAGES, FrameResult, Pipeline
@@ -189,6 +190,7 @@ class StatusAPI:
             "reasons": list(self._health.reasons),
             "screen": None if self._screen is None else self._screen(),
             "display": self._display,
+            "model": describe_models(parts.detector),  # which files and why ([detector] precision)
         }
 
     def _safe_mode(self) -> JSON | None:

@@ -2,17 +2,20 @@
 
 Writes, for each range, ``face_detection_<range>_range_int8.tflite`` and a JSON record next to it
 (sha256 of input and output, source wheel and member, calibration set, tool version), so anyone can
-check that the committed models are what this command makes.
+check that the committed models are what this command makes. Beside them it copies the float model each
+came from, unmodified, with a record of its own (``edge.detector.FLOAT_MODEL_FILES``): a CPU without
+fast int8 arithmetic (a Pi 4) runs the full range in float (:mod:`edge.precision`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
 
-from edge.detector import MODEL_FILES
+from edge.detector import FLOAT_MODEL_FILES, MODEL_FILES
 from edge.errors import ExitStatus, ModelError
 from edge.install import file_sha256
 from provisioning import mediapipe_wheel as wheel
@@ -56,6 +59,34 @@ def quantize_range(detector_range: str, out_dir: Path, float_model: Path | None 
     return dict(record, seconds=round(time.perf_counter() - started, 1))
 
 
+def copy_float(detector_range: str, out_dir: Path, float_model: Path | None = None) -> dict:
+    """Copy the range's float model (the wheel's member, or ``float_model``) unmodified to ``out_dir``
+    under :data:`FLOAT_MODEL_FILES`, with a record (``sha256``, ``bytes``, its source) that the detector
+    checks at load as it checks the int8 models'; return the record."""
+    if float_model is None:
+        float_model = wheel.extract_member(MEMBERS[detector_range], wheel.find_or_fetch_wheel())
+        source: dict = {"wheel": f"mediapipe=={wheel.MEDIAPIPE_VERSION}", "member": MEMBERS[detector_range]}
+    else:
+        source = {"file": Path(float_model).name}
+    try:
+        data = Path(float_model).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{float_model}: cannot read the float model: {exc.strerror or exc}") from exc
+    target = out_dir / FLOAT_MODEL_FILES[detector_range]
+    sha = hashlib.sha256(data).hexdigest()
+    record = {"model": target.name, "sha256": sha, "bytes": len(data), "source": dict(source, sha256=sha),
+              "license": "Apache-2.0 (The MediaPipe Authors), copied unmodified"}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tflite.part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        target.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise ModelError(f"--out {out_dir}: cannot write {target.name}: {exc.strerror or exc}") from exc
+    return record
+
+
 def _run(args: argparse.Namespace) -> ExitStatus:
     ranges = ["short", "full"] if args.range == "both" else [args.range]
     if args.float_model and len(ranges) != 1:
@@ -64,6 +95,8 @@ def _run(args: argparse.Namespace) -> ExitStatus:
         record = quantize_range(detector_range, Path(args.out), args.float_model, args.frames, args.seed)
         print(f"{record['model']}: {record['bytes']} bytes, sha256 {record['sha256'][:16]}..., "
               f"calibrated on {record['calibration']['frames']} frames in {record['seconds']} s")
+        copied = copy_float(detector_range, Path(args.out), args.float_model)
+        print(f"{copied['model']}: {copied['bytes']} bytes, sha256 {copied['sha256'][:16]}..., copied unmodified")
     return ExitStatus.OK
 
 

@@ -590,7 +590,7 @@ def test_bad_config_key_and_missing_model_are_clear_errors_and_a_missing_model_a
 #: What mona-edge status/snapshot/calibrate/doctor (edge/commands.py) read: the socket's answer keeps them.
 STATUS_FIELDS = {"state", "version", "pid", "uptime_s", "fps", "frames", "detect_ms", "stage_ms", "viewer_present",
                  "viewer_x", "frame_width", "angle_deg", "index", "frame_count", "pack", "camera", "errors",
-                 "last_error", "reloads", "config", "safe_mode", "reasons", "screen", "display"}
+                 "last_error", "reloads", "config", "safe_mode", "reasons", "screen", "display", "model"}
 
 
 def test_status_socket_answers_from_the_loop_and_refuses_what_it_cannot_do(tmp_path, photo, detector):
