@@ -17,7 +17,6 @@ object written atomically; an unreadable one counts as zero (the worst that does
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import threading
 from pathlib import Path
 
 from edge import __version__
+from edge.digest import new_sha256
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class CrashCounter:
 
 def daemon_inputs(config_path: Path | None) -> str:
     """What a start runs on, as the crash count compares it: the installed software and the config file."""
-    digest = hashlib.sha256(f"{sys.prefix}\0{__version__}\0".encode())
+    digest = new_sha256(f"{sys.prefix}\0{__version__}\0".encode())
     try:
         digest.update(Path(config_path).read_bytes() if config_path is not None else b"")
     except OSError:

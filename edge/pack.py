@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import io
 import json
 import math
@@ -68,6 +67,7 @@ import cv2
 import numpy as np
 
 from edge import __version__
+from edge.digest import new_sha256
 from edge.errors import PackError  # re-exported: callers import it from here
 
 FORMAT = "mona-edge-gaze-pack"
@@ -446,7 +446,7 @@ class _PackFiles:
             blob = self._read(f, where, size + 1)
         if len(blob) != size:
             raise PackError(f"{where}: {len(blob)} bytes, the manifest says {size}")
-        actual = hashlib.sha256(blob).hexdigest()
+        actual = new_sha256(blob).hexdigest()
         if actual != digest:
             raise PackError(f"{where}: sha256 {actual} does not match the manifest's {digest}")
         return blob
@@ -1316,7 +1316,7 @@ def write_pack(out_dir: PathLike, *, base: np.ndarray, frames: Sequence[np.ndarr
     blobs = {BASE: encode_png(base)}
     for i, frame in enumerate(frames):
         blobs[frame_name(i, count)] = encode_png(frame)
-    manifest["files"] = {k: {"sha256": hashlib.sha256(v).hexdigest(), "bytes": len(v)} for k, v in blobs.items()}
+    manifest["files"] = {k: {"sha256": new_sha256(v).hexdigest(), "bytes": len(v)} for k, v in blobs.items()}
     # The same schema the reader applies; a JSON round trip also proves the parameters are plain JSON.
     try:
         text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

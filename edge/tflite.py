@@ -21,13 +21,13 @@ carries all the earlier ones. :class:`ErrorText` takes only what the latest call
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from edge.digest import new_sha256
 from edge.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def read_model(model_path: Path, sha256: str | None = None, *, require_record: b
     record = read_record(path)
     if record is None and require_record:
         raise ModelError(f"{path}: its record {record_path(path).name} is missing; reinstall mona-edge")
-    actual = hashlib.sha256(data).hexdigest()
+    actual = new_sha256(data).hexdigest()
     expected: list[tuple[str, str, int | None]] = []
     if record is not None:
         expected.append((f"its record {record_path(path).name}", record["sha256"].lower(), record["bytes"]))

@@ -819,9 +819,10 @@ def test_an_empty_room_blanks_the_screen_and_a_viewer_wakes_it_with_the_portrait
 
 
 #: What ``mona-edge run`` has no use for: other commands' modules, the workstation's, and what only they
-#: pull in (PIL: the pack writer and snapshots; importlib.metadata: the workstation's entry points).
+#: pull in (PIL: the pack writer and snapshots; importlib.metadata: the workstation's entry points;
+#: hashlib: OpenSSL's libcrypto, 3.5 MiB of RSS, where CPython's own SHA-256 does, see edge/digest.py).
 NOT_FOR_RUN = ("provisioning", "edge.demo", "edge.detect_cli", "edge.viewerclip", "edge.install", "edge.images",
-               "PIL", "importlib.metadata", "email", "zipfile", "csv")
+               "PIL", "importlib.metadata", "email", "zipfile", "csv", "hashlib", "_hashlib")
 
 
 def test_mona_edge_run_imports_only_what_the_daemon_uses(photo):
