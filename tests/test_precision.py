@@ -177,3 +177,20 @@ def test_the_daemon_on_an_emulated_pi_takes_what_its_cpu_runs_cheaper(pi_root, b
     assert lines["whole"] == f"{whole} {whole.endswith('_int8.tflite')}"
     assert lines["crop"] == "face_detection_short_range_int8.tflite True"  # int8 crops on both boards
     assert why in lines["why"] and "auto:" in lines["why"]
+
+
+@pytest.mark.slow
+def test_the_pis_wheel_carries_every_bundled_model_and_its_record(tmp_path):
+    """What provisioning sends a Pi (its wheel, installed into /opt/mona-edge) holds both precisions, so
+    "auto" finds on a Pi 4 the float file it picks (pyproject's share/mona-edge/models data files)."""
+    import zipfile
+
+    from provisioning.plan import build_wheel
+
+    wheel = build_wheel(REPO, tmp_path, "pi")
+    with zipfile.ZipFile(wheel) as zf:
+        names = {n.split(".data/data/", 1)[-1]: n for n in zf.namelist() if ".data/data/share/mona-edge/models/" in n}
+        for name in (*MODEL_FILES.values(), *FLOAT_MODEL_FILES.values()):
+            for member in (f"share/mona-edge/models/{name}", f"share/mona-edge/models/{Path(name).stem}.json"):
+                assert member in names, member
+            assert zf.read(names[f"share/mona-edge/models/{name}"]) == (MODELS / name).read_bytes()

@@ -2,7 +2,8 @@
 
 Each figure is pre-processing + inference + decode for one 640x480 RGB frame on one thread:
   - our int8 short-range model (the one the Pi runs),
-  - the float model it came from, through the same runtime,
+  - the float model it came from, through the same runtime (bundled too: edge/precision.py says which of
+    the two the daemon's default takes on this CPU, printed first),
   - OpenCV's Haar frontal-face cascade (what many Pi projects use; needs opencv-python-headless 4.x).
 Frames: scikit-image's astronaut placed across a room-sized frame, plus frames with nobody in them.
 
@@ -29,6 +30,7 @@ from conftest import place_astronaut  # noqa: E402
 from haar import haar_detector  # noqa: E402
 
 from edge.detector import FaceDetector  # noqa: E402
+from edge.precision import choose  # noqa: E402
 from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
 
 
@@ -80,6 +82,8 @@ def main() -> int:
             ("OpenCV Haar frontal face", haar_detector())]
     print(f"runtime: {int8.runtime_name}, OpenCV {cv2.__version__}, one thread, {args.frames} frames of 640x480 "
           f"({with_face} with a face) x {args.repeat}")
+    for rng in ("short", "full"):  # what the daemon's default ([detector] precision = "auto") takes here
+        print(f"{rng} range, precision auto on this CPU: {choose(rng).why}")
     results = {}
     print(f"{'detector':32s} {'p50 ms':>8s} {'p95 ms':>8s} {'frames with a face found':>26s}")
     for name, fn in rows:

@@ -11,7 +11,11 @@ ratios are what to read: they show whether the int8 kernels do more work per ins
 needs the Pi 5's dot product (16 int8 multiply-accumulates an instruction, against 4 for fp32).
 
     .venv/bin/python tests/bench/pi_work.py [--frames 12] [--boards pi4 pi5] [--runtime litert|tflite]
-                                            [--os bookworm|trixie]
+                                            [--os bookworm|trixie] [--rows full-int8 full-auto ...]
+
+The float rows are the bundled float models (MediaPipe's, unmodified); the "shipped (auto)" rows are what
+``[detector] precision = "auto"`` loads on the emulated CPU (the daemon's default), with the file and why
+printed, and a tracked frame's average from them (crops with the short range, a whole frame a second).
 
 Needs the emulated Pi (tests/pi/setup; tests/run builds it) and gcc.
 """
@@ -34,8 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detector import make_frames  # noqa: E402
 
-from provisioning.mediapipe_wheel import FULL_RANGE_MEMBER, SHORT_RANGE_MEMBER, extract_member  # noqa: E402
-
 PI = REPO / "tests" / "pi"
 PI_ROOT = Path(os.environ.get("MONA_EDGE_PI_ROOT", REPO / ".emulated-pi"))
 PI_OS = ["bookworm"]  # the emulated OS (tests/pi/python's first word), set by --os
@@ -50,7 +52,11 @@ if kind == "haar":
     detect = haar_detector()
 else:
     from edge.detector import FaceDetector
-    detect = FaceDetector(None if model == "int8" else model, kind, threads=1).detect
+    from edge.detector import describe_models
+    bundled = model in ("int8", "float", "auto")  # a bundled model, "auto": as the daemon chooses on this CPU
+    detector = FaceDetector(None if bundled else model, kind, threads=1, precision=model if bundled else "int8")
+    print("model", describe_models(detector), file=sys.stderr)
+    detect = detector.detect
 for frame in frames[:3]:
     detect(frame)
 for frame in frames[3:3 + count]:
@@ -74,6 +80,9 @@ def instructions(plugin: Path, board: str, runtime: str, frames: Path, kind: str
     found = re.search(r"guest instructions: (\d+)", done.stderr)
     if done.returncode != 0 or not found:
         raise RuntimeError(f"{board} {kind} {model}: exit {done.returncode}: {done.stderr[-1500:]}")
+    chosen = re.search(r"^model (.+)$", done.stderr, re.M)
+    if count and chosen and model in ("int8", "float", "auto"):
+        print(f"  {board}  {kind} {model}: {chosen.group(1)}")
     return int(found.group(1))
 
 
@@ -82,8 +91,22 @@ def per_frame(plugin: Path, board: str, runtime: str, frames: Path, kind: str, m
             - instructions(plugin, board, runtime, frames, kind, model, 0)) / count
 
 
+#: --rows: key -> (name, range, model: "int8"/"auto" bundled, else a file).
+ROWS = {
+    "short-int8": ("BlazeFace short int8 (ours)", "short", "int8"),
+    "short-float": ("BlazeFace short float32", "short", "float"),
+    "full-int8": ("BlazeFace full int8 (ours)", "full", "int8"),
+    "full-float": ("BlazeFace full float32", "full", "float"),
+    "haar": ("OpenCV Haar frontal face", "haar", "-"),
+    "short-auto": ("BlazeFace short, shipped (auto)", "short", "auto"),
+    "full-auto": ("BlazeFace full, shipped (auto)", "full", "auto"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS),
+                        help="detectors to count (auto: [detector] precision's choice on the emulated CPU)")
     parser.add_argument("--frames", type=int, default=12, help="frames measured per detector (after 3 warm-up)")
     parser.add_argument("--boards", nargs="+", default=["pi4", "pi5"], choices=["pi4", "pi5"])
     parser.add_argument("--runtime", default="litert", choices=["litert", "tflite"],
@@ -95,11 +118,7 @@ def main() -> int:
     if not (PI_ROOT / args.os / "sysroot" / "usr" / "bin" / "python3").exists():
         print(f"no emulated Pi at {PI_ROOT}: run tests/pi/setup first", file=sys.stderr)
         return 1
-    rows = [("BlazeFace short int8 (ours)", "short", "int8"),
-            ("BlazeFace short float32", "short", str(extract_member(SHORT_RANGE_MEMBER))),
-            ("BlazeFace full int8 (ours)", "full", "int8"),
-            ("BlazeFace full float32", "full", str(extract_member(FULL_RANGE_MEMBER))),
-            ("OpenCV Haar frontal face", "haar", "-")]
+    rows = [(name, kind, model) for key, (name, kind, model) in ROWS.items() if key in args.rows]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         plugin = build_plugin(workdir)
@@ -115,8 +134,14 @@ def main() -> int:
                 print(f"  {board}  {name:32s} {counts[name] / 1e6:9.1f} M")
             haar: float | None = counts.get("OpenCV Haar frontal face")
             for rng in ("short", "full"):
-                ours, peer = counts[f"BlazeFace {rng} int8 (ours)"], counts[f"BlazeFace {rng} float32"]
-                print(f"  {board}  {rng} range: float32 / int8 = {peer / ours:.2f}x, Haar / int8 = {haar / ours:.2f}x")
+                ours, peer = counts.get(f"BlazeFace {rng} int8 (ours)"), counts.get(f"BlazeFace {rng} float32")
+                if ours and peer:
+                    print(f"  {board}  {rng} range: float32 / int8 = {peer / ours:.2f}x"
+                          + (f", Haar / int8 = {haar / ours:.2f}x" if haar else ""))
+            short, full = counts.get("BlazeFace short, shipped (auto)"), counts.get("BlazeFace full, shipped (auto)")
+            if short and full:  # a followed viewer at 15 fps: crops, and a whole frame every full_scan_s (1 s)
+                print(f"  {board}  shipped, a tracked frame at 15 fps (14 crops + 1 whole): "
+                      f"{(14 * short + full) / 15 / 1e6:.1f} M")
     return 0
 
 
