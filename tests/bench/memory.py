@@ -6,7 +6,11 @@ screen the issue's 100 MB goal is for). Printed:
 
 * the daemon's RSS: ``VmHWM`` (peak) and ``VmRSS`` (now) from its ``/proc/<pid>/status``, after it has
   run the clip for a few seconds, with ``RssAnon``/``RssFile`` (anonymous memory is ours; file-backed
-  is mostly shared libraries);
+  is mostly shared libraries), and the same RSS by mapping from its ``/proc/<pid>/smaps`` (which library,
+  the heap, the framebuffer file). The framebuffer *file* the sink writes here is page cache mapped into
+  the daemon (8 MiB at 1080x1920x32 bpp, counted in its RSS); a Pi's ``/dev/fb0`` mapping is the GPU's
+  buffer mapped by PFN (``remap_pfn_range``), which the kernel does not count in RSS: both figures are
+  printed, with and without that mapping;
 * time from exec to the portrait on screen (the framebuffer file polled from outside), and to the first
   camera frame through the pipeline (the status socket's ``frames``);
 * ``python -X importtime`` of the same ``mona-edge run``: total import time and the biggest imports, and
@@ -15,12 +19,18 @@ screen the issue's 100 MB goal is for). Printed:
   process's VmHWM growth, against the loaded pack's own size (``GazePack.nbytes``), for the default pack
   and for FOMM-like ones (33 head-sized changes, as patches and as whole frames), each in a fresh process.
 
+``--clip i420`` plays the clip as raw I420 (.avi, made with OpenCV first): FFmpeg then only demuxes
+(0.24 ms a frame), closer to a Pi camera's hand-over than the default H.264/MPEG-4 decode, whose
+decoder's code and buffers are the video file's cost, not the daemon's on a Pi.
+
 ``--against REV`` measures a git revision's ``edge/`` (unpacked with ``git archive``, nothing checked
 out) in the same run, beside this tree: the peer the figures are compared with. Figures are of this
 machine (a shared one: start-up times vary by tens of ms between runs); the ratios (peak / loaded) and
 the differences between trees are what carries over to a Pi.
 
-    .venv/bin/python tests/bench/memory.py [--against REV]
+    .venv/bin/python tests/bench/memory.py [--clip mp4|i420] [--rev REV] [--against REV]
+
+(``--rev REV``: measure that revision, unpacked the same way, instead of this checkout.)
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +57,7 @@ ROUNDS = 5
 PYCACHE = Path(tempfile.gettempdir()) / "mona-edge-bench-pycache"
 #: Modules ``mona-edge run`` has no use for: other commands', the workstation's, test tools.
 UNUSED = re.compile(r"^(provisioning|edge\.(demo|detect_cli|viewerclip|install|images)|torch|skimage|"
-                    r"matplotlib|importlib\.metadata|email|csv|zipfile)(\.|$)")
+                    r"matplotlib|importlib\.metadata|email|csv|zipfile|_?hashlib)(\.|$)")
 
 
 def cpu_features() -> str:
@@ -72,11 +83,14 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def write_config(folder: Path) -> tuple[Path, Path, Path]:
+CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
+
+
+def write_config(folder: Path, clip: Path = CLIP) -> tuple[Path, Path, Path]:
     fb, sock = folder / "fb", folder / "status.sock"
     cfg = folder / "config.toml"
     cfg.write_text("\n".join([
-        "[camera]", 'source = "video"', f'path = "{REPO / "assets" / "clips" / "viewer-walk.mp4"}"',
+        "[camera]", 'source = "video"', f'path = "{clip}"',
         "realtime = true", "loop = true", "",
         "[display]", 'sink = "file"', f"width = {SCREEN[0]}", f"height = {SCREEN[1]}", f'output = "{fb}"', "",
         "[pack]", f'path = "{REPO / "assets" / "packs" / "default"}"', "",
@@ -112,10 +126,64 @@ def launcher(tree: Path | None) -> list[str]:
     return ["-c", f"import sys; sys.path.insert(0, {str(tree)!r}); from edge.cli import main; sys.exit(main())"]
 
 
-def run_daemon(importtime: bool = False, tree: Path | None = None) -> dict:
+#: RSS by mapping: (row, test on the mapping's path), the first that matches; anonymous ones by name.
+FAMILIES: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("OpenCV's bundled FFmpeg (libav*, libsw*, libvpx)",
+     lambda p: "opencv" in p and re.search(r"/lib(av|sw|vpx)", p) is not None),
+    ("OpenCV (cv2 and its other bundled libraries: OpenBLAS, gfortran, OpenSSL 1.1, png)",
+     lambda p: "/cv2/" in p or "opencv" in p),
+    ("LiteRT", lambda p: "ai_edge_litert" in p or "tflite_runtime" in p),
+    ("numpy (and its OpenBLAS)", lambda p: "/numpy" in p),
+    ("libpython", lambda p: "libpython" in p),
+    ("the system's libcrypto/libssl (hashlib's OpenSSL)", lambda p: re.search(r"/lib(crypto|ssl)\.so", p) is not None),
+    ("other shared libraries and Python extension modules", lambda p: p.startswith("/")),
+)
+
+
+def smaps_rss(pid: int, fb: Path) -> dict[str, int]:
+    """kB of RSS by mapping family (:data:`FAMILIES`, the framebuffer file, the heap, other anonymous)."""
+    out: dict[str, int] = {}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and "-" in fields[0] and ":" in fields[3]:  # a mapping's header line
+            path = fields[5] if len(fields) > 5 else ""
+            if path == str(fb):
+                name = "the framebuffer file"
+            elif path == "[heap]":
+                name = "[heap] (malloc's main arena)"
+            elif not path.startswith("/"):
+                name = "other anonymous (Python's arenas, big arrays, threads' arenas and stacks)"
+            else:
+                name = next((row for row, match in FAMILIES if match(path)), path)
+        elif fields and fields[0] == "Rss:":
+            out[name] = out.get(name, 0) + int(fields[1])
+    return out
+
+
+def i420_clip(folder: Path) -> Path:
+    """The bundled clip as raw I420 in an .avi (OpenCV's fourcc "I420"), at its own frame rate."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(CLIP))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    out = folder / "viewer-walk-i420.avi"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"I420"), fps, size)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return out
+
+
+def run_daemon(importtime: bool = False, tree: Path | None = None, clip: Path = CLIP) -> dict:
     """One real ``mona-edge run``; its figures."""
     with tempfile.TemporaryDirectory(prefix="me-bench-", dir="/tmp") as tmp:
-        cfg, fb, sock = write_config(Path(tmp))
+        cfg, fb, sock = write_config(Path(tmp), clip)
         argv = [str(PYTHON)] + (["-X", "importtime"] if importtime else []) + launcher(tree)
         # Bytecode cached, as a pip install leaves it (this environment may say not to write any: then
         # every start would compile every module from source).
@@ -142,6 +210,7 @@ def run_daemon(importtime: bool = False, tree: Path | None = None) -> dict:
             time.sleep(RUN_SECONDS)
             out["frames"] = _frames(sock)
             out["status"] = proc_status(proc.pid)
+            out["smaps"] = smaps_rss(proc.pid, fb)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -226,17 +295,20 @@ def mib(n: float) -> str:
     return f"{n / (1 << 20):6.1f} MiB"
 
 
-def daemon_figures(trees: dict[str, Path | None], rounds: int = ROUNDS) -> dict[str, dict[str, str]]:
+def daemon_figures(trees: dict[str, Path | None], rounds: int = ROUNDS,
+                   clip: Path = CLIP) -> dict[str, dict[str, str]]:
     """The daemon's rows for each tree. The trees' runs alternate (a shared machine's load then falls on
     all of them alike); memory is the median of ``rounds`` runs, times the median and the best."""
     for tree in trees.values():
-        run_daemon(importtime=True, tree=tree)  # warm-up: fills the bytecode cache
+        run_daemon(importtime=True, tree=tree, clip=clip)  # warm-up: fills the bytecode cache
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     timed: dict[str, list[dict]] = {name: [] for name in trees}
     for _ in range(rounds):
         for name, tree in trees.items():
-            runs[name].append(run_daemon(tree=tree))
-            timed[name].append(run_daemon(importtime=True, tree=tree))
+            runs[name].append(run_daemon(tree=tree, clip=clip))
+            timed[name].append(run_daemon(importtime=True, tree=tree, clip=clip))
+    families = [row for row, _ in FAMILIES] + ["[heap] (malloc's main arena)",
+                                              "other anonymous (Python's arenas, big arrays, threads' arenas and stacks)"]
     out = {}
     for name in trees:
         def median(get, rs=runs[name]) -> float:
@@ -253,10 +325,17 @@ def daemon_figures(trees: dict[str, Path | None], rounds: int = ROUNDS) -> dict[
         unused = sorted({n.split(".")[0] if n.startswith(("email", "importlib")) else n
                          for n in names if UNUSED.match(n)})
         kib = lambda key: median(lambda run: run["status"].get(key, 0)) / 1024  # noqa: E731
+        mapped = lambda row: median(lambda run: run["smaps"].get(row, 0)) / 1024  # noqa: E731
+        fb = mapped("the framebuffer file")
+        without_fb = median(lambda run: run["status"]["VmRSS"] - run["smaps"].get("the framebuffer file", 0)) / 1024
         out[name] = {
             "VmHWM (peak RSS)": f"{kib('VmHWM'):.1f} MiB",
-            f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB",
+            f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB ({kib('VmRSS') * 1.048576:.1f} MB)",
             "  of it RssAnon / RssFile": f"{kib('RssAnon'):.1f} / {kib('RssFile'):.1f} MiB",
+            "  of it the framebuffer file's mapping": f"{fb:.1f} MiB",
+            "VmRSS without it (a Pi's /dev/fb0 mapping is not RSS)":
+                f"{without_fb:.1f} MiB ({without_fb * 1.048576:.1f} MB)",
+            **{f"  {row}": f"{mapped(row):.1f} MiB" for row in families},
             "exec to portrait on screen": ms("portrait_s"),
             "exec to first camera frame through the pipeline": ms("first_frame_s"),
             f"camera frames in {RUN_SECONDS:g} s": str(int(median(lambda r: r["frames"]))),
@@ -280,22 +359,31 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", metavar="REV", help="also measure this git revision (e.g. HEAD~3) beside it")
+    parser.add_argument("--rev", metavar="REV", help="measure this git revision instead of this checkout")
+    parser.add_argument("--clip", choices=("mp4", "i420"), default="mp4",
+                        help="the bundled clip as it is, or as raw I420 (the camera's stand-in)")
     args = parser.parse_args(argv)
     print(f"# mona-edge run memory and start-up: {platform.machine()}, {os.cpu_count()} cores, "
           f"CPU features: {cpu_features()}, Python {platform.python_version()}")
     print(f"# screen {SCREEN[0]}x{SCREEN[1]} (file sink), default pack, bundled clip paced and looping, "
           f"default detector; {RUN_SECONDS:g} s of frames before RSS is read; bytecode cached; {ROUNDS} runs "
-          "each, the trees alternating\n")
+          f"each, the trees alternating; clip: {args.clip}\n")
     with tempfile.TemporaryDirectory(prefix="me-bench-peer-") as tmp:
-        launched: dict[str, Path | None] = {"this tree": None}
-        trees: dict[str, Path] = {"this tree": REPO}
+        clip = i420_clip(Path(tmp)) if args.clip == "i420" else CLIP
+        here = args.rev or "this tree"
+        launched: dict[str, Path | None] = {here: None}
+        trees: dict[str, Path] = {here: REPO}
+        if args.rev:
+            (Path(tmp) / "rev").mkdir()
+            trees[here] = launched[here] = peer_tree(args.rev, Path(tmp) / "rev")
         if args.against:
-            trees[args.against] = launched[args.against] = peer_tree(args.against, Path(tmp))
-        columns = daemon_figures(launched)
+            (Path(tmp) / "against").mkdir()
+            trees[args.against] = launched[args.against] = peer_tree(args.against, Path(tmp) / "against")
+        columns = daemon_figures(launched, clip=clip)
         names = list(columns)
         print("| daemon | " + " | ".join(names) + " |")
         print("| --- |" + " --- |" * len(names))
-        for row in columns["this tree"]:
+        for row in columns[here]:
             print(f"| {row} | " + " | ".join(columns[n][row] for n in names) + " |")
 
         print("\n| pack load at 1080x1920 | tree | loaded (nbytes) | tracemalloc peak | peak / loaded | VmHWM growth |")
