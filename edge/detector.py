@@ -325,3 +325,17 @@ class FaceDetector:
             image = np.ascontiguousarray(image)
         return image
 
+
+def bundled_fallback(detector_range: str, precision: str = "auto", **kwargs: Any) -> FaceDetector:
+    """The bundled model ``precision`` picks for the range or, if that file cannot be used (damaged,
+    missing), the int8 one: what stands in for a configured model that failed. Why int8 last: it ships
+    everywhere and is what the tests hold on every CPU, so a Pi 4 with a bad float file keeps detecting."""
+    try:
+        return FaceDetector(None, detector_range, precision=precision, **kwargs)
+    except ModelError as exc:
+        if precision == "int8":
+            raise
+        detector = FaceDetector(None, detector_range, precision="int8", **kwargs)
+        detector.choice = Choice("int8", f"the bundled int8 model, because {exc}")
+        return detector
+

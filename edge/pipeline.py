@@ -37,7 +37,7 @@ import numpy as np
 
 from edge.camera import CameraSource, Frame, RetryingCamera, open_source, use_one_opencv_thread
 from edge.config import Config, GazeConfig
-from edge.detector import FaceDetector
+from edge.detector import FaceDetector, bundled_fallback
 from edge.display import open_display
 from edge.faces import Face
 from edge.gaze import GazeTracker
@@ -178,10 +178,10 @@ def make_detector(config: Config) -> Detector:
 
 def make_bundled_detector(config: Config) -> Detector:
     """The bundled model for the configured range and precision (checked against the record shipped with
-    it), with the configured threads and threshold: what replaces a configured model that cannot be used."""
+    it; the int8 one if that file is unusable), with the configured threads and threshold: what replaces a
+    configured model that cannot be used."""
     d = config.detector
-    return face_search(config, FaceDetector(None, d.range, threads=d.threads, min_score=d.min_score,
-                                            precision=d.precision))
+    return face_search(config, bundled_fallback(d.range, d.precision, threads=d.threads, min_score=d.min_score))
 
 
 def face_search(config: Config, whole: Detector) -> FaceSearch:

@@ -194,3 +194,29 @@ def test_the_pis_wheel_carries_every_bundled_model_and_its_record(tmp_path):
             for member in (f"share/mona-edge/models/{name}", f"share/mona-edge/models/{Path(name).stem}.json"):
                 assert member in names, member
             assert zf.read(names[f"share/mona-edge/models/{name}"]) == (MODELS / name).read_bytes()
+
+
+def test_a_pi_4_with_a_damaged_float_file_falls_back_to_the_int8_model(tmp_path, monkeypatch):
+    """The daemon's stand-in for a failed model (make_bundled_detector) keeps detecting with int8."""
+    from edge.pipeline import make_bundled_detector
+
+    for name in (*MODEL_FILES.values(), *FLOAT_MODEL_FILES.values()):
+        for suffix in (".tflite", ".json"):
+            shutil.copy(MODELS / Path(name).with_suffix(suffix).name, tmp_path)
+    (tmp_path / FLOAT_MODEL_FILES["full"]).write_bytes(b"not a model")
+    monkeypatch.setenv("MONA_EDGE_MODELS", str(tmp_path))
+    stack = make_bundled_detector(config_from_dict({"detector": {"precision": "float"}}))
+    assert stack.whole.model_path == tmp_path / MODEL_FILES["full"] and stack.whole.is_quantized
+    assert "the bundled int8 model, because" in stack.whole.choice.why and "11 bytes" in stack.whole.choice.why
+    with pytest.raises(ModelError, match="11 bytes"):  # the configured precision's file itself is refused
+        FaceDetector(None, "full", precision="float")
+
+
+def test_quantize_copies_the_float_model_unmodified_with_its_record(tmp_path, float_models):
+    from provisioning.quantize_cli import copy_float
+
+    record = copy_float("full", tmp_path, Path(float_models["full"]))
+    copied = tmp_path / FLOAT_MODEL_FILES["full"]
+    assert copied.read_bytes() == Path(float_models["full"]).read_bytes()
+    assert json.loads(copied.with_suffix(".json").read_text()) == record
+    assert record["sha256"] == hashlib.sha256(copied.read_bytes()).hexdigest() and record["bytes"] == copied.stat().st_size
