@@ -52,6 +52,14 @@ class Face:
     def height(self) -> float:
         return float(self.box[3] - self.box[1])
 
+    def moved(self, dx: float, dy: float) -> Face:
+        """The same face ``(dx, dy)`` pixels away (a crop's faces in the frame's pixels, a walker's face
+        where their velocity has taken them)."""
+        box = np.asarray(self.box)
+        kps = np.asarray(self.keypoints)
+        return Face(box=(box + np.array([dx, dy, dx, dy], np.float32)).astype(box.dtype),
+                    keypoints=(kps + np.array([dx, dy], np.float32)).astype(kps.dtype), score=self.score)
+
     def to_dict(self) -> dict:
         """A JSON-ready form: what ``mona-edge detect --json`` prints and the status socket reports."""
         out: dict = {

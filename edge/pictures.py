@@ -11,8 +11,9 @@ is *history*:
   within ``PLACE_WIDTHS`` of its width, same size within ``PLACE_SIZE_RATIO``), it is a **picture** at
   once: a person walking in front of a poster hides it for a while, and when it reappears it is not new.
 * A new face whose (smoothed) eye midpoint stays outside a box of ``move_widths`` of its width around
-  where it was born (on :data:`MOVED_HITS` observations in a row) has moved more than any picture's
-  jitter: it is a **person**, for as long as the track lives.
+  where it was born (on :data:`MOVED_HITS` observations in a row), or is found once
+  :data:`RAW_MOVE_WIDTHS` from there, has moved more than any picture's jitter: it is a **person**, for
+  as long as the track lives.
   A person who walks up and then stands still for a minute stays a person.
 * A new face whose *own pixels* keep changing (:class:`edge.motion.RegionChange`: its box on the 8x8
   luma thumbnail against half a second before, less the whole frame's change) by ``face_grey`` on every
@@ -27,7 +28,9 @@ is *history*:
   remembered, and forgotten only after ``place_forget_s`` with nothing seen there.
 * A person lost by the detector for a moment (a dropout, a head turn) is still a person when found again
   nearby: person tracks are kept ``PERSON_MEMORY_S`` unseen and matched within a radius that grows with
-  the time unseen.
+  the time unseen, around where their velocity has taken them since (a walker at 2.5 m moves half a
+  face width a frame: after two missed frames they are outside any radius around where they were that
+  would not also take a photo beside them).
 * A person who has **travelled** (the extent of their path exceeds ``TRAVEL_WIDTHS`` face widths) has
   walked here. A face on a TV moves, so it is a person by the rule above, but it stays inside the screen;
   the viewer choice ranks a travelled person first, so a TV does not hold the gaze while someone who
@@ -77,6 +80,14 @@ MAX_PLACES = 32
 MATCH_WIDTHS = 0.75
 LOST_WIDTHS_PER_S = 2.0
 MAX_MATCH_WIDTHS = 2.0
+#: A face's velocity (its eye midpoint's, face widths per second) is capped at these: a brisk walk across
+#: is about 8 widths a second (1.2 m/s over a 155 mm face), a run 20; eye height changes slowly. Each
+#: observation's velocity is averaged with the last estimate by ``VELOCITY_WEIGHT`` (a far face's
+#: detector jitter is a fair share of its step), and none is taken across ``VELOCITY_GAP_S`` unseen.
+MAX_SPEED_WIDTHS = 15.0
+MAX_RISE_WIDTHS = 2.0
+VELOCITY_WEIGHT = 0.5
+VELOCITY_GAP_S = 1.0
 #: Vertically the match is tighter, and does not grow: a walker's eyes stay at one height; a face found
 #: half a face width above or below where a person was is somebody (or something: a photo) else.
 VERTICAL_WIDTHS = 0.35
@@ -84,6 +95,12 @@ VERTICAL_WIDTHS = 0.35
 #: a row: one jittery detection (a small, low-contrast photo jumps by a fifth of its width now and then,
 #: more while the light changes) does not make a picture a person; a walker stays outside.
 MOVED_HITS = 2
+#: A new face whose raw eye midpoint is found this many of its widths from where it was born has moved
+#: too, before its smoothed midpoint shows it: the smoothing lags a walker by a few frames (0.2 s at
+#: 1 m), and the eyes would wait for it. No picture comes near (measured: detector jitter at most 0.065
+#: widths sd on the low-contrast sideboard photo, its largest jumps a fifth of its width; a photo found
+#: whole after half hidden 0.28 widths off, once).
+RAW_MOVE_WIDTHS = 0.5
 #: ... but never more than this many pixels: the detector's jitter does not grow with a face's size as fast
 #: as the size (measured, full range, 2.5 s windows of the smoothed midpoint: a 96 px poster moves at most
 #: 6 px, a 46 px low-contrast photo 11 px), while a near viewer's few centimetres are many pixels.
@@ -132,7 +149,7 @@ class Track:
 
     __slots__ = ("id", "face", "last_face", "kind", "x", "y", "width", "sx", "sy", "ox", "oy", "lo_x", "hi_x",
                  "lo_y", "hi_y", "born", "last_t", "hits", "place", "ax", "ay", "at", "outside", "travelled",
-                 "live_since", "live_last", "changing")
+                 "live_since", "live_last", "changing", "vx", "vy")
 
     def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
         self.id = track_id
@@ -156,12 +173,21 @@ class Track:
         self.live_since: float | None = None
         self.live_last = t  # the last observation on which they did
         self.changing = False  # whether its pixels changed by face_grey on its last observation
+        self.vx = self.vy = 0.0  # velocity of its eye midpoint, px/s (people; pictures do not move)
 
     @property
     def still(self) -> bool:
         """Whether it stayed within :data:`STILL_WIDTHS` of one spot for :data:`STILL_S` when last seen."""
         return self.last_t - self.at >= STILL_S
 
+
+    def predicted(self, t: float) -> tuple[float, float]:
+        """Where its eye midpoint is expected at ``t``: where it was seen, moved on by its velocity (for
+        at most :data:`VELOCITY_GAP_S`); a picture's is its place."""
+        if self.kind == PICTURE:
+            return self.ox, self.oy
+        gap = min(max(0.0, t - self.last_t), VELOCITY_GAP_S)
+        return self.x + self.vx * gap, self.y + self.vy * gap
 
     @property
     def frontal(self) -> float:
@@ -242,7 +268,7 @@ class FaceTracks:
                 big, small = (w, tr.width) if w >= tr.width else (tr.width, w)
                 if small <= 0.0 or big > small * ratio:
                     continue
-                ax, ay = (tr.ox, tr.oy) if tr.kind == PICTURE else (tr.x, tr.y)
+                ax, ay = tr.predicted(t)
                 d = math.hypot(x - ax, y - ay)
                 if tr.kind == PERSON and d > MATCH_WIDTHS * max(w, tr.width) and self._place_at(x, y, w):
                     continue  # a picture reappearing where a person was a moment ago is the picture
@@ -292,6 +318,15 @@ class FaceTracks:
             tr.ax, tr.ay, tr.at = x, y, t
         if not tr.travelled and max(tr.hi_x - tr.lo_x, tr.hi_y - tr.lo_y) >= TRAVEL_WIDTHS * w:
             tr.travelled = True
+        if 0.0 < dt <= VELOCITY_GAP_S:
+            cap_x, cap_y = MAX_SPEED_WIDTHS * w, MAX_RISE_WIDTHS * w
+            vx = max(-cap_x, min(cap_x, (x - tr.x) / dt))
+            vy = max(-cap_y, min(cap_y, (y - tr.y) / dt))
+            weight = VELOCITY_WEIGHT if tr.hits > 1 else 1.0
+            tr.vx += weight * (vx - tr.vx)
+            tr.vy += weight * (vy - tr.vy)
+        elif dt > VELOCITY_GAP_S:
+            tr.vx = tr.vy = 0.0
         tr.x, tr.y, tr.width = x, y, w
         tr.last_t = t
         tr.hits += 1
@@ -308,8 +343,11 @@ class FaceTracks:
                 tr.ox, tr.oy, tr.sx, tr.sy, tr.outside = x, y, x, y, 0
             tr.changing = change is not None and not steady
             limit = max(self.static_px, min(self.move_widths * w, MOVE_CAP_PX))
-            tr.outside = tr.outside + 1 if max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit else 0
-            if tr.outside >= MOVED_HITS or self._alive(tr, change, t, t - dt):
+            smoothed_out = max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit
+            tr.outside = tr.outside + 1 if smoothed_out else 0
+            # a walker's first frames, before the smoothing has caught up with them
+            stepped = max(abs(x - tr.ox), abs(y - tr.oy)) > RAW_MOVE_WIDTHS * w
+            if tr.outside >= MOVED_HITS or stepped or self._alive(tr, change, t, t - dt):
                 tr.kind = PERSON
             elif t - tr.born >= self.picture_seconds:
                 tr.kind = PICTURE

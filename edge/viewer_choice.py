@@ -9,8 +9,9 @@ from someone who had already left; a new walker needed 1-1.5 s to get the eyes. 
 * Rank: a person who has *travelled* (walked here) before one who has not (a TV face, someone who only
   shifted in a chair); within that, the wider face (nearer), weighted by how frontal it is (a face
   turned away is looking elsewhere).
-* The viewer is kept while seen. When they have not been seen for ``grace_s`` and someone else is
-  there, the best other takes over at once; with nobody else they stay the viewer (the detector misses
+* The viewer is kept while seen. When they have not been seen for ``grace_s``, or have walked out of
+  the frame (``gone``: their velocity has taken them past its edge), and someone else is there, the
+  best other takes over at once; with nobody else they stay the viewer (the detector misses
   a still face now and then) for ``hold_s(track)`` seconds (the tracker's: ``idle_seconds``, longer
   for someone standing still away from the frame's edges, who has not walked out).
 * Someone better takes over from a present viewer only when their rank is ``sticky_margin`` higher for
@@ -40,11 +41,13 @@ class ViewerSelector:
     """The viewer among the candidate tracks, one frame at a time (module docstring)."""
 
     def __init__(self, sticky_margin: float, sticky_seconds: float, grace_s: float,
-                 hold_s: Callable[[Track], float]) -> None:
+                 hold_s: Callable[[Track], float],
+                 gone: Callable[[Track, float], bool] | None = None) -> None:
         self.sticky_margin = float(sticky_margin)
         self.sticky_seconds = float(sticky_seconds)
         self.grace_s = float(grace_s)
         self.hold_s = hold_s
+        self.gone = gone
         self.reset()
 
     def reset(self) -> None:
@@ -76,7 +79,8 @@ class ViewerSelector:
                 best = tr
         if current is not None and current.last_t < t:  # the viewer is not seen in this frame
             unseen = t - current.last_t
-            if unseen < self.grace_s or (best is None and unseen < self.hold_s(current)):
+            left = self.gone is not None and self.gone(current, t)
+            if (unseen < self.grace_s and not left) or (best is None and unseen < self.hold_s(current)):
                 return current  # a dropout: hold; with nobody else there, until the eyes would idle
             self.current = None
             return None if best is None else self._adopt(best)

@@ -12,6 +12,7 @@ import pytest
 from edge.config import GazeConfig, Offset
 from edge.faces import Face
 from edge.gaze import (
+    PURSUIT_PREDICT_S,
     FaceTracks,
     FrameStepper,
     GazeTracker,
@@ -284,6 +285,91 @@ def test_a_new_viewer_takes_over_at_once_when_the_old_one_has_left():
             taken = t - gone_at
         t += 1 / FPS
     assert taken is not None and taken <= cfg().viewer_grace_s + 1.5 / FPS
+
+
+def walker(t: float, z_mm: float = 2500.0, speed: float = 1200.0, x0: float = -1400.0) -> Face:
+    """A viewer walking across the room at ``speed`` mm/s, ``z_mm`` away (2.5 m: 33 px face at 640x480)."""
+    return room_face(x0 + speed * t, z_mm)
+
+
+def test_a_walker_missed_for_two_frames_in_five_stays_one_person_and_the_eyes_pursue_through_the_gaps():
+    # at 2.5 m and 1.2 m/s she moves 8 px a frame at 30 fps (half a face width at 15 fps): after two missed
+    # frames she is outside any match radius around where she was, not around where she was heading
+    tr = GazeTracker(cfg(), N, (W, H))
+    t, first, indices, held_x = 0.0, None, [], []
+    for i in range(int(2.0 * FPS)):
+        missed = i >= 10 and i % 5 in (2, 3)
+        tr.update([] if missed else [walker(t)], t)
+        if i >= 10:
+            first = first or tr.selector.current_id
+            assert tr.selector.current_id == first, i  # never a new track, never let go
+            indices.append(tr.index)
+            if missed:
+                held_x.append((float(tr.followed.eye_midpoint[0]), float(walker(t).eye_midpoint[0])))
+        t += 1 / FPS
+    assert sum(1 for track in tr.tracks.tracks if track.kind == "person") == 1
+    # the index moves with her through the gaps (smooth pursuit goes on), never back
+    steps = [b - a for a, b in zip(indices, indices[1:])]
+    assert indices[-1] != indices[0] and all(d * (indices[-1] - indices[0]) >= 0 for d in steps), indices
+    # where the eyes think she is during a gap: within a few pixels of where she is
+    assert max(abs(a - b) for a, b in held_x) < 4.0, held_x
+
+
+def test_pursuit_through_a_dropout_stops_after_its_limit_and_the_eyes_hold():
+    tr = GazeTracker(cfg(), N, (W, H))
+    t = 0.0
+    for _ in range(int(1.0 * FPS)):
+        tr.update([walker(t)], t)
+        t += 1 / FPS
+    last = float(tr.followed.eye_midpoint[0])
+    positions = []
+    for _ in range(int(0.8 * FPS)):
+        tr.update([], t)
+        positions.append(float(tr.followed.eye_midpoint[0]))
+        t += 1 / FPS
+    n = int(PURSUIT_PREDICT_S * FPS) - 1  # frames within the limit (the last one may fall either side)
+    assert positions[0] < last and positions[n - 1] < positions[0]  # on where she was heading (image left)
+    assert len(set(positions[n + 1:])) == 1 and positions[-1] == last  # then the last sighting, held
+
+
+def test_someone_who_walks_out_of_the_frame_hands_the_eyes_over_at_once():
+    tr = GazeTracker(cfg(), N, (W, H))
+    t = 0.0
+    for i in range(int(FPS)):  # both walk in (a face that never moved is a picture)
+        tr.update([room_face(-300.0 + 600.0 * i / FPS, 1500.0), room_face(-1300.0 + 600.0 * i / FPS, 2500.0)], t)
+        t += 1 / FPS
+    # A (the nearer: the viewer) walks on out of the image's left edge at 1.5 m/s; B stays
+    x, out_at, taken = 300.0, None, None
+    for i in range(int(3 * FPS)):
+        a = room_face(x, 1500.0)
+        b = room_face(-700.0 + sway(t), 2500.0)
+        inside = float(a.box[0]) >= 0.0
+        if not inside and out_at is None:
+            out_at = t
+        faces = [a, b] if inside else [b]
+        tr.update(faces, t)
+        if i == 0:
+            first = tr.selector.current_id
+            assert first is not None and tr.followed is not None and tr.followed.width == a.width
+        if out_at is not None and taken is None and tr.selector.current_id != first:
+            taken = t - out_at
+        x += 1500.0 / FPS
+        t += 1 / FPS
+    assert out_at is not None and taken is not None
+    assert taken <= 2.5 / FPS < cfg().viewer_grace_s, taken  # not after the grace: she has left
+
+
+def test_a_walker_is_followed_on_their_second_sighting():
+    # at 1 m a walker moves 0.3 of her face width a frame at 30 fps: her second or third detection is
+    # more than half a face width from the first; the smoothed test alone took 0.2 s more at 1 m
+    tr = GazeTracker(cfg(), N, (W, H))
+    t, followed_at = 0.0, None
+    for i in range(int(1.0 * FPS)):
+        tr.update([walker(t, z_mm=1000.0, x0=-500.0)], t)
+        if followed_at is None and tr.followed is not None:
+            followed_at = i
+        t += 1 / FPS
+    assert followed_at is not None and followed_at <= 3, followed_at
 
 
 # --- pictures (paintings, posters) -----------------------------------------------------------------------------

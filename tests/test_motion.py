@@ -17,10 +17,11 @@ from rooms import FPS, Scenario, ScenarioCamera, Walker, walk
 from edge.config import ConfigError, config_from_dict, dump_default_config, load_config
 from edge.detector import FaceDetector
 from edge.display import HeadlessSink
+from edge.faces import Face
 from edge.motion import GateSettings, MotionGate, luma_thumbnail
 from edge.pack import load_pack
 from edge.pipeline import Pipeline, build_parts, face_search, gaze_tracker
-from edge.search import CropSettings, FaceSearch, crop_rect, to_frame
+from edge.search import MAX_GROWTH, SPEED_GAP_S, CropSettings, FaceSearch, ViewerMotion, crop_rect, to_frame
 
 TEST_PACK = Path(__file__).resolve().parent.parent / "assets" / "packs" / "test"
 
@@ -269,12 +270,15 @@ def test_a_far_walker_with_nobody_followed_is_looked_for_where_the_room_moves(mo
     shipped, whole, crop, _ = play(scenario, models)
     plain, _, _, _ = play(scenario, models, detector={"crop": False})
 
-    def found(rows):
+    def found(rows, where=("whole", "crop")):
         return sum(finds(r, person(truth)) for r, truth, _ in rows
-                   if person(truth) is not None and person(truth).visible and r.searched == "whole")
+                   if person(truth) is not None and person(truth).visible and r.searched in where)
 
     assert crop.calls > 0
-    assert found(shipped) >= max(5, 2 * found(plain)), (found(shipped), found(plain))  # here 7 against 0
+    # the motion crops (on whole-frame searches: nobody followed yet) find her first, then the viewer's
+    # crop keeps her (here 44 frames of the 55 she is in view, 3 of them whole, against none)
+    assert found(shipped, ("whole",)) >= 2 and found(plain) <= 2
+    assert found(shipped) >= max(30, 5 * found(plain)), (found(shipped), found(plain))
     walls = [(p.eye_x, p.eye_y) for p in rooms.WALL]
     for r, truth, _ in shipped:
         her = person(truth)
@@ -402,3 +406,34 @@ def test_a_crop_reports_the_viewer_and_whole_others_and_falls_back_to_the_whole_
     # ... and the whole frame every full_scan_s even while she is there.
     assert search.search(frame, 1.05, viewer).where == "crop"  # 1.05 - 2/15 < 1 s since the last whole search
     assert search.search(frame, 2 / FPS + 1.0, viewer).where == "whole"
+
+
+def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
+    def face(x: float) -> Face:
+        kp = np.array([[x - 5, 100], [x + 5, 100], [x, 104], [x, 108], [x - 10, 101], [x + 10, 101]], np.float32)
+        return Face(box=np.array([x - 10, 92, x + 10, 114], np.float32), keypoints=kp, score=0.9)
+
+    motion = ViewerMotion()
+    dt = 1 / 15
+    a, b = face(100.0), face(110.0)
+    motion.returned((a,), 0.0)
+    motion.observe(a, dt)           # the tracker followed a face the search returned: a sighting at 0
+    motion.returned((b,), dt)
+    motion.observe(b, 2 * dt)       # and the next: 10 px in a frame
+    assert motion.velocity[0] == pytest.approx(150.0) and motion.velocity[1] == pytest.approx(0.0)
+    assert motion.predicted(2 * dt)[0] == pytest.approx(120.0)
+    motion.returned((), 2 * dt)     # the crop and the whole frame missed her
+    motion.observe(b, 3 * dt)       # the tracker holds her last face: not a sighting, the prediction runs on
+    assert motion.seen is b and motion.predicted(3 * dt)[0] == pytest.approx(130.0)
+    assert 1.0 < motion.growth(4 * dt) <= MAX_GROWTH
+    # a jitter of a far face is not a sprint: the velocity is capped in face widths a second
+    c = face(160.0)
+    motion.returned((c,), 3 * dt)
+    motion.observe(c, 4 * dt)
+    assert motion.velocity[0] < 15.0 * 20.0
+    # nothing is predicted past SPEED_GAP_S, and a new viewer starts from rest
+    assert motion.predicted(100.0)[0] == pytest.approx(160.0 + motion.velocity[0] * SPEED_GAP_S)
+    motion.reset()
+    motion.returned((a,), 10.0)
+    motion.observe(a, 10.0 + dt)
+    assert motion.velocity == (0.0, 0.0) and motion.predicted(11.0)[0] == pytest.approx(100.0)
