@@ -182,7 +182,8 @@ def test_the_daemon_on_an_emulated_pi_takes_what_its_cpu_runs_cheaper(pi_root, b
 @pytest.mark.slow
 def test_the_pis_wheel_carries_every_bundled_model_and_its_record(tmp_path):
     """What provisioning sends a Pi (its wheel, installed into /opt/mona-edge) holds both precisions, so
-    "auto" finds on a Pi 4 the float file it picks (pyproject's share/mona-edge/models data files)."""
+    "auto" finds on a Pi 4 the float file it picks (pyproject's share/mona-edge/models data files), and
+    the models' NOTICE."""
     import zipfile
 
     from provisioning.plan import build_wheel
@@ -194,6 +195,8 @@ def test_the_pis_wheel_carries_every_bundled_model_and_its_record(tmp_path):
             for member in (f"share/mona-edge/models/{name}", f"share/mona-edge/models/{Path(name).stem}.json"):
                 assert member in names, member
             assert zf.read(names[f"share/mona-edge/models/{name}"]) == (MODELS / name).read_bytes()
+        # the models' notice (Apache-2.0: MediaPipe's, and what mona-edge changed) travels with them
+        assert zf.read(names["share/mona-edge/models/NOTICE"]) == (MODELS / "NOTICE").read_bytes()
 
 
 def test_a_pi_4_with_a_damaged_float_file_falls_back_to_the_int8_model(tmp_path, monkeypatch):
