@@ -9,13 +9,20 @@ or is given explicitly. Two pixel formats are supported, the ones the Pi's fbdev
 * 16 bpp RGB565, little-endian 16-bit words: ``rrrrrggg gggbbbbb``;
 * 32 bpp XRGB8888, little-endian 32-bit words, i.e. bytes B, G, R, X in memory.
 
-Rows are ``stride`` bytes apart; padding bytes at the end of each row are never written. The memory is
-``mmap``-ed once and the pixel views over it are built once; an update converts only its rectangle with
-OpenCV's SIMD colour conversion, straight into the mapping where the rectangle is whole unpadded rows
-(a full-screen draw, usually), else into a scratch band of at most :data:`BAND_ROWS` rows copied into
-the mapping, so the per-frame path allocates nothing after the first update of a given size and no
-full-screen scratch is kept. (Measured on a 270x360 patch: 0.08 ms, against 1.6 ms for numpy
-channel-strided writes.)
+Rows are ``stride`` bytes apart; padding bytes at the end of each row are never written. An update
+converts only its rectangle with OpenCV's SIMD colour conversion. A patch (the eyes: the same rows on
+every update) is converted straight into a mapping of just the rows it covers, made once and kept; a
+big update (the full-screen draw at start) is converted a band of :data:`BAND_ROWS` rows at a time into
+a scratch band (not kept: such an update is rare) and written with ``pwrite``. No full-screen scratch is
+ever made, and the per-frame path allocates nothing after the first update at a given place. (Measured on a 270x360 patch: 0.08 ms for
+the conversion, against 1.6 ms for numpy channel-strided writes.)
+
+Why not map the whole screen: the pages of a mapping count in the daemon's resident memory once touched,
+all 8 MiB of a 1080x1920 XRGB8888 screen after the first full-screen draw, with a framebuffer file (the
+tests' and the benches') and with fbdev emulations that back ``/dev/fb0`` with ordinary pages (deferred
+I/O). Mapping only a patch's rows keeps 0.25 MiB of them for the default pack (measured: tests/bench/
+memory.py: 102.5 -> 95.3 MiB); ``pwrite`` for every row of a patch instead cost 0.16 ms a draw here
+against 0.04 ms (57 calls), which is why patches keep a mapping.
 
 The kernel console can draw over the framebuffer (a blinking cursor): the service's image disables it
 (``vt.global_cursor_default=0`` on the kernel command line), which is configuration, not code.
@@ -38,9 +45,14 @@ from edge.display import DisplayError, Rect, Size, check_image, check_update
 FORMATS = {16: "RGB565", 32: "XRGB8888"}
 SYSFS_GRAPHICS = Path("/sys/class/graphics")
 MAX_SIDE = 16384
-#: Rows converted at a time where the target is not contiguous: bounds the scratch kept (a 1080-wide
-#: band is 540 KB at 32 bpp) while a band is still long enough for OpenCV's SIMD loop.
+#: Rows converted at a time for a big update: bounds the scratch kept (a 1080-wide band is 540 KB at
+#: 32 bpp) while a band is still long enough for OpenCV's SIMD loop.
 BAND_ROWS = 128
+#: An update of at most this share of the screen's rows is drawn through a kept mapping of its rows (a
+#: patch is redrawn at the same place many times a second); a bigger one is written band by band.
+MAPPED_SHARE = 0.25
+#: At most this many row mappings are kept (a pack has one patch place; a new pack may bring another).
+MAPPED_PLACES = 2
 
 
 @dataclass(frozen=True)
@@ -110,7 +122,7 @@ def read_sysfs_geometry(sysfs_dir: str | Path) -> FbGeometry:
 
 
 class FramebufferSink:
-    """A :class:`edge.display.DisplaySink` over an mmap-ed framebuffer device or file.
+    """A :class:`edge.display.DisplaySink` writing to a framebuffer device or file (module docstring).
 
     For a character device the geometry is read from ``sysfs_dir`` (default
     ``/sys/class/graphics/<device name>``). For a plain file give ``width``, ``height`` and ``bpp`` (and
@@ -155,23 +167,15 @@ class FramebufferSink:
                 if actual < g.nbytes:
                     raise DisplayError(f"{self.path}: {actual} bytes, a {g.width}x{g.height} {g.pixel_format} "
                                        f"framebuffer with stride {g.stride} needs {g.nbytes}")
-            self._map = mmap.mmap(self._fd, g.nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except (OSError, ValueError) as exc:
-            os.close(self._fd)
-            raise DisplayError(f"{self.path}: cannot map {g.nbytes} bytes: {exc}") from exc
         except DisplayError:
             os.close(self._fd)
             raise
-
-        rows = np.frombuffer(self._map, np.uint8, count=g.nbytes).reshape(g.height, g.stride)
-        visible = rows[:, :g.width * g.bytes_per_pixel]
+        self._row_bytes = g.width * g.bytes_per_pixel
         # Bytes per pixel as the last axis: B, G, R, X for XRGB8888; the low then high byte of the
         # little-endian RGB565 word (exactly OpenCV's "BGR565" layout) for 16 bpp.
-        self._pixels = visible.reshape(g.height, g.width, g.bytes_per_pixel)
         self._convert = cv2.COLOR_RGB2BGRA if g.bpp == 32 else cv2.COLOR_RGB2BGR565
-        # Scratch for rows the conversion cannot write in place, at most BAND_ROWS high: a patch's, or one
-        # band of a whole-screen write (a full-screen scratch would be 8 MB kept for one draw at start).
-        self._scratch: dict[tuple[int, int], np.ndarray] = {}
+        # (first row, rows) -> (the mapping of those rows' pages, a (rows, width, bytes per pixel) view)
+        self._mapped: dict[tuple[int, int], tuple[mmap.mmap, np.ndarray]] = {}
         self._size: Size = (g.width, g.height)
 
     def _geometry(self, sysfs_dir, width, height, bpp, stride) -> FbGeometry:
@@ -192,19 +196,64 @@ class FramebufferSink:
         return self._size
 
     def _write(self, x: int, y: int, w: int, h: int, rgb: np.ndarray) -> None:
-        target = self._pixels[y:y + h, x:x + w]
-        if target.flags.c_contiguous:  # whole rows of a framebuffer without padding: convert in place
-            converted = cv2.cvtColor(rgb, self._convert, dst=target)  # 32 bpp: X = 255
-            if converted is not target and not np.shares_memory(converted, target):
-                np.copyto(target, converted)  # (OpenCV allocates instead if it refuses a dst)
-            return
+        try:
+            if h <= MAPPED_SHARE * self.geometry.height:
+                target = self._rows(y, h)[:, x:x + w]
+                converted = cv2.cvtColor(rgb, self._convert, dst=target)  # 32 bpp: X = 255
+                if converted is not target and not np.shares_memory(converted, target):
+                    np.copyto(target, converted)  # (OpenCV allocates instead if it refuses a dst)
+                return
+            self._write_bands(x, y, w, h, rgb)
+        except (OSError, ValueError) as exc:
+            raise DisplayError(f"{self.path}: cannot write: {exc}") from exc
+
+    def _rows(self, y: int, h: int) -> np.ndarray:
+        """A (h, width, bytes per pixel) view of rows ``y``..``y+h`` through a kept mapping of their pages."""
+        known = self._mapped.get((y, h))
+        if known is not None:
+            return known[1]
+        g = self.geometry
+        start = (y * g.stride) // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
+        end = (y + h - 1) * g.stride + self._row_bytes
+        mapping = mmap.mmap(self._fd, end - start, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                            offset=start)
+        first = y * g.stride - start
+        rows = np.frombuffer(mapping, np.uint8, count=(h - 1) * g.stride + self._row_bytes, offset=first)
+        view = np.lib.stride_tricks.as_strided(rows, (h, g.width, g.bytes_per_pixel),
+                                               (g.stride, g.bytes_per_pixel, 1))
+        while len(self._mapped) >= MAPPED_PLACES:
+            self._unmap(next(iter(self._mapped)))
+        self._mapped[(y, h)] = (mapping, view)
+        return view
+
+    def _unmap(self, key: tuple[int, int]) -> None:
+        mapping, view = self._mapped.pop(key)
+        del view  # numpy views hold the mapping's buffer: dropped before it is closed
+        mapping.close()
+
+    def _write_bands(self, x: int, y: int, w: int, h: int, rgb: np.ndarray) -> None:
+        g = self.geometry
+        bpp = g.bytes_per_pixel
+        whole_rows = x == 0 and w == g.width and g.stride == self._row_bytes
+        band = np.empty((min(BAND_ROWS, h), w, bpp), np.uint8)  # not kept: a big update is rare
         for top in range(0, h, BAND_ROWS):
             rows = min(BAND_ROWS, h - top)
-            scratch = self._scratch.get((rows, w))
-            if scratch is None:
-                scratch = self._scratch[(rows, w)] = np.empty((rows, w, self.geometry.bytes_per_pixel), np.uint8)
-            converted = cv2.cvtColor(rgb[top:top + rows], self._convert, dst=scratch)  # the same array
-            np.copyto(target[top:top + rows], converted)
+            scratch = band[:rows]
+            converted = cv2.cvtColor(rgb[top:top + rows], self._convert, dst=scratch)
+            if converted is not scratch:
+                np.copyto(scratch, converted)
+            offset = (y + top) * g.stride + x * bpp
+            if whole_rows:  # one call for the band: its rows are contiguous in the framebuffer too
+                self._pwrite(scratch, offset)
+                continue
+            for r in range(rows):
+                self._pwrite(scratch[r], offset + r * g.stride)
+
+    def _pwrite(self, data: np.ndarray, offset: int) -> None:
+        view = data.data.cast("B")
+        while view:  # a device may take less than asked
+            done = os.pwrite(self._fd, view, offset)
+            view, offset = view[done:], offset + done
 
     def show_full(self, image: np.ndarray) -> None:
         check_image(self._size, image)
@@ -216,25 +265,34 @@ class FramebufferSink:
 
     def snapshot(self) -> np.ndarray:
         """Read the framebuffer back and convert to RGB (RGB565 expands 5/6 bits by bit replication)."""
-        if self.geometry.bpp == 32:
-            return np.ascontiguousarray(self._pixels[..., 2::-1])
-        v = self._pixels[..., 0].astype(np.uint16) | (self._pixels[..., 1].astype(np.uint16) << 8)
-        r, g, b = (v >> 11) & 0x1F, (v >> 5) & 0x3F, v & 0x1F
+        g = self.geometry
+        raw = bytearray(g.nbytes)
+        view, offset = memoryview(raw), 0
+        while view:
+            got = os.preadv(self._fd, [view], offset)
+            if got <= 0:
+                raise DisplayError(f"{self.path}: {offset} bytes read back, {g.nbytes} expected")
+            view, offset = view[got:], offset + got
+        pixels = np.frombuffer(raw, np.uint8).reshape(g.height, g.stride)[:, :self._row_bytes]
+        pixels = pixels.reshape(g.height, g.width, g.bytes_per_pixel)
+        if g.bpp == 32:
+            return np.ascontiguousarray(pixels[..., 2::-1])
+        v = pixels[..., 0].astype(np.uint16) | (pixels[..., 1].astype(np.uint16) << 8)
+        r, gr, b = (v >> 11) & 0x1F, (v >> 5) & 0x3F, v & 0x1F
         out = np.empty(v.shape + (3,), np.uint8)
         out[..., 0] = (r << 3) | (r >> 2)
-        out[..., 1] = (g << 2) | (g >> 4)
+        out[..., 1] = (gr << 2) | (gr >> 4)
         out[..., 2] = (b << 3) | (b >> 2)
         return out
 
     def close(self) -> None:
-        if getattr(self, "_map", None) is None:
+        if getattr(self, "_fd", None) is None:
             return
-        # numpy views hold the mmap's buffer: drop them before closing the mapping.
-        self._pixels = None  # type: ignore[assignment]
-        self._map.flush()
-        self._map.close()
-        self._map = None  # type: ignore[assignment]
+        for key in list(self._mapped):
+            self._mapped[key][0].flush()
+            self._unmap(key)
         os.close(self._fd)
+        self._fd = None  # type: ignore[assignment]
 
     def __enter__(self) -> FramebufferSink:
         return self

@@ -98,6 +98,45 @@ def test_partial_update_touches_only_the_rect_and_never_the_padding(tmp_path, pa
             assert np.abs(shown.astype(int) - expected.astype(int)).max() <= 7
 
 
+def _mapped_kib(path: Path) -> list[int]:
+    """Resident KiB of each of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    sizes, current = [], False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            current = line.endswith(str(path))
+        elif current and line.startswith("Rss:"):
+            sizes.append(int(line.split()[1]))
+    return sizes
+
+
+def test_the_sink_keeps_only_the_patchs_rows_mapped_not_the_screen(tmp_path):
+    # a 1080x1920 XRGB8888 screen is 8 MiB: mapped whole, all of it counts in the daemon's RSS after the
+    # first full-screen draw; written in bands it never is, and a patch maps only the rows it covers
+    w, h = 1080, 1920
+    path = tmp_path / "fb.raw"
+    screen = np.random.default_rng(3).integers(0, 256, (h, w, 3), np.uint8)
+    with FramebufferSink(path, width=w, height=h, bpp=32) as fb:
+        fb.show_full(screen)
+        assert _mapped_kib(path) == []
+        eyes = screen[700:757, 400:592][::-1].copy()
+        for _ in range(3):
+            fb.update((400, 700, 192, 57), eyes)
+        (resident,) = _mapped_kib(path)
+        assert resident <= (57 * w * 4) // 1024 + 2 * 4 + 64, resident  # the rows' pages (and alignment)
+        # more places than are kept: the oldest mapping goes, and every write lands
+        for i, top in enumerate((0, 300, 1000)):
+            fb.update((0, top, 64, 10), np.full((10, 64, 3), i * 80, np.uint8))
+        assert len(_mapped_kib(path)) <= 2
+        shown = fb.snapshot()
+    expected = screen.copy()
+    expected[700:757, 400:592] = eyes
+    for i, top in enumerate((0, 300, 1000)):
+        expected[top:top + 10, :64] = i * 80
+    np.testing.assert_array_equal(shown, expected)
+    assert _mapped_kib(path) == []  # closed: nothing left mapped
+
+
 def test_sysfs_geometry_from_a_folder(tmp_path, pack):
     sysfs = tmp_path / "fb1"
     sysfs.mkdir()

@@ -7,10 +7,11 @@ screen the issue's 100 MB goal is for). Printed:
 * the daemon's RSS: ``VmHWM`` (peak) and ``VmRSS`` (now) from its ``/proc/<pid>/status``, after it has
   run the clip for a few seconds, with ``RssAnon``/``RssFile`` (anonymous memory is ours; file-backed
   is mostly shared libraries), and the same RSS by mapping from its ``/proc/<pid>/smaps`` (which library,
-  the heap, the framebuffer file). The framebuffer *file* the sink writes here is page cache mapped into
-  the daemon (8 MiB at 1080x1920x32 bpp, counted in its RSS); a Pi's ``/dev/fb0`` mapping is the GPU's
-  buffer mapped by PFN (``remap_pfn_range``), which the kernel does not count in RSS: both figures are
-  printed, with and without that mapping;
+  the heap, the framebuffer file). What the sink keeps mapped of the framebuffer *file* is page cache
+  counted in the daemon's RSS: since edge/framebuffer.py maps only a patch's rows, 0.25 MiB for the
+  default pack (it was the whole screen's 8 MiB at 1080x1920x32 bpp; how much of a real ``/dev/fb0``
+  mapping counts depends on the driver: none where it is mapped by PFN, all of it where fbdev emulation
+  backs it with ordinary pages), so the figures are printed with and without that mapping;
 * time from exec to the portrait on screen (the framebuffer file polled from outside), and to the first
   camera frame through the pipeline (the status socket's ``frames``);
 * ``python -X importtime`` of the same ``mona-edge run``: total import time and the biggest imports, and
@@ -333,7 +334,7 @@ def daemon_figures(trees: dict[str, Path | None], rounds: int = ROUNDS,
             f"VmRSS after {RUN_SECONDS:g} s": f"{kib('VmRSS'):.1f} MiB ({kib('VmRSS') * 1.048576:.1f} MB)",
             "  of it RssAnon / RssFile": f"{kib('RssAnon'):.1f} / {kib('RssFile'):.1f} MiB",
             "  of it the framebuffer file's mapping": f"{fb:.1f} MiB",
-            "VmRSS without it (a Pi's /dev/fb0 mapping is not RSS)":
+            "VmRSS without it (a PFN-mapped /dev/fb0 is not RSS)":
                 f"{without_fb:.1f} MiB ({without_fb * 1.048576:.1f} MB)",
             **{f"  {row}": f"{mapped(row):.1f} MiB" for row in families},
             "exec to portrait on screen": ms("portrait_s"),
