@@ -320,6 +320,7 @@ class Picamera2Source:
         self._cam = None
         self._yuv = False
         self._rgb: np.ndarray | None = None
+        self._padded: np.ndarray | None = None  # a padded-stride frame's RGB before the crop to the width
         self.luma: np.ndarray | None = None  # the last frame's Y plane (YUV420 lores), before any conversion
         self.waited = 0.0
         self.state = "closed"
@@ -378,6 +379,7 @@ class Picamera2Source:
             raise CameraError(f"{self.name}: cannot start the camera ({exc})") from exc
         self._cam = cam
         self._rgb = np.empty((self.size[1], self.size[0], 3), np.uint8)
+        self._padded = None
         self.state = "ok"
         log.info("%s: lores %dx%d %s", self.name, self.size[0], self.size[1], "YUV420" if self._yuv else "RGB")
 
@@ -398,8 +400,11 @@ class Picamera2Source:
             if array.shape[1] == w:
                 cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420, dst=self._rgb)
                 return self._rgb, t
-            rgb = cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420)
-            self._rgb[...] = rgb[:, :w]
+            padded = self._padded
+            if padded is None or padded.shape[1] != array.shape[1]:  # kept: the stride is the stream's
+                padded = self._padded = np.empty((h, array.shape[1], 3), np.uint8)
+            cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420, dst=padded)
+            np.copyto(self._rgb, padded[:, :w])
             return self._rgb, t
         self._rgb[...] = array[:h, :w, :3]
         return self._rgb, t

@@ -121,6 +121,10 @@ def test_a_padded_yuv420_lores_buffer_becomes_the_right_rgb_image(monkeypatch, s
         assert np.abs(rgb.astype(int) - reference.astype(int)).max() <= 1
         assert np.abs(rgb.astype(int) - scene.astype(int)).mean() < 4.0
         got.append(rgb.copy())
+        # the next frame reuses the buffers (nothing allocated per frame) and is right too
+        scratch = source._padded
+        again, _t = source.read()
+        assert again is rgb and source._padded is scratch and np.array_equal(again, got[-1])
         source.close()
     assert all(np.array_equal(got[0], other) for other in got[1:])  # the padding never leaks in
 
