@@ -170,3 +170,32 @@ def pi_root() -> Path:
         if not (Path(root) / os_name / "sysroot" / "usr" / "bin" / "python3").exists():
             pytest.fail(f"MONA_EDGE_PI_ROOT={root} has no {os_name}/sysroot/usr/bin/python3; run tests/pi/setup")
     return Path(root)
+
+
+@pytest.fixture
+def notify_socket():
+    """A datagram socket where systemd would listen, and a real Notifier sending to it; ``received()``
+    returns the messages that arrived since it was last asked."""
+    import shutil
+    import socket
+    import tempfile
+
+    from edge.sdnotify import Notifier
+
+    folder = tempfile.mkdtemp(prefix="me-", dir="/tmp")  # short: a socket path has ~100 bytes
+    path = os.path.join(folder, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+
+    def received() -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                return out
+
+    yield Notifier(path, backend="socket"), received
+    sock.close()
+    shutil.rmtree(folder, ignore_errors=True)

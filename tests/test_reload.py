@@ -5,10 +5,7 @@ section, and the deadline on a candidate that takes too long to load."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,30 +31,6 @@ def config_text(*, clip=CLIP, pack=TEST_PACK, camera="", detector="", gaze="", d
             f'[display]\nsink = "headless"\nwidth = 96\nheight = 128\n{display}\n'
             f'[pack]\npath = "{pack}"\n'
             f"[service]\n{service}\n")
-
-
-@pytest.fixture
-def notify():
-    """Where systemd would listen, and a real Notifier sending to it; the messages received so far."""
-    from edge.sdnotify import Notifier
-
-    folder = tempfile.mkdtemp(prefix="me-", dir="/tmp")
-    path = os.path.join(folder, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.setblocking(False)
-
-    def received() -> list[str]:
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(4096).decode())
-            except BlockingIOError:
-                return out
-
-    yield Notifier(path, backend="socket"), received
-    sock.close()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -265,11 +238,11 @@ def test_camera_keys_are_not_applied_to_a_camera_the_daemon_was_given(daemon, tm
 
 # --- the deadline ---------------------------------------------------------------------------------------
 def test_a_candidate_past_its_deadline_is_refused_while_the_loop_draws_and_feeds_the_watchdog(
-        daemon, notify, monkeypatch, caplog, tmp_path):
+        daemon, notify_socket, monkeypatch, caplog, tmp_path):
     """A pack that takes too long (a stalled mount): refused at the deadline, frames and WATCHDOG=1 go on
     meanwhile, a second SIGHUP while it still loads is refused at once, and when it finally finishes
     its result (and the new camera it made) is dropped. The next reload works."""
-    notifier, received = notify
+    notifier, received = notify_socket
     monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
     monkeypatch.setattr(edge.reload, "LOAD_DEADLINE", 0.6)
     service, cfg = daemon(notifier=notifier)

@@ -39,32 +39,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def notify_socket():
-    """A datagram socket where systemd would listen, and a real Notifier sending to it."""
-    from edge.sdnotify import Notifier
-
-    folder = tempfile.mkdtemp(prefix="me-", dir="/tmp")
-    path = os.path.join(folder, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.setblocking(False)
-
-    def received():
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(4096).decode())
-            except BlockingIOError:
-                return out
-
-    yield Notifier(path, backend="socket"), received
-    sock.close()
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_ready_waits_for_the_camera_then_degraded_after_the_timeout(notify_socket, monkeypatch, caplog):
     from edge.health import DEGRADED, READY, STARTING, Health
 
