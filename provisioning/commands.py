@@ -60,11 +60,12 @@ def _ready_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_target(args: argparse.Namespace) -> SshTarget:
+    """The destination's SSH target, its host key accepted if asked; ``with`` it starts the connection
+    (once: opening it here as well started a second master, left running for ControlPersist)."""
     user, host, port = parse_destination(args.destination)
     target = SshTarget(user, host, port, known_hosts=args.known_hosts, identity=args.identity)
     if args.accept_host_key:
         target.accept_host_key(args.accept_host_key)
-    target.open()
     return target
 
 

@@ -154,7 +154,10 @@ class SshTarget:
         self.close()
 
     def open(self) -> None:
-        """Start the master connection; this is where an unknown or changed host key stops the run."""
+        """Start the master connection; this is where an unknown or changed host key stops the run.
+        Opening an open target does nothing."""
+        if self._control_dir is not None:
+            return
         self._ensure_known_hosts()
         control = tempfile.TemporaryDirectory(prefix="mona-ssh-")
         argv = self._ssh_argv([*self._options(), "-o", self._control_path(control),

@@ -180,3 +180,19 @@ def test_old_style_arguments_would_have_let_ssh_run_the_users_proxycommand(tmp_p
     with pytest.raises(ProvisioningError):
         SshTarget(user, "frame.invalid").run(["true"])
     assert list(tmp_path.glob("owned*")) == []
+
+
+def test_a_command_opens_one_master_connection(sshd, tmp_path, monkeypatch):  # noqa: F811
+    """open_target then ``with``: one master (``ControlMaster=yes``), not two; a second ``open`` of an open
+    target starts nothing (a second master stayed behind for ControlPersist, 5 minutes)."""
+    import argparse
+
+    ssh = _recorder(tmp_path, "ssh")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    args = argparse.Namespace(destination=f"{sshd.user}@{sshd.host}:{sshd.port}", known_hosts=sshd.known_hosts,
+                              identity=sshd.identity, accept_host_key=None)
+    with commands.open_target(args) as target:
+        target.open()
+        assert target.run(["true"]).returncode == 0
+    masters = [argv for argv in _calls(tmp_path) if argv[0] == str(ssh) and "ControlMaster=yes" in argv]
+    assert len(masters) == 1, masters
