@@ -423,6 +423,20 @@ def pack_verified(layout: Layout, sha: str) -> bool:
 
 
 def probe(args: dict) -> dict:
+    """What the target is and holds. Run first as the login user: a store it cannot read (an install from
+    before the store was handed back to root, below) is reported as ``store_locked``, not an error; the
+    workstation then probes again with sudo, and :func:`activate` hands the store back."""
+    try:
+        return _probe(args)
+    except PermissionError as exc:
+        if os.geteuid() == 0:
+            raise
+        out = _probe(args, store=False)
+        out["store_locked"] = f"{exc.filename}: {exc.strerror}"
+        return out
+
+
+def _probe(args: dict, store: bool = True) -> dict:
     layout = Layout(args.get("prefix", "/"))
     software: str = args.get("software") or ""  # the hashes the workstation asks about, if any
     pack: str = args.get("pack") or ""
@@ -450,12 +464,12 @@ def probe(args: dict) -> dict:
         "system_picamera2": _system_version("picamera2"),
         "system_pygame": _system_version("pygame"),  # the OS's python3-pygame: its SDL has KMS/DRM
         "system_pip": _system_version("pip"),
-        "deployed": read_deploy(layout).get("current"),
+        "deployed": read_deploy(layout).get("current") if store else None,
         "software_installed": bool(software) and (layout.version_dir(software) / INSTALLED_MARKER).is_file(),
-        "pack_installed": bool(pack) and pack_verified(layout, pack),
+        "pack_installed": store and bool(pack) and pack_verified(layout, pack),
         "staged": {
             "software": tree_sums(layout.software_staging(software)) if software else {},
-            "pack": tree_sums(layout.pack_staging(pack)) if pack else {},
+            "pack": tree_sums(layout.pack_staging(pack)) if pack and store else {},
         },
         "config_sha": file_sha256(layout.config) if layout.config.is_file() else None,
         "unit_sha": file_sha256(layout.unit) if layout.unit.is_file() else None,
@@ -716,9 +730,33 @@ def _switch(layout: Layout, manager, old: dict | None, new: dict, args: dict, lo
         raise
 
 
+def reclaim_store(layout: Layout, log: list[str]) -> None:
+    """Hand ``/var/lib/mona-edge`` back to root where an earlier unit's ``StateDirectory=mona-edge`` had
+    systemd give all of it to the service user (0750): that locked the login user's probe out (every later
+    ``mona-edge provision`` failed) and let the service rewrite what root installs. The service's own
+    ``state`` folder stays the service's (systemd keeps it so)."""
+    lib = layout.lib
+    if os.geteuid() != 0 or not lib.is_dir() or lib.stat().st_uid == 0:
+        return
+    state = lib / "state"
+    for folder, dirs, files in os.walk(lib):
+        here = Path(folder)
+        if here == lib:
+            dirs[:] = [d for d in dirs if here / d != state]
+        for path in [here, *(here / f for f in files)]:
+            if path.is_symlink():
+                os.lchown(path, 0, 0)
+                continue
+            os.chown(path, 0, 0)
+            mode = path.stat().st_mode
+            os.chmod(path, mode | (0o755 if path.is_dir() else 0o444))
+    log.append(f"{lib}: handed back to root (an earlier unit's StateDirectory had given it to the service)")
+
+
 def activate(args: dict) -> dict:
     layout = Layout(args.get("prefix", "/"))
     log: list[str] = []
+    reclaim_store(layout, log)
     manager = service_manager(layout, args.get("service_manager", "auto"))
     state = read_deploy(layout)
     old = state.get("current")
@@ -753,10 +791,11 @@ def activate(args: dict) -> dict:
 def rollback(args: dict) -> dict:
     layout = Layout(args.get("prefix", "/"))
     manager = service_manager(layout, args.get("service_manager", "auto"))
+    log: list[str] = []
+    reclaim_store(layout, log)
     state = read_deploy(layout)
     if not state.get("previous"):
         raise StepError("rollback", f"{layout.deploy_file}: no previous deployment to roll back to")
-    log: list[str] = []
     status = _switch(layout, manager, state["current"], state["previous"], args, log)
     atomic_write(layout.deploy_file, json.dumps({"current": state["previous"], "previous": state["current"]},
                                                 indent=1).encode())

@@ -371,3 +371,56 @@ def test_ready_is_the_new_process_not_the_one_a_restart_replaces(tmp_path):
     assert status["pid"] == 200 and int(calls.read_text()) == 4  # the old one's three answers passed over
     calls.unlink()
     assert wait_ready(Layout(str(tmp_path)), Alive(), [sys.executable, "-c", answer], 30)["pid"] == 100
+
+
+@pytest.mark.root
+def test_a_store_an_old_unit_gave_to_the_service_is_handed_back_and_probed_meanwhile():
+    """An install from before the unit's StateDirectory moved to state/: systemd had chowned all of
+    /var/lib/mona-edge to the service user, 0750. The login user's probe reports it locked (it used to
+    fail, and with it every provision); activate and rollback (as root) hand it back, state/ stays."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (chown)")
+    import shutil
+    import tempfile
+
+    prefix = Path(tempfile.mkdtemp(prefix="me-store-", dir="/tmp"))  # pytest's tmp_path is root's alone
+    prefix.chmod(0o755)
+    try:
+        _store_handed_back(prefix)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _store_handed_back(tmp_path: Path) -> None:
+    layout = edge.install.Layout(str(tmp_path))
+    (layout.lib / "state").mkdir(parents=True)
+    (layout.lib / "configs").mkdir()
+    (layout.lib / "configs" / "a.toml").write_text("# kept\n")
+    layout.deploy_file.write_text(json.dumps({"current": None}))
+    (layout.lib / "state" / "crashes.json").write_text("{}")
+    for path in (layout.lib, layout.lib / "configs", layout.lib / "configs" / "a.toml", layout.deploy_file,
+                 layout.lib / "state", layout.lib / "state" / "crashes.json"):
+        os.chown(path, 4321, 4321)
+        os.chmod(path, 0o750 if path.is_dir() else 0o640)
+    # the login user's probe (uid 65534 here), by the real helper in a subprocess
+    probe = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import json, sys; from edge.install import probe; "
+         f"print(json.dumps(probe({{'prefix': {str(tmp_path)!r}, 'service_manager': 'supervisor', "
+         "'pack': 'ab' * 32})))"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert "deploy.json: Permission denied" in found["store_locked"] and found["deployed"] is None
+    log: list[str] = []
+    edge.install.reclaim_store(layout, log)
+    assert log and "handed back to root" in log[0]
+    for path in (layout.lib, layout.lib / "configs", layout.lib / "configs" / "a.toml", layout.deploy_file):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (0, 0), path
+        assert st.st_mode & 0o005 == (0o005 if path.is_dir() else 0o004), (path, oct(st.st_mode))
+    assert (layout.lib / "configs" / "a.toml").read_text() == "# kept\n"
+    for path in (layout.lib / "state", layout.lib / "state" / "crashes.json"):
+        assert path.stat().st_uid == 4321, path  # the service's own
+    edge.install.reclaim_store(layout, log)  # a store root already owns: nothing to do
+    assert len(log) == 1
