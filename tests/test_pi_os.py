@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from edge.pack import load_pack
+
 LAUNCHER = REPO / "tests" / "pi" / "python"
 CLIP = REPO / "assets" / "clips" / "viewer-walk.mp4"
 PACK = REPO / "assets" / "packs" / "default"
@@ -144,8 +146,9 @@ def test_the_daemon_on_the_pi_os_shows_what_it_shows_on_x86(pi_root, x86_run, tm
     aarch64 ai-edge-litert), against the same on x86. Measured (Pi 5 model, both OSes): the index differs on
     3 (bookworm) and 22 (trixie) of 300 frames, each by one, or by a return to centre one frame earlier
     after a face at the frame's edge (x ~620 of 640) was found on x86 and not on aarch64; faces found
-    differ on 1-2 frames; the followed eye midpoint differs by at most 4.9 px; the final framebuffers are
-    identical."""
+    differ on 1-2 frames; the followed eye midpoint differs by at most 4.9 px; the final framebuffers were
+    identical until the walker stayed followed to the clip's last frame (a2b78b0), where the index is 31 on
+    aarch64 and 32 on x86: each board's framebuffer is its own index's pack frame."""
     pi = run_daemon([str(LAUNCHER), os_name, board, "litert"], tmp_path)
     want = OS[os_name]
     assert pi["machine"] == "aarch64" and pi["runtime"] == "ai-edge-litert" and pi["state"] == "READY"
@@ -161,11 +164,17 @@ def test_the_daemon_on_the_pi_os_shows_what_it_shows_on_x86(pi_root, x86_run, tm
     assert sum(a[2] != b[2] for a, b in zip(ours, theirs)) <= FRAMES // 50  # faces found
     both = [(a[1], b[1]) for a, b in zip(ours, theirs) if a[1] is not None and b[1] is not None]
     assert len(both) >= FRAMES // 2 and max(abs(a - b) for a, b in both) <= 8.0  # eye midpoint, camera px
-    # The last frame shown: the same pack frame, drawn the same (a pixel's rounding of the pack's scaling
-    # may differ between CPUs' OpenCV builds: one level allowed).
-    assert indices[-1] == x86_indices[-1]
+    # The last frame shown: the pack frame of its index, drawn as x86 draws that frame (a pixel's rounding
+    # of the pack's scaling may differ between CPUs' OpenCV builds: one level allowed). The index itself
+    # is within one of x86's, like every other frame's: the clip ends with the walker near the frame's
+    # edge, still followed, where a few pixels of eye move the index by one.
+    assert abs(indices[-1] - x86_indices[-1]) <= 1
     assert pi["fb"].shape == x86_run["fb"].shape == (SCREEN[0] * SCREEN[1] * 4,)
-    assert np.abs(pi["fb"].astype(int) - x86_run["fb"].astype(int)).max() <= 1
+    shown = pi["fb"].reshape(SCREEN[1], SCREEN[0], 4)[..., 2::-1]  # XRGB8888: bytes B, G, R, X
+    expected = load_pack(PACK, screen_size=SCREEN).frame_image(indices[-1])
+    assert np.abs(shown.astype(int) - expected.astype(int)).max() <= 1
+    if indices[-1] == x86_indices[-1]:
+        assert np.abs(pi["fb"].astype(int) - x86_run["fb"].astype(int)).max() <= 1
 
 
 def test_index_mismatches_allows_a_frame_of_timing_and_one_index():
