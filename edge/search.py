@@ -55,6 +55,9 @@ SPEED_GAP_S = 1.0
 #: 8-width one on 45 %: a crop much larger than needed costs detections, not only time).
 GROWTH_PER_S = 1.0
 MAX_GROWTH = 1.5
+#: A sighting this many face widths from where the last one was heading is someone else (the tracker
+#: switched viewers): the velocity starts again from rest, not from the jump between two people.
+NEW_VIEWER_WIDTHS = 2.0
 #: A crop has found the viewer only if one of its faces has its eyes within this many of the viewer's
 #: face widths of where they were predicted, and a width within :data:`VIEWER_SIZE_RATIO` of theirs.
 #: Otherwise the whole frame is searched: a crop that holds only a picture beside a viewer who has just
@@ -168,10 +171,14 @@ class ViewerMotion:
         before, before_t = self.seen, self.seen_t
         if before is face:
             return
+        expected = self.predicted(t) if before is not None else None
         self.seen, self.seen_t = face, t
         dt = t - before_t
-        if before is None or not 0.0 < dt <= SPEED_GAP_S:
-            self.velocity = (0.0, 0.0)
+        mid = face.eye_midpoint
+        other = expected is not None and math.hypot(float(mid[0]) - expected[0], float(mid[1]) - expected[1]) > (
+            NEW_VIEWER_WIDTHS * float(face.width))
+        if before is None or other or not 0.0 < dt <= SPEED_GAP_S:
+            self.velocity = (0.0, 0.0)  # a new viewer (the tracker switched) starts from rest
             return
         cap = MAX_SPEED_WIDTHS * float(face.width)
         (x0, y0), (x1, y1) = before.eye_midpoint, face.eye_midpoint

@@ -437,3 +437,21 @@ def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
     motion.returned((a,), 10.0)
     motion.observe(a, 10.0 + dt)
     assert motion.velocity == (0.0, 0.0) and motion.predicted(11.0)[0] == pytest.approx(100.0)
+
+
+def test_a_new_viewer_does_not_inherit_a_velocity_from_the_jump_between_two_people():
+    def face(x: float) -> Face:
+        kp = np.array([[x - 5, 100], [x + 5, 100], [x, 104], [x, 108], [x - 10, 101], [x + 10, 101]], np.float32)
+        return Face(box=np.array([x - 10, 92, x + 10, 114], np.float32), keypoints=kp, score=0.9)
+
+    motion = ViewerMotion()
+    dt = 1 / 15
+    for i, x in enumerate((100.0, 110.0, 120.0)):  # A walks right at 150 px/s
+        f = face(x)
+        motion.returned((f,), i * dt)
+        motion.observe(f, (i + 1) * dt)
+    assert motion.velocity[0] == pytest.approx(150.0)
+    b = face(400.0)  # the tracker switches to B, across the room
+    motion.returned((b,), 3 * dt)
+    motion.observe(b, 4 * dt)
+    assert motion.seen is b and motion.velocity == (0.0, 0.0)
