@@ -408,14 +408,16 @@ def test_a_crop_reports_the_viewer_and_whole_others_and_falls_back_to_the_whole_
     assert search.search(frame, 2 / FPS + 1.0, viewer).where == "whole"
 
 
-def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
-    def face(x: float) -> Face:
-        kp = np.array([[x - 5, 100], [x + 5, 100], [x, 104], [x, 108], [x - 10, 101], [x + 10, 101]], np.float32)
-        return Face(box=np.array([x - 10, 92, x + 10, 114], np.float32), keypoints=kp, score=0.9)
+def small_face(x: float) -> Face:
+    """A 20 px frontal face with its eye midpoint at (x, 100): what ViewerMotion is given."""
+    kp = np.array([[x - 5, 100], [x + 5, 100], [x, 104], [x, 108], [x - 10, 101], [x + 10, 101]], np.float32)
+    return Face(box=np.array([x - 10, 92, x + 10, 114], np.float32), keypoints=kp, score=0.9)
 
+
+def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
     motion = ViewerMotion()
     dt = 1 / 15
-    a, b = face(100.0), face(110.0)
+    a, b = small_face(100.0), small_face(110.0)
     motion.returned((a,), 0.0)
     motion.observe(a, dt)           # the tracker followed a face the search returned: a sighting at 0
     motion.returned((b,), dt)
@@ -427,7 +429,7 @@ def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
     assert motion.seen is b and motion.predicted(3 * dt)[0] == pytest.approx(130.0)
     assert 1.0 < motion.growth(4 * dt) <= MAX_GROWTH
     # a jitter of a far face is not a sprint: the velocity is capped in face widths a second
-    c = face(160.0)
+    c = small_face(160.0)
     motion.returned((c,), 3 * dt)
     motion.observe(c, 4 * dt)
     assert motion.velocity[0] < 15.0 * 20.0
@@ -440,18 +442,14 @@ def test_the_crop_goes_where_the_viewer_is_heading_also_while_they_are_missed():
 
 
 def test_a_new_viewer_does_not_inherit_a_velocity_from_the_jump_between_two_people():
-    def face(x: float) -> Face:
-        kp = np.array([[x - 5, 100], [x + 5, 100], [x, 104], [x, 108], [x - 10, 101], [x + 10, 101]], np.float32)
-        return Face(box=np.array([x - 10, 92, x + 10, 114], np.float32), keypoints=kp, score=0.9)
-
     motion = ViewerMotion()
     dt = 1 / 15
     for i, x in enumerate((100.0, 110.0, 120.0)):  # A walks right at 150 px/s
-        f = face(x)
+        f = small_face(x)
         motion.returned((f,), i * dt)
         motion.observe(f, (i + 1) * dt)
     assert motion.velocity[0] == pytest.approx(150.0)
-    b = face(400.0)  # the tracker switches to B, across the room
+    b = small_face(400.0)  # the tracker switches to B, across the room
     motion.returned((b,), 3 * dt)
     motion.observe(b, 4 * dt)
     assert motion.seen is b and motion.velocity == (0.0, 0.0)
