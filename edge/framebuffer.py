@@ -14,8 +14,8 @@ converts only its rectangle with OpenCV's SIMD colour conversion. A patch (the e
 every update) is converted straight into a mapping of just the rows it covers, made once and kept; a
 big update (the full-screen draw at start) is converted a band of :data:`BAND_ROWS` rows at a time into
 a scratch band (not kept: such an update is rare) and written with ``pwrite``. No full-screen scratch is
-ever made, and the per-frame path allocates nothing after the first update at a given place. (Measured on a 270x360 patch: 0.08 ms for
-the conversion, against 1.6 ms for numpy channel-strided writes.)
+ever made, and the per-frame path allocates nothing after the first update at a given place. (Measured
+on a 270x360 patch: 0.08 ms for the conversion, against 1.6 ms for numpy channel-strided writes.)
 
 Why not map the whole screen: the pages of a mapping count in the daemon's resident memory once touched,
 all 8 MiB of a 1080x1920 XRGB8888 screen after the first full-screen draw, with a framebuffer file (the
