@@ -16,10 +16,10 @@ section        keys
 ``[detector]`` range, model, precision, threads, min_score, sha256
 ``[gaze]``     mapping, fov_deg, camera_offset_mm = {x, y}, ipd_mm, mirror, one_euro_min_cutoff,
                one_euro_beta, one_euro_d_cutoff, hysteresis, max_speed_fps, gain, idle_seconds,
-               static_seconds, static_px, static_widths, place_forget_s, nearest_mm, sticky_margin,
-               sticky_seconds, viewer_grace_s, dead_band_deg, saccade_base_ms, saccade_ms_deg,
-               fixation_s, glance_every_s, glance_deg, glance_hold_s, calibration_left_x,
-               calibration_centre_x, calibration_right_x
+               static_seconds, static_px, static_widths, place_forget_s, screen_seconds, nearest_mm,
+               sticky_margin, sticky_seconds, viewer_grace_s, dead_band_deg, saccade_base_ms,
+               saccade_ms_deg, fixation_s, glance_every_s, glance_deg, glance_hold_s,
+               calibration_left_x, calibration_centre_x, calibration_right_x
 ``[display]``  sink, device, drm_card, rotation, width, height, output
 ``[pack]``     path, memory_budget_mb
 ``[service]``  status_socket, socket_mode, log_level, watchdog, ready_timeout
@@ -490,6 +490,10 @@ class GazeConfig:
                                 "first seen is a person (pictures jitter less: see README, Real rooms)")
     place_forget_s: float = _key(_Number(1, 31536000), 1800.0,
                                        "a picture's place is forgotten after this long with nothing seen there")
+    screen_seconds: float = _key(_Number(0, 86400), 20.0,
+                                 "a face that moves about this many seconds in all without ever going "
+                                 "three face widths is on a screen (a TV) and not followed, nor are faces "
+                                 "later seen there; 0: never")
     nearest_mm: float = _key(_Number(50, 5000), 400.0,
                              "the closest a viewer's face comes to the camera, mm: wider 'faces' are dropped")
     sticky_margin: float = _key(_Number(0, 10), 0.3,

@@ -311,7 +311,8 @@ class GazeTracker:
             raise ValueError(f"gaze mapping {cfg.mapping!r}: expected 'geometry' or 'linear'")
         self.max_face_px = max_face_width_px(focal_length_px(w, cfg.fov_deg), cfg.nearest_mm)
         self.filter = OneEuroFilter(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
-        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_s)
+        self.tracks = FaceTracks(cfg.static_seconds, cfg.static_px, cfg.static_widths, cfg.place_forget_s,
+                                 screen_seconds=cfg.screen_seconds)
         #: How much a face's own pixels changed (edge.search.FaceSearch.region_change), set by the
         #: pipeline when its detector keeps the thumbnails; None: faces only (stillness and history).
         self.region_change: Callable[[Face], float | None] | None = None
@@ -334,6 +335,10 @@ class GazeTracker:
         ``grey`` for ``seconds`` is a person while it stays put ([motion] face_grey, face_seconds)."""
         self.region_change = region_change
         self.tracks.live_grey, self.tracks.live_seconds = float(grey), float(seconds)
+
+    def screen_areas(self) -> tuple[tuple[int, int, int, int], ...]:
+        """The camera pixels of the screens known to show faces (:meth:`FaceTracks.screen_areas`)."""
+        return self.tracks.screen_areas()
 
     def _hold_seconds(self, track: Track) -> float:
         """How long an unseen viewer stays the viewer when nobody else is there: ``idle_seconds``; for

@@ -18,6 +18,9 @@ from the room the detector last saw until it has looked again).
 * ``"gated"``: none of these: the detector is skipped and the last detection's faces stand (the scene has
   not changed, so neither has what is in it).
 
+Areas it is told to :meth:`MotionGate.ignore` (the screens the tracker has learnt: a TV changes all
+evening) do not count as change, nor as a moving region.
+
 It also says when the camera may slow down (:meth:`MotionGate.slow`: nothing changed and nobody
 followed for ``idle_after_s``; a periodic scan that finds the room as it was does not end that); the
 first changed frame ends it at once.
@@ -81,6 +84,30 @@ class MotionGate:
         self._quiet = False  # whether the last frame decided was "gated" or "scan"
         self.changed_share = 0.0  # share of cells changed on the last frame decided
         self.counts = dict.fromkeys(DECISIONS, 0)
+        self._ignored: tuple[tuple[int, int, int, int], ...] = ()  # camera-pixel rectangles
+        self._mask: np.ndarray | None = None  # their thumbnail cells (True: not counted)
+
+    def ignore(self, areas: Sequence[tuple[int, int, int, int]]) -> None:
+        """Do not count change inside these camera-pixel rectangles (x0, y0, x1, y1) from now on; an empty
+        sequence counts everything again."""
+        rects = tuple((int(x0), int(y0), int(x1), int(y1)) for x0, y0, x1, y1 in areas)
+        if rects != self._ignored:
+            self._ignored = rects
+            self._mask = None
+
+    def _ignored_cells(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        if not self._ignored:
+            return None
+        if self._mask is None or self._mask.shape != shape:
+            mask = np.zeros(shape[:2], bool)
+            rows, cols = shape[:2]
+            for x0, y0, x1, y1 in self._ignored:
+                c0, r0 = max(0, x0 // CELL), max(0, y0 // CELL)
+                c1, r1 = min(cols, -(-x1 // CELL)), min(rows, -(-y1 // CELL))
+                if c1 > c0 and r1 > r0:
+                    mask[r0:r1, c0:c1] = True
+            self._mask = mask
+        return self._mask
 
     def reset(self) -> None:
         """Forget the reference (a new camera stream, a reload): the next frame is detected."""
@@ -117,6 +144,9 @@ class MotionGate:
         if self._diff is None or self._diff.shape != thumb.shape:
             self._diff = np.empty_like(thumb)
         cv2.absdiff(thumb, ref, dst=self._diff)
+        ignored = self._ignored_cells(thumb.shape)
+        if ignored is not None:
+            self._diff[ignored] = 0
         self.changed_share = float(np.count_nonzero(self._diff > s.threshold)) / self._diff.size
         changed = self.changed_share > 0.0 and self.changed_share >= s.min_changed
         if changed:

@@ -35,12 +35,22 @@ is *history*:
   walked here. A face on a TV moves, so it is a person by the rule above, but it stays inside the screen;
   the viewer choice ranks a travelled person first, so a TV does not hold the gaze while someone who
   walked in is in view.
+* **Screens are places too.** A face that keeps moving about (not still, :attr:`Track.still`) for
+  ``screen_seconds`` in all, and in all that time never travels, is a face on a screen: a TV plays for
+  hours and its faces move and cut but never leave it, while a person who moves about that long goes
+  somewhere. It is not followed, and the box its eyes moved in (plus :data:`SCREEN_MARGIN_WIDTHS`) is
+  remembered as a :class:`Screen`: a face that appears inside it later (the next shot) is on the screen at
+  once. A screen's face that leaves the box was a person after all: it is a person again and the box is
+  forgotten. Someone who fidgets inside a box of three face widths (about 45 cm) for that long without
+  being still for a second, or who is found again (after a dropout) in front of a known screen, is taken
+  for the screen until they step out of it.
 
 What it cannot tell apart (README, "Real rooms"): a person who was already there, keeps within a fifth
 of a face width and whose face's pixels do not change (no region change known: gating and the
 thumbnail are the pipeline's, see edge.search) for ``picture_seconds``; a photo someone keeps moving in
-front of for ``face_seconds``; a TV face from a person who has not travelled; a face in a mirror from
-the person.
+front of for ``face_seconds``; a TV face in its first ``screen_seconds`` of movement from a person who
+has not travelled (with nobody else there the eyes follow it until then), and one that keeps still (a
+news reader: a person by the region test); a face in a mirror from the person.
 """
 
 from __future__ import annotations
@@ -124,8 +134,15 @@ LIVE_GAP_S = 0.4
 REBASE_GAP_S = 0.5
 #: A person whose path spans this many face widths has walked here (see the module docstring).
 TRAVEL_WIDTHS = 3.0
+#: A screen's box is the extent its face's eyes moved in, grown by this many face widths on every side:
+#: the next shot's face turns up a little beyond where the last one went.
+SCREEN_MARGIN_WIDTHS = 0.5
+#: Moving time is counted between observations at most this far apart (s): a face seen only on the
+#: whole-frame scans (every 0.4 s) while someone else is followed still adds up, one unseen for long not.
+SCREEN_GAP_S = 0.5
+MAX_SCREENS = 8
 
-NEW, PERSON, PICTURE = "new", "person", "picture"
+NEW, PERSON, PICTURE, SCREEN = "new", "person", "picture", "screen"
 
 
 @dataclass
@@ -144,12 +161,34 @@ class Place:
         return math.hypot(x - self.x, y - self.y) <= PLACE_WIDTHS * self.width
 
 
+@dataclass
+class Screen:
+    """Where a screen shows faces: the box (camera pixels) its faces' eye midpoints move in, and when a
+    face was last seen on it."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    last_seen: float
+    face_width: float = 0.0  # the width of the face it was learnt from
+
+    def holds(self, x: float, y: float) -> bool:
+        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
+
+    def area(self) -> tuple[int, int, int, int]:
+        """The camera pixels (x0, y0, x1, y1) its faces cover: the eyes' box grown by a face width on
+        every side and one and a half below (the head above the eyes, the shoulders below)."""
+        w = self.face_width
+        return (int(self.x0 - w), int(self.y0 - w), int(math.ceil(self.x1 + w)), int(math.ceil(self.y1 + 1.5 * w)))
+
+
 class Track:
     """One face followed over frames. ``face`` is this frame's detection (None when unseen)."""
 
     __slots__ = ("id", "face", "last_face", "kind", "x", "y", "width", "sx", "sy", "ox", "oy", "lo_x", "hi_x",
                  "lo_y", "hi_y", "born", "last_t", "hits", "place", "ax", "ay", "at", "outside", "travelled",
-                 "live_since", "live_last", "changing", "vx", "vy")
+                 "live_since", "live_last", "changing", "vx", "vy", "moving_s", "screen")
 
     def __init__(self, track_id: int, face: Face, x: float, y: float, width: float, t: float) -> None:
         self.id = track_id
@@ -174,6 +213,8 @@ class Track:
         self.live_last = t  # the last observation on which they did
         self.changing = False  # whether its pixels changed by face_grey on its last observation
         self.vx = self.vy = 0.0  # velocity of its eye midpoint, px/s (people; pictures do not move)
+        self.moving_s = 0.0  # seconds seen moving about (not still) since birth, for the screen test
+        self.screen: Screen | None = None  # the screen it is on (kind SCREEN)
 
     @property
     def still(self) -> bool:
@@ -212,8 +253,11 @@ class FaceTracks:
     """Faces matched frame to frame, each a new face, a person or a picture (module docstring)."""
 
     def __init__(self, picture_seconds: float, static_px: float, move_widths: float,
-                 place_forget_s: float, live_grey: float = 0.0, live_seconds: float = 1.0) -> None:
+                 place_forget_s: float, live_grey: float = 0.0, live_seconds: float = 1.0,
+                 screen_seconds: float = 0.0) -> None:
         self.picture_seconds = float(picture_seconds)
+        #: a face that moves about this long in all without travelling is on a screen (0: never)
+        self.screen_seconds = float(screen_seconds)
         self.live_grey = float(live_grey)
         self.live_seconds = float(live_seconds)
         self.static_px = float(static_px)
@@ -221,6 +265,7 @@ class FaceTracks:
         self.place_forget_s = float(place_forget_s)
         self.tracks: list[Track] = []
         self.places: list[Place] = []
+        self.screens: list[Screen] = []
         self._next_id = 1
         self._rebase = False
 
@@ -228,10 +273,11 @@ class FaceTracks:
         """Forget the faces (a new clock); where pictures hang is kept, that is the room, not the clock:
         their "last seen" is taken as the next update's time, whatever clock that is on."""
         self.tracks.clear()
-        self._rebase = bool(self.places)
+        self._rebase = bool(self.places or self.screens)
 
     def forget_places(self) -> None:
         self.places.clear()
+        self.screens.clear()
 
     def _within(self, tr: Track, dx: float, dy: float, width: float, t: float) -> bool:
         """Whether a face ``(dx, dy)`` from the track's position can be it: a picture's within
@@ -254,6 +300,8 @@ class FaceTracks:
         if self._rebase:
             for place in self.places:
                 place.last_seen = t
+            for screen in self.screens:
+                screen.last_seen = t
             self._rebase = False
         for tr in self.tracks:
             tr.face = None
@@ -291,12 +339,23 @@ class FaceTracks:
                 if hangs is not None:
                     known.kind, known.place = PICTURE, hangs
                     hangs.last_seen = t
+                else:
+                    shows = self._screen_at(x, y)
+                    if shows is not None:  # the next shot on a known screen
+                        known.kind, known.screen = SCREEN, shows
+                        shows.last_seen = t
                 self.tracks.append(known)
             else:
                 self._observe(known, face, x, y, w, t, region_change)
             seen.append(known)
         self._forget(t)
         return seen
+
+    def _screen_at(self, x: float, y: float) -> Screen | None:
+        for screen in self.screens:
+            if screen.holds(x, y):
+                return screen
+        return None
 
     def _place_at(self, x: float, y: float, w: float) -> Place | None:
         for place in self.places:
@@ -355,6 +414,37 @@ class FaceTracks:
                 tr.place = self._remember(tr.sx, tr.sy, w, t)
         elif tr.kind == PICTURE and tr.place is not None:
             tr.place.last_seen = t
+        else:
+            self._screen_test(tr, dt, t)
+
+    def _screen_test(self, tr: Track, dt: float, t: float) -> None:
+        """A person who has moved about for ``screen_seconds`` without travelling is a face on a screen; a
+        screen's face that leaves the screen's box, or travels, is a person (module docstring)."""
+        if tr.kind == SCREEN:
+            screen = tr.screen
+            if tr.travelled or (screen is not None and not screen.holds(tr.sx, tr.sy)):
+                tr.kind, tr.screen = PERSON, None
+                if screen in self.screens:
+                    self.screens.remove(screen)  # it was somebody moving about there, not a screen
+            elif screen is not None:
+                screen.last_seen = t
+            return
+        if self.screen_seconds <= 0.0 or tr.travelled:
+            return
+        if 0.0 < dt <= SCREEN_GAP_S and not tr.still:
+            tr.moving_s += dt
+        if tr.moving_s >= self.screen_seconds:
+            tr.kind = SCREEN
+            tr.screen = self._remember_screen(tr, t)
+
+    def _remember_screen(self, tr: Track, t: float) -> Screen:
+        m = SCREEN_MARGIN_WIDTHS * tr.width
+        screen = Screen(tr.lo_x - m, tr.lo_y - m, tr.hi_x + m, tr.hi_y + m, t, tr.width)
+        self.screens.append(screen)
+        if len(self.screens) > MAX_SCREENS:
+            self.screens.sort(key=lambda s: s.last_seen, reverse=True)
+            del self.screens[MAX_SCREENS:]
+        return screen
 
     def _alive(self, tr: Track, change: float | None, t: float, gap_from: float) -> bool:
         """Whether a new face's own pixels have changed by ``face_grey`` on every observation for
@@ -394,6 +484,8 @@ class FaceTracks:
     def _forget(self, t: float) -> None:
         if self.places and t - min(p.last_seen for p in self.places) > self.place_forget_s:
             self.places[:] = [p for p in self.places if t - p.last_seen <= self.place_forget_s]
+        if self.screens and t - min(s.last_seen for s in self.screens) > self.place_forget_s:
+            self.screens[:] = [s for s in self.screens if t - s.last_seen <= self.place_forget_s]
         if len(self.tracks) <= MAX_TRACKS and not any(self._expired(tr, t) for tr in self.tracks):
             return  # the usual frame: nothing to drop, nothing to rebuild
         keep = [tr for tr in self.tracks if not self._expired(tr, t)]
@@ -402,9 +494,16 @@ class FaceTracks:
             del keep[MAX_TRACKS:]
         self.tracks[:] = keep
 
+    def screen_areas(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Where the known screens are, in camera pixels (:meth:`Screen.area`): the motion gate does not
+        count their change as the room's (a TV changes all evening)."""
+        return tuple(screen.area() for screen in self.screens)
+
     def pictures(self) -> list[Track]:
-        """The tracks taken for pictures that were seen in the last update."""
-        return [tr for tr in self.tracks if tr.kind == PICTURE and tr.face is not None]
+        """The tracks taken for pictures, or for faces on a screen (a moving picture), that were seen in
+        the last update: the faces the eyes do not follow."""
+        return [tr for tr in self.tracks if tr.kind in (PICTURE, SCREEN) and tr.face is not None]
 
 
-__all__ = ["FaceTracks", "Track", "Place", "midpoint", "MIN_HITS", "NEW", "PERSON", "PICTURE"]
+__all__ = ["FaceTracks", "Track", "Place", "Screen", "midpoint", "MIN_HITS", "NEW", "PERSON", "PICTURE",
+           "SCREEN"]

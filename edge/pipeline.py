@@ -469,6 +469,10 @@ class Pipeline:
             self._pace_camera(search, t)
         t2 = self._timer()
         index = int(tracker.update(faces, t))
+        if search is not None:
+            screens = getattr(tracker, "screen_areas", None)
+            if screens is not None:
+                search.ignore(screens())  # a TV's change is not the room's
         self._viewer = tracker.viewer
         self._angle = None if tracker.angle_deg is None else float(tracker.angle_deg)
         t3 = self._timer()

@@ -267,6 +267,12 @@ class FaceSearch:
         frame's change (grey levels; None: not known yet, or ``regions`` is off)."""
         return None if self.regions is None else self.regions.change(face.box)
 
+    def ignore(self, areas: Sequence[tuple[int, int, int, int]]) -> None:
+        """Camera-pixel rectangles (x0, y0, x1, y1) whose change the motion gate does not count: the
+        screens the tracker knows (a TV changes all evening; the room with it on is an empty room)."""
+        if self.gate is not None:
+            self.gate.ignore(areas)
+
     def slow(self, t: float) -> bool:
         """Whether the camera may run at ``idle_fps`` now (gated long enough)."""
         return self.gate is not None and self.idle_fps > 0 and self.gate.slow(t)

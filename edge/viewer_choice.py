@@ -4,8 +4,8 @@ Why these rules (room scenarios, ``tests/bench/rooms.py``): the old selector kep
 face was ``sticky_margin`` wider for ``sticky_seconds``, and waited the same before a newcomer took over
 from someone who had already left; a new walker needed 1-1.5 s to get the eyes. Now:
 
-* Candidates are people (:mod:`edge.pictures`: faces that moved), never pictures, seen on at least
-  ``MIN_HITS`` frames.
+* Candidates are people (:mod:`edge.pictures`: faces that moved), never pictures or screens, seen on at
+  least ``MIN_HITS`` frames; a viewer found to be on a screen is let go at once.
 * Rank: a person who has *travelled* (walked here) before one who has not (a TV face, someone who only
   shifted in a chair); within that, the wider face (nearer), weighted by how frontal it is (a face
   turned away is looking elsewhere).
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from edge.pictures import Track
+from edge.pictures import PERSON, Track
 
 #: How much a face turned fully away counts against its width (0: not at all, 1: not a candidate).
 FRONTAL_WEIGHT = 0.5
@@ -71,6 +71,8 @@ class ViewerSelector:
         ``grace_s`` (its last face stands for it), or None."""
         self.switched = False
         current = self.current
+        if current is not None and current.kind != PERSON:
+            current = self.current = None  # no longer taken for a person (a face on a screen): let go
         best = None
         for tr in candidates:
             if current is not None and tr is current:

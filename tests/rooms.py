@@ -448,11 +448,19 @@ def tv_and_viewer() -> Scenario:
                     description="a TV shows a moving face; a viewer walks past; the TV alone again")
 
 
+def tv_evening() -> Scenario:
+    """A TV plays for 45 s with nobody there, then a viewer walks past it, then the TV alone again: the
+    frame has watched the TV long enough to know it is one (``[gaze] screen_seconds``)."""
+    a, t = _across(45.0, 1400.0, 1400.0, speed=800.0)
+    return Scenario("tv_evening", t + 8.0, [Walker("A", walk(a))], tv=TV_SET, seed=18,
+                    description="a TV plays alone for 45 s; a viewer walks past; the TV alone again")
+
+
 def scenarios(still_seconds: float = 60.0) -> list[Scenario]:
     return [walk_near_far(), crossing(), still_viewer(still_seconds), leave_enter(), empty_room(), lighting(),
-            tv_and_viewer()]
+            tv_and_viewer(), tv_evening()]
 
 
 __all__ = ["Scenario", "ScenarioCamera", "Walker", "Picture", "TV", "TruthFace", "WALL", "TV_SET", "FPS", "SIZE", "face_px",
            "scenarios", "walk_near_far", "crossing", "still_viewer", "leave_enter", "empty_room", "lighting",
-           "tv_and_viewer", "sway_mm", "walk", "standing", "Sprite", "paste"]
+           "tv_and_viewer", "tv_evening", "sway_mm", "walk", "standing", "Sprite", "paste"]

@@ -91,6 +91,27 @@ def test_an_empty_room_with_pictures_leaves_the_eyes_idle_and_a_tv_is_the_open_c
     assert fig.on_picture == 0
 
 
+def test_a_tv_that_plays_long_enough_is_a_screen_its_change_is_gated_and_a_walker_past_it_is_followed(
+        bench, parts):
+    # the bench's tv_evening, shortened: the TV alone for 20 s with screen_seconds 8 (the default 20 needs
+    # about 31 s of this pan), then a walker past it, then the TV alone again
+    detector, pack, config = parts
+    config = replace(config, gaze=replace(config.gaze, screen_seconds=8.0))
+    a, end = rooms._across(20.0, 1400.0, 1400.0, speed=800.0)
+    scenario = rooms.Scenario("tv_screen", end + 5.0, [rooms.Walker("A", rooms.walk(a))], tv=rooms.TV_SET,
+                              seed=19)
+    rows, fig = play(bench, parts, scenario, config)
+    on_tv = [r.t for r in rows if r.viewer is not None and (m := bench.match(r.viewer, r.truth)) is not None
+             and m.kind == "tv"]
+    assert on_tv and max(on_tv) < 19.0, max(on_tv)  # followed at first (the open case), then let go
+    assert fig.on_tv_with_person == 0 and fig.on_picture == 0 and fig.on_false == 0
+    assert fig.on_right >= 0.85 * fig.in_view and max(fig.let_go) <= 2.0, fig
+    # once known, the playing TV no longer keeps the detector busy: the empty room with it is gated
+    learnt = max(on_tv) + 2.0
+    quiet = [r for r in rows if learnt < r.t < 20.0 or r.t > end + 1.0]
+    assert quiet and sum(r.searched == "gated" for r in quiet) >= 0.3 * len(quiet)
+
+
 # --- someone already standing there: the motion in their face's region ---------------------------------
 def _box(face: rooms.TruthFace) -> tuple[float, float, float, float]:
     return (face.eye_x - 0.5 * face.face_width, face.eye_y - 0.6 * face.face_width,
