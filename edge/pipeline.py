@@ -194,7 +194,8 @@ def face_search(config: Config, whole: Detector) -> FaceSearch:
                         settle_s=m.settle_s, idle_scan_s=m.idle_scan_s,
                         idle_after_s=m.idle_after_s) if m.enabled else None
     return FaceSearch(whole, crop, gate=gate, crop_settings=CropSettings(d.crop_widths, d.full_scan_s),
-                      idle_fps=m.idle_fps, face_grey=m.face_grey, face_seconds=m.face_seconds)
+                      idle_fps=m.idle_fps, face_grey=m.face_grey, face_seconds=m.face_seconds,
+                      tiled=d.range == "short")
 
 
 class NoDetector:

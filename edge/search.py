@@ -17,6 +17,15 @@ Why: the detector is most of a busy frame's cost, and most frames need less than
   the room scenarios: a photo at the crop's edge, half of it found a few pixels off, seemed to move, was
   taken for a person, and held the eyes once the viewer left.
 
+* With the **short-range model on the whole frame** too (``[detector] range = "short"``) and nobody
+  followed, each whole-frame search also looks at one :func:`tiles` square in turn (four overlap to cover
+  a 640x480 frame) and again around each face only a tile found last time. The short-range model on
+  the whole frame sees a face of 60 px (someone at 1.4 m) as 12 px and misses it; in a 360 px tile it is
+  21 px and found (measured on the room scenes: a viewer standing at 1.4 m from the first frame, on 0 %
+  of the whole frames and 100 % of the tiles holding her). Without tiles such a viewer was found only
+  once she walked (the motion crops). A face a tile found is looked for again on every whole search
+  while it is found, so that the tracker sees it often enough to tell a person from a photo.
+
 Crop detections are mapped back by adding the crop's origin to boxes and keypoints (the detector itself
 maps its input back to the pixels it was given), so the tracker sees full-frame coordinates, as before.
 :class:`FaceSearch` is a :class:`edge.pipeline.Detector` too (``detect`` searches the whole frame), so
@@ -85,6 +94,15 @@ MOTION_CROP_MAX = 192
 MOTION_FACE_SHARE = 0.4
 #: ... and not on regions this share of the frame or more (a light switched on changes everything).
 MOTION_MAX_SHARE = 0.25
+#: A tile's side is this share of the frame's width (at most its height): 360 px in a 640 px frame. In
+#: 240 px tiles the short-range model found the standing viewer at 1.4 m on none of the frames, in 280,
+#: 320 and 360 px ones on all (tests/rooms.py leave_enter, its first 4 s); the larger, the fewer tiles.
+TILE_SHARE = 0.5625
+#: Neighbouring tiles overlap by at least this share of their side, so that a face on a tile's border
+#: is whole in the next one.
+TILE_OVERLAP = 0.2
+#: Two detections are one face when their eyes are closer than this many of its widths.
+SAME_FACE_WIDTHS = 0.5
 
 
 class Detector(Protocol):
@@ -128,6 +146,21 @@ def crop_rect(centre: tuple[float, float], face_width: float, frame_size: tuple[
     x0 = min(max(x0, 0), w - side)
     y0 = min(max(y0, 0), h - side)
     return x0, y0, x0 + side, y0 + side
+
+
+def tiles(frame_size: tuple[int, int]) -> tuple[Rect, ...]:
+    """The squares, :data:`TILE_SHARE` of the frame's width, that cover it with :data:`TILE_OVERLAP`,
+    row by row (2 x 2 of 360 px for 640x480)."""
+    w, h = frame_size
+    side = int(min(h, w, max(MIN_CROP_SIDE, round(TILE_SHARE * w))))
+
+    def starts(length: int) -> list[int]:
+        if side >= length:
+            return [0]
+        n = math.ceil((length - side) / (side * (1.0 - TILE_OVERLAP))) + 1
+        return [round(i * (length - side) / (n - 1)) for i in range(n)]
+
+    return tuple((x, y, x + side, y + side) for y in starts(h) for x in starts(w))
 
 
 def to_frame(faces: Sequence[Face], origin: tuple[int, int]) -> tuple[Face, ...]:
@@ -217,7 +250,7 @@ class FaceSearch:
 
     def __init__(self, whole: Detector, crop: Detector | None = None, *, gate: GateSettings | None = None,
                  crop_settings: CropSettings = CropSettings(), idle_fps: float = 0.0,
-                 face_grey: float = 0.0, face_seconds: float = 1.0) -> None:
+                 face_grey: float = 0.0, face_seconds: float = 1.0, tiled: bool = False) -> None:
         self.whole = whole
         self.crop = crop
         self.gate = MotionGate(gate) if gate is not None else None
@@ -232,6 +265,12 @@ class FaceSearch:
         self._thumb: np.ndarray | None = None
         self._seen: deque[tuple[Face, ...]] = deque(maxlen=SNAP_SEARCHES)  # recent whole-frame faces
         self.counts = dict.fromkeys(WHERE, 0)
+        #: whether whole-frame searches with nobody followed look at tiles too (the short-range model on
+        #: the whole frame: module docstring); needs ``crop``
+        self.tiled = bool(tiled) and crop is not None
+        self._next_tile = 0
+        self._tile_faces: tuple[Face, ...] = ()  # the faces only tiles found on the last whole search
+        self.tile_searches = 0  # detector runs on tiles and around their faces
 
     # --- what a plain detector offers (names, the model's record) -------------------------------------
     @property
@@ -256,6 +295,7 @@ class FaceSearch:
         self._last = ()
         self._seen.clear()
         self._last_whole = None
+        self._tile_faces = ()
         self.motion.reset()
         if self.gate is not None:
             self.gate.reset()
@@ -309,8 +349,10 @@ class FaceSearch:
             found = self._in_crop(rgb, t, target)
         if found is None:
             faces = tuple(self.whole.detect(rgb))
-            if target is None and changed and self.crop is not None:
+            if self.crop is not None and ((target is None and changed) or (target is not None and self.tiled)):
                 faces += self._in_motion(rgb, faces)
+            if self.tiled:
+                faces += self._in_tiles(rgb, faces)
             self._last, self._last_whole = faces, t
             self._seen.append(faces)
             found = Found(faces, "whole")
@@ -365,6 +407,26 @@ class FaceSearch:
                     extra.append(face)
         return tuple(extra)
 
+    def _in_tiles(self, rgb: np.ndarray, found: tuple[Face, ...]) -> tuple[Face, ...]:
+        """Faces the crop model finds around the faces only tiles found last time, and in the next tile,
+        that no other search of this frame found (module docstring)."""
+        assert self.crop is not None
+        h, w = rgb.shape[:2]
+        rects = [crop_rect(((float(f.box[0]) + float(f.box[2])) * 0.5, (float(f.box[1]) + float(f.box[3])) * 0.5),
+                           f.width, (w, h), self.crop_settings.widths) for f in self._tile_faces]
+        grid = tiles((w, h))
+        rects.append(grid[self._next_tile % len(grid)])
+        self._next_tile = (self._next_tile + 1) % len(grid)
+        extra: list[Face] = []
+        for rect in rects:
+            x0, y0, x1, y1 = rect
+            self.tile_searches += 1
+            for face in to_frame(self.crop.detect(rgb[y0:y1, x0:x1]), (x0, y0)):
+                if _whole_in(face, rect, (w, h)) and not any(_same_face(face, f) for f in found + tuple(extra)):
+                    extra.append(face)
+        self._tile_faces = tuple(extra)
+        return self._tile_faces
+
     def _snapped(self, face: Face) -> Face:
         for faces in reversed(self._seen):
             for seen in faces:
@@ -382,6 +444,13 @@ def _same_place(face: Face, before: Face) -> bool:
 #: Pixels a face's box must keep from a crop border that is not the frame's own for the face to count
 #: as wholly inside the crop.
 BORDER_PX = 2
+
+
+def _same_face(face: Face, other: Face) -> bool:
+    """Whether two detections (of two searches of one frame) are one face: eyes within
+    :data:`SAME_FACE_WIDTHS` of the larger's width."""
+    (ax, ay), (bx, by) = face.eye_midpoint, other.eye_midpoint
+    return math.hypot(float(ax) - float(bx), float(ay) - float(by)) < SAME_FACE_WIDTHS * max(face.width, other.width)
 
 
 def _whole_in(face: Face, rect: Rect, frame_size: tuple[int, int]) -> bool:

@@ -453,3 +453,22 @@ def test_a_new_viewer_does_not_inherit_a_velocity_from_the_jump_between_two_peop
     motion.returned((b,), 3 * dt)
     motion.observe(b, 4 * dt)
     assert motion.seen is b and motion.velocity == (0.0, 0.0)
+
+
+def test_tiles_cover_the_frame_with_overlap_and_are_large_enough_for_the_crop_model():
+    from edge.search import MIN_CROP_SIDE, TILE_OVERLAP, tiles
+
+    for size in ((640, 480), (1280, 720), (320, 240), (1640, 1232), (64, 48)):
+        w, h = size
+        rects = tiles(size)
+        covered = np.zeros((h, w), bool)
+        for x0, y0, x1, y1 in rects:
+            side = x1 - x0
+            assert y1 - y0 == side and 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            assert side >= min(MIN_CROP_SIDE, w, h)
+            covered[y0:y1, x0:x1] = True
+        assert covered.all(), size
+        xs = sorted({r[0] for r in rects})
+        side = rects[0][2] - rects[0][0]
+        assert all(b - a <= side * (1 - TILE_OVERLAP) + 1 for a, b in zip(xs, xs[1:])), size
+    assert tiles((640, 480)) == ((0, 0, 360, 360), (280, 0, 640, 360), (0, 120, 360, 480), (280, 120, 640, 480))

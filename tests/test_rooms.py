@@ -167,6 +167,31 @@ def test_someone_already_standing_is_followed_and_the_photo_behind_them_stays_a_
     assert fig_off.on_picture == 0
 
 
+def test_with_the_short_range_model_someone_standing_at_1_4_m_is_found_in_tiles(bench, parts):
+    """The same 7.5 s with [detector] range = "short": its whole-frame model sees A's 59 px face as 12 px
+    and misses it; the tiles find her, and the crossing's second viewer is found while the first is
+    followed (edge.search: tiles and motion crops on the whole-frame searches)."""
+    from edge.pipeline import make_detector
+    from edge.search import FaceSearch
+
+    _, pack, config = parts
+    short = replace(config, detector=replace(config.detector, range="short"))
+    detector = make_detector(short)
+    assert isinstance(detector, FaceSearch) and detector.tiled
+    scenario = replace(rooms.leave_enter(), seconds=7.5, name="leave_short")
+    rows = bench.run(scenario, detector, pack, short)
+    fig = bench.score(rows, pack.centre_index)
+    first = next(r.t for r in rows if r.viewer is not None and bench.match(r.viewer, r.truth) is not None
+                 and bench.match(r.viewer, r.truth).key == "A")
+    assert first <= 2.0 and detector.tile_searches > 0  # the bench: 1.6 s (4.3 s without tiles)
+    assert fig.on_picture == 0 and fig.on_false == 0
+    rows = bench.run(rooms.crossing(), detector, pack, short)
+    fig = bench.score(rows, pack.centre_index)
+    assert fig.acquire and max(fig.acquire) <= 0.5 and fig.on_right >= 0.8 * fig.in_view, fig
+    # the full-range model sees her whole: no tiles
+    assert not parts[0].tiled
+
+
 @pytest.mark.parametrize(("key", "value", "expected"), [
     ("face_grey", -1, "a number in 0..50"),
     ("face_grey", 60, "a number in 0..50"),
