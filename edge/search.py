@@ -103,6 +103,15 @@ TILE_SHARE = 0.5625
 TILE_OVERLAP = 0.2
 #: Two detections are one face when their eyes are closer than this many of its widths.
 SAME_FACE_WIDTHS = 0.5
+#: A face only tiles found is looked for again around it for this long (s) from when a tile first found
+#: it: long enough for the tracker to decide (a person after [motion] face_seconds of change, a picture
+#: after [gaze] static_seconds), bounded so that photos only tiles see do not cost a detector run each
+#: on every later whole-frame search (measured: three runs per whole search in the room scenes, one
+#: of them the tile).
+TILE_FOLLOW_S = 4.0
+#: ... and remembered this long (s) after a tile last found it, so that a photo found again by its tile
+#: later keeps its first time and is not followed again for another TILE_FOLLOW_S.
+TILE_MEMORY_S = 60.0
 
 
 class Detector(Protocol):
@@ -237,6 +246,15 @@ class ViewerMotion:
         return min(MAX_GROWTH, 1.0 + GROWTH_PER_S * max(0.0, self.unseen_s(t) - 0.1))
 
 
+@dataclass(slots=True)
+class TileFace:
+    """A face only a tile found: its last detection, when a tile first found it and when last."""
+
+    face: Face
+    since: float
+    seen: float
+
+
 class FaceSearch:
     """The daemon's detector: a whole-frame model, a crop model for the followed viewer, a motion gate.
 
@@ -269,7 +287,7 @@ class FaceSearch:
         #: the whole frame: module docstring); needs ``crop``
         self.tiled = bool(tiled) and crop is not None
         self._next_tile = 0
-        self._tile_faces: tuple[Face, ...] = ()  # the faces only tiles found on the last whole search
+        self._tile_faces: list[TileFace] = []  # faces only tiles found
         self.tile_searches = 0  # detector runs on tiles and around their faces
 
     # --- what a plain detector offers (names, the model's record) -------------------------------------
@@ -295,7 +313,7 @@ class FaceSearch:
         self._last = ()
         self._seen.clear()
         self._last_whole = None
-        self._tile_faces = ()
+        self._tile_faces = []
         self.motion.reset()
         if self.gate is not None:
             self.gate.reset()
@@ -352,7 +370,7 @@ class FaceSearch:
             if self.crop is not None and ((target is None and changed) or (target is not None and self.tiled)):
                 faces += self._in_motion(rgb, faces)
             if self.tiled:
-                faces += self._in_tiles(rgb, faces)
+                faces += self._in_tiles(rgb, faces, t)
             self._last, self._last_whole = faces, t
             self._seen.append(faces)
             found = Found(faces, "whole")
@@ -407,13 +425,14 @@ class FaceSearch:
                     extra.append(face)
         return tuple(extra)
 
-    def _in_tiles(self, rgb: np.ndarray, found: tuple[Face, ...]) -> tuple[Face, ...]:
+    def _in_tiles(self, rgb: np.ndarray, found: tuple[Face, ...], t: float) -> tuple[Face, ...]:
         """Faces the crop model finds around the faces only tiles found last time, and in the next tile,
         that no other search of this frame found (module docstring)."""
         assert self.crop is not None
         h, w = rgb.shape[:2]
         rects = [crop_rect(((float(f.box[0]) + float(f.box[2])) * 0.5, (float(f.box[1]) + float(f.box[3])) * 0.5),
-                           f.width, (w, h), self.crop_settings.widths) for f in self._tile_faces]
+                           f.width, (w, h), self.crop_settings.widths)
+                 for f, since in ((e.face, e.since) for e in self._tile_faces) if t - since < TILE_FOLLOW_S]
         grid = tiles((w, h))
         rects.append(grid[self._next_tile % len(grid)])
         self._next_tile = (self._next_tile + 1) % len(grid)
@@ -424,8 +443,14 @@ class FaceSearch:
             for face in to_frame(self.crop.detect(rgb[y0:y1, x0:x1]), (x0, y0)):
                 if _whole_in(face, rect, (w, h)) and not any(_same_face(face, f) for f in found + tuple(extra)):
                     extra.append(face)
-        self._tile_faces = tuple(extra)
-        return self._tile_faces
+        for face in extra:
+            entry = next((e for e in self._tile_faces if _same_face(face, e.face)), None)
+            if entry is None:
+                self._tile_faces.append(TileFace(face, t, t))
+            else:
+                entry.face, entry.seen = face, t
+        self._tile_faces = [e for e in self._tile_faces if t - e.seen <= TILE_MEMORY_S]
+        return tuple(extra)
 
     def _snapped(self, face: Face) -> Face:
         for faces in reversed(self._seen):
