@@ -10,8 +10,9 @@ from someone who had already left; a new walker needed 1-1.5 s to get the eyes. 
   shifted in a chair); within that, the wider face (nearer), weighted by how frontal it is (a face
   turned away is looking elsewhere).
 * The viewer is kept while seen. When they have not been seen for ``grace_s``, or have walked out of
-  the frame (``gone``: their velocity has taken them past its edge), and someone else is there, the
-  best other takes over at once; with nobody else they stay the viewer (the detector misses
+  the frame (``gone``: their velocity has taken them past its edge), or never went anywhere and are
+  missed while someone who walks in ranks higher, and someone else is there, the best other takes over
+  at once; with nobody else they stay the viewer (the detector misses
   a still face now and then) for ``hold_s(track)`` seconds (the tracker's: ``idle_seconds``, longer
   for someone standing still away from the frame's edges, who has not walked out).
 * Someone better takes over from a present viewer only when their rank is ``sticky_margin`` higher for
@@ -31,6 +32,13 @@ FRONTAL_WEIGHT = 0.5
 #: A travelled person outranks one who has not by this factor of rank (a TV face would need to be this
 #: much nearer than someone who walked in to win).
 TRAVELLED_BONUS = 3.0
+#: Someone moving across at this many of their face widths a second or more is walking (an unhurried walk
+#: is about 5-8; a TV face's pan in the room scenes peaks under 1, a standing person's sway far under).
+WALKING_WIDTHS_S = 1.5
+
+
+def walking(tr: Track) -> bool:
+    return tr.travelled or abs(tr.vx) >= WALKING_WIDTHS_S * tr.width
 
 
 def rank(tr: Track) -> float:
@@ -82,7 +90,11 @@ class ViewerSelector:
         if current is not None and current.last_t < t:  # the viewer is not seen in this frame
             unseen = t - current.last_t
             left = self.gone is not None and self.gone(current, t)
-            if (unseen < self.grace_s and not left) or (best is None and unseen < self.hold_s(current)):
+            # a viewer who never went anywhere (a TV face, someone in a chair), missed for a moment while
+            # someone walks in who ranks higher, is not waited for: the walker is who the room is about
+            passed = (best is not None and not current.travelled and walking(best)
+                      and rank(best) > rank(current))
+            if (unseen < self.grace_s and not left and not passed) or (best is None and unseen < self.hold_s(current)):
                 return current  # a dropout: hold; with nobody else there, until the eyes would idle
             self.current = None
             return None if best is None else self._adopt(best)
@@ -98,4 +110,4 @@ class ViewerSelector:
         return current
 
 
-__all__ = ["ViewerSelector", "rank"]
+__all__ = ["ViewerSelector", "rank", "walking"]

@@ -169,3 +169,25 @@ def test_the_motion_gate_does_not_count_change_inside_a_screen():
     assert region[0] >= 400 // 8 - 1  # the walker, not the TV
     gate.ignore([])
     assert gate.decide(thumb(playing), 0.35, tracked=False) == "changed"
+
+
+def test_a_walker_takes_over_at_once_from_a_tv_face_the_detector_missed_for_a_moment():
+    # nobody else there: the TV face is followed (not yet known for a screen)
+    tr = tracker()
+    t = 0.0
+    for _ in range(int(3 * FPS)):
+        tr.update([tv_face(t)], t)
+        t += 1 / FPS
+    tv_id = tr.selector.current_id
+    assert tv_id is not None
+    # someone walks in from the frame's side at 1.4 m (a 55 px face, 3.5 face widths a second); the
+    # whole-frame search misses the TV face from their first frame on, as the room bench's did
+    start, taken = t, None
+    while t - start < 1.0:
+        tr.update([face_at(20.0 + 190.0 * (t - start), 220.0, 55.0)], t)
+        if taken is None and tr.selector.current_id not in (None, tv_id):
+            taken = t - start
+        t += 1 / FPS
+    # followed on the frame they are a person (seen three times, half a face width on), not after the
+    # TV's grace (0.4 s) has run out
+    assert taken is not None and taken <= 3 / FPS + 1e-6, taken
