@@ -17,14 +17,17 @@ Why: the detector is most of a busy frame's cost, and most frames need less than
   the room scenarios: a photo at the crop's edge, half of it found a few pixels off, seemed to move, was
   taken for a person, and held the eyes once the viewer left.
 
-* With the **short-range model on the whole frame** too (``[detector] range = "short"``) and nobody
-  followed, each whole-frame search also looks at one :func:`tiles` square in turn (four overlap to cover
-  a 640x480 frame) and again around each face only a tile found last time. The short-range model on
-  the whole frame sees a face of 60 px (someone at 1.4 m) as 12 px and misses it; in a 360 px tile it is
+* With the **short-range model on the whole frame** too (``[detector] range = "short"``), each
+  whole-frame search (also a followed viewer's every ``full_scan_s``) looks at one :func:`tiles` square
+  in turn (four overlap to cover a 640x480 frame), and around each face only a tile found, for
+  :data:`TILE_FOLLOW_S` from its first find; a followed viewer's whole-frame searches look at the moving
+  regions too (that model on the whole frame does not see a second person come in). That model on the
+  whole frame sees a face of 60 px (someone at 1.4 m) as 12 px and misses it; in a 360 px tile it is
   21 px and found (measured on the room scenes: a viewer standing at 1.4 m from the first frame, on 0 %
   of the whole frames and 100 % of the tiles holding her). Without tiles such a viewer was found only
-  once she walked (the motion crops). A face a tile found is looked for again on every whole search
-  while it is found, so that the tracker sees it often enough to tell a person from a photo.
+  once she walked (the motion crops). A face a tile found is looked for again on the next whole
+  searches so that the tracker sees it often enough to tell a person from a photo, but not for ever: a
+  photo only tiles see would cost a detector run on every search.
 
 Crop detections are mapped back by adding the crop's origin to boxes and keypoints (the detector itself
 maps its input back to the pixels it was given), so the tracker sees full-frame coordinates, as before.

@@ -38,6 +38,7 @@ WALKING_WIDTHS_S = 1.5
 
 
 def walking(tr: Track) -> bool:
+    """Whether ``tr`` has walked here or is walking across now (:data:`WALKING_WIDTHS_S`)."""
     return tr.travelled or abs(tr.vx) >= WALKING_WIDTHS_S * tr.width
 
 
