@@ -6,7 +6,8 @@ at load with ONE line naming the file, the section, the key, the value and what 
 is a mistake too, because a typo that silently does nothing is the hardest bug to find on a wall.
 
 The key reference is the field metadata below; :func:`dump_default_config` prints it as a commented TOML
-file (``mona-edge config --default``), which is also the documentation of every key. In brief:
+file (``python3 -c 'from edge.config import dump_default_config as d; print(d())'``, as the README
+says), which is also the documentation of every key. In brief:
 
 =============  ==============================================================================================
 section        keys
