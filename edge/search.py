@@ -433,9 +433,10 @@ class FaceSearch:
         that no other search of this frame found (module docstring)."""
         assert self.crop is not None
         h, w = rgb.shape[:2]
-        rects = [crop_rect(((float(f.box[0]) + float(f.box[2])) * 0.5, (float(f.box[1]) + float(f.box[3])) * 0.5),
-                           f.width, (w, h), self.crop_settings.widths)
-                 for f, since in ((e.face, e.since) for e in self._tile_faces) if t - since < TILE_FOLLOW_S]
+        rects = [crop_rect(((float(e.face.box[0]) + float(e.face.box[2])) * 0.5,
+                            (float(e.face.box[1]) + float(e.face.box[3])) * 0.5),
+                           e.face.width, (w, h), self.crop_settings.widths)
+                 for e in self._tile_faces if t - e.since < TILE_FOLLOW_S]
         grid = tiles((w, h))
         rects.append(grid[self._next_tile % len(grid)])
         self._next_tile = (self._next_tile + 1) % len(grid)

@@ -9,6 +9,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from test_gaze import face_at as gaze_face_at
 
 from edge.config import GazeConfig
 from edge.faces import Face
@@ -26,12 +27,8 @@ TV_X, TV_Y, TV_W = 125.0, 304.0, 50.0
 
 
 def face_at(u: float, v: float, width: float) -> Face:
-    """A frontal face of ``width`` px with its eye midpoint at (u, v)."""
-    ipd = width / 2.4
-    kp = np.array([[u - ipd / 2, v], [u + ipd / 2, v], [u, v + 0.3 * width], [u, v + 0.55 * width],
-                   [u - width / 2, v + 0.1 * width], [u + width / 2, v + 0.1 * width]], dtype=np.float32)
-    box = np.array([u - width / 2, v - 0.35 * width, u + width / 2, v + 0.75 * width], dtype=np.float32)
-    return Face(box=box, keypoints=kp, score=0.9)
+    """A frontal face of ``width`` px with its eye midpoint at (u, v) (test_gaze's, sized by width)."""
+    return gaze_face_at(u, v, width / 2.4, width)
 
 
 def tv_face(t: float, phase: float = 0.0) -> Face:
