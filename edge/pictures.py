@@ -12,7 +12,7 @@ is *history*:
   once: a person walking in front of a poster hides it for a while, and when it reappears it is not new.
 * A new face whose (smoothed) eye midpoint stays outside a box of ``move_widths`` of its width around
   where it was born (on :data:`MOVED_HITS` observations in a row), or is found once
-  :data:`RAW_MOVE_WIDTHS` from there, has moved more than any picture's jitter: it is a **person**, for
+  :data:`RAW_MOVE_WIDTHS` from there (:data:`CHANGING_MOVE_WIDTHS` while its pixels change), has moved more than any picture's jitter: it is a **person**, for
   as long as the track lives.
   A person who walks up and then stands still for a minute stays a person.
 * A new face whose *own pixels* keep changing (:class:`edge.motion.RegionChange`: its box on the 8x8
@@ -111,6 +111,13 @@ MOVED_HITS = 2
 #: widths sd on the low-contrast sideboard photo, its largest jumps a fifth of its width; a photo found
 #: whole after half hidden 0.28 widths off, once).
 RAW_MOVE_WIDTHS = 0.5
+#: A new face found this many of its widths from where it was born *while its own pixels change* (the
+#: region test's ``face_grey``, :class:`edge.motion.RegionChange`) has moved too: a walker's second
+#: sighting is 0.34-0.52 widths on (0.8-1.2 m/s at 15 fps, at any distance), under
+#: :data:`RAW_MOVE_WIDTHS` at a slow pace, and the eyes would wait a frame more for every one who comes
+#: in. Either alone is not enough: a photo jumps by up to 0.22 widths (measured, both ranges, every
+#: room scenario), and a passer-by changes its pixels; the two together were never seen on a photo.
+CHANGING_MOVE_WIDTHS = 0.3
 #: ... but never more than this many pixels: the detector's jitter does not grow with a face's size as fast
 #: as the size (measured, full range, 2.5 s windows of the smoothed midpoint: a 96 px poster moves at most
 #: 6 px, a 46 px low-contrast photo 11 px), while a near viewer's few centimetres are many pixels.
@@ -405,7 +412,8 @@ class FaceTracks:
             smoothed_out = max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit
             tr.outside = tr.outside + 1 if smoothed_out else 0
             # a walker's first frames, before the smoothing has caught up with them
-            stepped = max(abs(x - tr.ox), abs(y - tr.oy)) > RAW_MOVE_WIDTHS * w
+            step = max(abs(x - tr.ox), abs(y - tr.oy))
+            stepped = step > RAW_MOVE_WIDTHS * w or (tr.changing and step > CHANGING_MOVE_WIDTHS * w)
             if tr.outside >= MOVED_HITS or stepped or self._alive(tr, change, t, t - dt):
                 tr.kind = PERSON
             elif t - tr.born >= self.picture_seconds:

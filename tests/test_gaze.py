@@ -372,6 +372,25 @@ def test_a_walker_is_followed_on_their_second_sighting():
     assert followed_at is not None and followed_at <= 3, followed_at
 
 
+def test_a_step_of_a_third_of_a_face_is_a_walker_only_while_the_faces_pixels_change():
+    # a slow walker's second sighting is 0.34 widths on (0.8 m/s at 15 fps): a person at once while her
+    # face's pixels change (she walks through the room); a photo's largest jump (0.22 widths) is not, nor
+    # the same step with steady pixels (a photo found a little off), nor pixels changing with no step
+    # (a passer-by beside a photo)
+    def second_sighting(step_widths: float, change: float) -> str:
+        tracks = FaceTracks(picture_seconds=2.5, static_px=4.0, move_widths=0.2, place_forget_s=600.0,
+                            live_grey=2.0, live_seconds=1.0)
+        tracks.update([face_at(200.0, 200.0, 25.0, width=60.0)], 0.0, lambda f: change)
+        (tr,) = tracks.update([face_at(200.0 + step_widths * 60.0, 200.0, 25.0, width=60.0)], 1 / 15,
+                              lambda f: change)
+        return tr.kind
+    assert second_sighting(0.34, change=6.0) == "person"
+    assert second_sighting(0.34, change=0.3) == "new"
+    assert second_sighting(0.22, change=6.0) == "new"
+    assert second_sighting(0.0, change=25.0) == "new"
+    assert second_sighting(0.55, change=0.3) == "person"  # half a face width: moved, whatever its pixels
+
+
 # --- pictures (paintings, posters) -----------------------------------------------------------------------------
 def painting(rng: random.Random, x: float = 180.0, y: float = 150.0, width: float = 20.0) -> Face:
     """A portrait on the opposite wall: never moves, detector jitter of +-2 px."""

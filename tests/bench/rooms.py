@@ -15,7 +15,9 @@ result is scored against the scenario's truth.
 Figures per scenario and range:
   on right    share of the frames with a person in view in which the eyes follow an acceptable person (the
               nearest one, or anyone within 0.75x of the nearest's face width: two similar people are
-              both right); "of detectable" counts only frames where the detector found that person
+              both right); "of detectable" counts only frames where the detector found that person;
+              "settled" leaves out the frames within ACQUIRE_GOAL_S (0.3 s) of a person becoming
+              detectable or of a takeover, the time the acquire goal allows
   acquire     seconds from a person becoming detectable (or the followed one leaving while another is
               detectable) to the eyes following them; worst case
   let go      seconds from the last person leaving view to the eyes following nobody and being at the
@@ -59,6 +61,9 @@ PACK = REPO / "assets" / "packs" / "default"
 #: A person within this factor of the nearest one's face width is an equally right choice.
 SIMILAR = 0.75
 SETTLE_S = 3.0
+#: The issue's bar for acquiring a viewer (s): frames within it of a person becoming detectable (or of a
+#: takeover) are the tracker's allowance, left out of the "settled" share.
+ACQUIRE_GOAL_S = 0.3
 
 
 @dataclass
@@ -128,6 +133,8 @@ class Figures:
     on_right: int = 0
     detectable: int = 0
     on_right_detectable: int = 0
+    settled: int = 0
+    on_right_settled: int = 0
     acquire: list[float] = field(default_factory=list)
     let_go: list[float] = field(default_factory=list)
     on_picture: int = 0
@@ -175,6 +182,7 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
         if who is None and any(row.viewer is f for f in row.faces):  # not a held face: a detection of nobody
             fig.on_false += 1
     window = int(round(0.5 * FPS))
+    allowance_until = -math.inf
     for i, row in enumerate(rows):
         prev_who = followed[i - 1] if i else None
         onset = detected[i] and not any(detected[max(0, i - window):i]) and not (i and ok[i - 1])
@@ -184,6 +192,10 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
         if onset or takeover:
             j = next((k for k in range(i, len(rows)) if ok[k]), None)
             fig.acquire.append(math.inf if j is None else rows[j].t - row.t)
+            allowance_until = row.t + ACQUIRE_GOAL_S
+        if keys_now and row.t >= allowance_until - 1e-9:
+            fig.settled += 1
+            fig.on_right_settled += ok[i]
         people_before = i and any(f.kind == "person" and f.visible for f in rows[i - 1].truth)
         if people_before and not keys_now:
             j = next((k for k in range(i, len(rows)) if rows[k].viewer is None and
@@ -258,8 +270,8 @@ def main() -> int:
     if args.only:
         names = set(args.only.split(","))
         chosen = [s for s in chosen if s.name in names or s.name.split("_")[0] in names]
-    print("scenario      range  frames  on right (of detectable)  acquire  let go  picture (late)  tv  false"
-          "  rev/s (chg/s)  still kept  whole/crop/gated")
+    print("scenario      range  frames  on right (of detectable)  settled  acquire  let go  picture (late)  tv"
+          "  false  rev/s (chg/s)  still kept  whole/crop/gated")
     started = time.perf_counter()
     for det_range in args.ranges.split(","):
         config = replace(base, detector=replace(base.detector, range=det_range))
@@ -269,13 +281,14 @@ def main() -> int:
             fig = score(rows, pack.centre_index)
             share = f"{fig.on_right / fig.in_view:6.1%}" if fig.in_view else "     -"
             share_d = f"{fig.on_right_detectable / fig.detectable:6.1%}" if fig.detectable else "     -"
+            share_s = f"{fig.on_right_settled / fig.settled:6.1%}" if fig.settled else "     -"
             still_s = fig.still_frames / FPS
             rev = f"{fig.reversals / still_s:4.2f} ({fig.changes / still_s:4.2f})" if still_s else "   -"
             kept = f"{fig.still_kept / fig.still_frames:6.1%}" if fig.still_frames else "     -"
             split = "/".join(f"{sum(r.searched == w for r in rows) / max(1, len(rows)):.0%}"
                              for w in ("whole", "crop", "gated"))
             print(f"{scenario.name:<13} {det_range:<5} {fig.frames:6d}  {share} ({share_d})"
-                  f"          {fmt_s(fig.acquire):>6}  {fmt_s(fig.let_go):>6}  {fig.on_picture:5d} "
+                  f"           {share_s}   {fmt_s(fig.acquire):>6}  {fmt_s(fig.let_go):>6}  {fig.on_picture:5d} "
                   f"({fig.on_picture_late:4d})  {fig.on_tv_with_person:3d}  {fig.on_false:4d}"
                   f"  {rev:>13}  {kept}      {split}", flush=True)
             if args.jitter:
