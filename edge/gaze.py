@@ -401,8 +401,9 @@ class GazeTracker:
         self.pictures: tuple[Face, ...] = ()
         self.rejected: tuple[Face, ...] = ()
 
-    def update(self, faces: Sequence[Face], t: float) -> int:
-        """The frame index to show for this camera frame's ``faces`` at time ``t`` (monotonic seconds)."""
+    def update(self, faces: Sequence[Face], t: float, *, held: bool = False) -> int:
+        """The frame index to show for this camera frame's ``faces`` at time ``t`` (monotonic seconds).
+        ``held``: the detector skipped this frame and ``faces`` are its last ones (edge.pictures.FaceTracks.update)."""
         if self._last_t is not None and t < self._last_t:
             self._forget_time()  # a new clock (the source was reopened): old timestamps mean nothing
         self._last_t = t
@@ -412,7 +413,7 @@ class GazeTracker:
             faces = [f for f in faces if implausible(f, limit) is None]
         elif self.rejected:
             self.rejected = ()
-        self.tracks.update(faces, t, self.region_change)
+        self.tracks.update(faces, t, self.region_change, held=held)
         candidates = [tr for tr in self.tracks.tracks
                       if tr.kind == PERSON and tr.hits >= MIN_HITS and tr.last_t == t]
         track = self.selector.select(candidates, t)

@@ -12,9 +12,11 @@ is *history*:
   once: a person walking in front of a poster hides it for a while, and when it reappears it is not new.
 * A new face whose (smoothed) eye midpoint stays outside a box of ``move_widths`` of its width around
   where it was born (on :data:`MOVED_HITS` observations in a row), or is found once
-  :data:`RAW_MOVE_WIDTHS` from there (:data:`CHANGING_MOVE_WIDTHS` while its pixels change), has moved more than any picture's jitter: it is a **person**, for
-  as long as the track lives.
-  A person who walks up and then stands still for a minute stays a person.
+  :data:`RAW_MOVE_WIDTHS` from there (:data:`CHANGING_MOVE_WIDTHS` while its pixels change a lot), has
+  moved more than any picture's jitter: it is a **person**, for as long as the track lives. Where it is
+  found counts only while its own pixels are not steady (below): a face that moved changed them, and a
+  photo's detections can jump while its pixels do not. A person who walks up and then stands still for
+  a minute stays a person.
 * A new face whose *own pixels* keep changing (:class:`edge.motion.RegionChange`: its box on the 8x8
   luma thumbnail against half a second before, less the whole frame's change) by ``face_grey`` on every
   observation for ``face_seconds`` is a **person** too, also while it stays put: someone already
@@ -111,13 +113,19 @@ MOVED_HITS = 2
 #: widths sd on the low-contrast sideboard photo, its largest jumps a fifth of its width; a photo found
 #: whole after half hidden 0.28 widths off, once).
 RAW_MOVE_WIDTHS = 0.5
-#: A new face found this many of its widths from where it was born *while its own pixels change* (the
-#: region test's ``face_grey``, :class:`edge.motion.RegionChange`) has moved too: a walker's second
-#: sighting is 0.34-0.52 widths on (0.8-1.2 m/s at 15 fps, at any distance), under
-#: :data:`RAW_MOVE_WIDTHS` at a slow pace, and the eyes would wait a frame more for every one who comes
-#: in. Either alone is not enough: a photo jumps by up to 0.22 widths (measured, both ranges, every
-#: room scenario), and a passer-by changes its pixels; the two together were never seen on a photo.
+#: A new face found this many of its widths from where it was born *while its own pixels change a lot*
+#: (by :data:`WALKER_GREY_TIMES` the region test's ``face_grey``, :class:`edge.motion.RegionChange`) has
+#: moved too: a walker's second sighting is 0.34-0.52 widths on (0.8-1.2 m/s at 15 fps, at any
+#: distance), under :data:`RAW_MOVE_WIDTHS` at a slow pace, and the eyes would wait a frame more for
+#: every one who comes in. Either alone is not enough: a photo jumps by up to 0.22 widths (measured,
+#: both ranges, every room scenario; a turned face in the office photo 0.3), and a passer-by changes its
+#: pixels.
 CHANGING_MOVE_WIDTHS = 0.3
+#: ... "a lot": a walker's box, where the wall was half a second before, changes by 49-100 grey levels
+#: at that second sighting (every walker of the room scenarios, both ranges; a TV face 28-37), a stray
+#: detection beside a walker (the edge of her head) by about ``face_grey``, which took it for a person
+#: once.
+WALKER_GREY_TIMES = 5.0
 #: ... but never more than this many pixels: the detector's jitter does not grow with a face's size as fast
 #: as the size (measured, full range, 2.5 s windows of the smoothed midpoint: a 96 px poster moves at most
 #: 6 px, a 46 px low-contrast photo 11 px), while a near viewer's few centimetres are many pixels.
@@ -231,9 +239,13 @@ class Track:
 
     def predicted(self, t: float) -> tuple[float, float]:
         """Where its eye midpoint is expected at ``t``: where it was seen, moved on by its velocity (for
-        at most :data:`VELOCITY_GAP_S`); a picture's is its place."""
+        at most :data:`VELOCITY_GAP_S`); a picture's is its place, a new face's where it was last seen (its
+        velocity is a jittery detection's jump as often as a step: extrapolated over a gap it carried a
+        stray detection beside a walker onto the photo behind her)."""
         if self.kind == PICTURE:
             return self.ox, self.oy
+        if self.kind == NEW:
+            return self.x, self.y
         gap = min(max(0.0, t - self.last_t), VELOCITY_GAP_S)
         return self.x + self.vx * gap, self.y + self.vy * gap
 
@@ -300,10 +312,17 @@ class FaceTracks:
         return (dx / rx) ** 2 + (dy / ry) ** 2 < 1.0
 
     def update(self, faces: Sequence[Face], t: float,
-               region_change: Callable[[Face], float | None] | None = None) -> list[Track]:
+               region_change: Callable[[Face], float | None] | None = None, *,
+               held: bool = False) -> list[Track]:
         """Match this frame's faces; returns the tracks seen now (``track.face`` set), in face order.
         ``region_change(face)``: how much that face's own pixels changed (grey levels beyond the frame's,
-        :class:`edge.motion.RegionChange`), asked only of new faces; None: not known."""
+        :class:`edge.motion.RegionChange`), asked only of new faces; None: not known.
+
+        ``held``: the detector did not look at this frame (the motion gate saw nothing change) and
+        ``faces`` are its last search's, taken to be still there. They keep their tracks seen and their
+        pixels are still tested (the frame is new), but they are no new sighting: a detection repeated
+        over a gated second would otherwise weigh as fifteen, and one jittery detection of a photo,
+        held, pulled its smoothed midpoint out of its box (the office scenario's man in the photo)."""
         if self._rebase:
             for place in self.places:
                 place.last_seen = t
@@ -325,8 +344,8 @@ class FaceTracks:
                     continue
                 ax, ay = tr.predicted(t)
                 d = math.hypot(x - ax, y - ay)
-                if tr.kind == PERSON and d > MATCH_WIDTHS * max(w, tr.width) and self._place_at(x, y, w):
-                    continue  # a picture reappearing where a person was a moment ago is the picture
+                if tr.kind != PICTURE and d > MATCH_WIDTHS * max(w, tr.width) and self._place_at(x, y, w):
+                    continue  # a picture reappearing where a face was a moment ago is the picture
                 if self._within(tr, x - ax, y - ay, w, t):
                     pairs.append((d, fi, tr))  # nearest first: a picture's own detection is right at it
         pairs.sort(key=lambda p: p[0])
@@ -339,6 +358,8 @@ class FaceTracks:
         for fi, face in enumerate(faces):
             x, y, w = obs[fi]
             known = matched[fi]
+            if known is None and held:
+                continue  # not a sighting: nothing new is born of it
             if known is None:
                 known = Track(self._next_id, face, x, y, w, t)
                 self._next_id += 1
@@ -352,6 +373,8 @@ class FaceTracks:
                         known.kind, known.screen = SCREEN, shows
                         shows.last_seen = t
                 self.tracks.append(known)
+            elif held:
+                self._hold(known, face, t, region_change)
             else:
                 self._observe(known, face, x, y, w, t, region_change)
             seen.append(known)
@@ -398,32 +421,58 @@ class FaceTracks:
         tr.hits += 1
         tr.last_face = face
         if tr.kind == NEW:
-            change = (region_change(face) if self.live_grey > 0.0 and region_change is not None
-                      else None)
-            steady = change is not None and change < self.live_grey
-            if steady and (tr.changing or dt > REBASE_GAP_S):
-                # Its pixels steady now after changing (or after a while unseen): it may have been found
-                # half hidden while someone passed in front of it (a photo on a sideboard behind a viewer
-                # who walks off) and be found whole now, a few pixels off. The movement test starts again
-                # from here (the picture clock does not).
-                tr.ox, tr.oy, tr.sx, tr.sy, tr.outside = x, y, x, y, 0
-            tr.changing = change is not None and not steady
-            limit = max(self.static_px, min(self.move_widths * w, MOVE_CAP_PX))
-            smoothed_out = max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit
-            tr.outside = tr.outside + 1 if smoothed_out else 0
-            # a walker's first frames, before the smoothing has caught up with them
-            step = max(abs(x - tr.ox), abs(y - tr.oy))
-            stepped = step > RAW_MOVE_WIDTHS * w or (tr.changing and step > CHANGING_MOVE_WIDTHS * w)
-            if tr.outside >= MOVED_HITS or stepped or self._alive(tr, change, t, t - dt):
-                tr.kind = PERSON
-            elif t - tr.born >= self.picture_seconds:
-                tr.kind = PICTURE
-                tr.ox, tr.oy = tr.sx, tr.sy  # the place is where it settled
-                tr.place = self._remember(tr.sx, tr.sy, w, t)
+            self._judge(tr, face, t, dt, region_change, (x, y, w))
         elif tr.kind == PICTURE and tr.place is not None:
             tr.place.last_seen = t
         else:
             self._screen_test(tr, dt, t)
+
+    def _hold(self, tr: Track, face: Face, t: float,
+              region_change: Callable[[Face], float | None] | None) -> None:
+        """A held face (:meth:`update`): still seen, its pixels tested, but no new sighting of where it is."""
+        dt = t - tr.last_t
+        tr.last_t = t
+        if tr.kind == NEW:
+            self._judge(tr, face, t, dt, region_change, None)
+        elif tr.kind == PICTURE and tr.place is not None:
+            tr.place.last_seen = t
+
+    def _judge(self, tr: Track, face: Face, t: float, dt: float,
+               region_change: Callable[[Face], float | None] | None,
+               sighting: tuple[float, float, float] | None) -> None:
+        """Whether a new face is a person or a picture yet (module docstring): its own pixels on every
+        frame, where it was found on a ``sighting`` (x, y, width; None for a held face)."""
+        change = (region_change(face) if self.live_grey > 0.0 and region_change is not None
+                  else None)
+        steady = change is not None and change < self.live_grey
+        if sighting is not None and steady and (tr.changing or dt > REBASE_GAP_S):
+            # Its pixels steady now after changing (or after a while unseen): it may have been found half
+            # hidden while someone passed in front of it (a photo on a sideboard behind a viewer who walks
+            # off) and be found whole now, a few pixels off. The movement test starts again from here
+            # (the picture clock does not).
+            x, y, _ = sighting
+            tr.ox, tr.oy, tr.sx, tr.sy, tr.outside = x, y, x, y, 0
+        tr.changing = change is not None and not steady
+        moved = False
+        if sighting is not None:
+            # Where it is found counts only while its pixels are not steady: a face that has moved has
+            # changed them, and a photo's detections jump (a turned face in the office photo by 0.3 of
+            # its width, back and forth) while its pixels do not.
+            x, y, w = sighting
+            limit = max(self.static_px, min(self.move_widths * w, MOVE_CAP_PX))
+            smoothed_out = max(abs(tr.sx - tr.ox), abs(tr.sy - tr.oy)) > limit
+            tr.outside = tr.outside + 1 if smoothed_out and not steady else 0
+            # a walker's first frames, before the smoothing has caught up with them
+            step = max(abs(x - tr.ox), abs(y - tr.oy))
+            walking = change is not None and change >= WALKER_GREY_TIMES * self.live_grey
+            stepped = not steady and step > (CHANGING_MOVE_WIDTHS if walking else RAW_MOVE_WIDTHS) * w
+            moved = tr.outside >= MOVED_HITS or stepped
+        if moved or self._alive(tr, change, t, t - dt):
+            tr.kind = PERSON
+        elif t - tr.born >= self.picture_seconds:
+            tr.kind = PICTURE
+            tr.ox, tr.oy = tr.sx, tr.sy  # the place is where it settled
+            tr.place = self._remember(tr.sx, tr.sy, tr.width, t)
 
     def _screen_test(self, tr: Track, dt: float, t: float) -> None:
         """A person who has moved about for ``screen_seconds`` without travelling is a face on a screen; a

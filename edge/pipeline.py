@@ -106,7 +106,7 @@ class Tracker(Protocol):
     @property
     def angle_deg(self) -> float | None: ...
 
-    def update(self, faces: Sequence[Face], t: float) -> int: ...
+    def update(self, faces: Sequence[Face], t: float, *, held: bool = False) -> int: ...
     def reset(self) -> None: ...  # forget everyone, eyes to the centre frame at once
 
 
@@ -469,7 +469,7 @@ class Pipeline:
         if search is not None:
             self._pace_camera(search, t)
         t2 = self._timer()
-        index = int(tracker.update(faces, t))
+        index = int(tracker.update(faces, t, held=not found.detected))
         if search is not None:
             screens = getattr(tracker, "screen_areas", None)
             if screens is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -65,6 +66,8 @@ class Picture:
     eye_y: float
     face_width: float
     mirror: bool = False
+    #: part of the scenario's backdrop photo (a person photographed in the room), not hung by us
+    in_backdrop: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,31 @@ WALL: tuple[Picture, ...] = (
     Picture("sideboard-hopper", "hopper", 395.0, 268.0, 46.0),
 )
 TV_SET = TV((40, 255, 210, 370), 50.0)
+
+#: Where Debian's ``opencv-doc`` puts OpenCV's sample photos (Apache-2.0 / BSD-3-Clause, see that package's
+#: copyright file; installed by tests/run, not redistributed here).
+OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+#: A real room photographed by a real camera at 640x480, the camera's own size: OpenCV's
+#: ``basketball1.png``, an office corridor with a door, a poster and two men playing catch (grey).
+OFFICE = "basketball1.png"
+#: The two men of that photo, frozen in it: faces a real room's photo holds, which the eyes must never
+#: take (measured on the photo: the full-range model finds neither on the whole frame; the short-range
+#: one finds the right man's turned head at score 0.6 in the next frame of the same shoot).
+OFFICE_PEOPLE: tuple[Picture, ...] = (
+    Picture("office-man-left", "", 90.0, 107.0, 38.0, in_backdrop=True),
+    Picture("office-man-right", "", 545.0, 105.0, 90.0, in_backdrop=True),
+)
+
+
+def opencv_sample(name: str) -> np.ndarray:
+    """One of OpenCV's sample photos (from Debian's ``opencv-doc``) as an RGB array; a missing file is one
+    line that says what to install."""
+    path = OPENCV_SAMPLES / name
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{path}: not found; the room scenarios' real room is Debian's opencv-doc "
+                                "sample photo (apt-get install opencv-doc; tests/run does)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @dataclass(frozen=True)
@@ -217,6 +245,9 @@ class Scenario:
     lighting: Callable[[float], float] = lambda t: 1.0
     seed: int = 1
     description: str = ""
+    #: the room behind it all: "" the drawn room (:func:`edge.viewerclip.room`), else one of OpenCV's
+    #: sample photos (:func:`opencv_sample`)
+    backdrop: str = ""
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -226,8 +257,11 @@ class Scenario:
     def _layers(self) -> tuple[np.ndarray, dict[str, Sprite]]:
         if "layers" not in self._cache:
             sprites = {"hopper": _hopper_sprite(), "astronaut": _astronaut_photo_sprite()}
-            wall = room(SIZE).astype(np.float32)
+            wall = (opencv_sample(self.backdrop) if self.backdrop else room(SIZE)).astype(np.float32)
+            assert wall.shape[:2] == (SIZE[1], SIZE[0]), (self.backdrop, wall.shape)
             for p in self.pictures:
+                if p.in_backdrop:
+                    continue
                 paste(wall, sprites[p.source], p.face_width, p.eye_x, p.eye_y, p.mirror,
                       border=max(3, int(p.face_width / 12)))
             if self.tv is not None:
@@ -456,11 +490,26 @@ def tv_evening() -> Scenario:
                     description="a TV plays alone for 45 s; a viewer walks past; the TV alone again")
 
 
+def office() -> Scenario:
+    """The real room: OpenCV's photo of an office corridor (:data:`OFFICE`) with the two men frozen in it and
+    a framed photo on its bare wall. A viewer walks in at 2 m, stands still for 8 s and walks out; another
+    crosses near (1.2 m) the other way, past the man in the photo; the room is empty again."""
+    stop = (3.5, -150.0, 2000.0)
+    pa = [(1.0, -(half_width_mm(2000.0) + 400.0), 2000.0), stop, (stop[0] + 8.0, stop[1], stop[2]),
+          (stop[0] + 10.5, half_width_mm(2000.0) + 400.0, 2000.0)]
+    b, t = _across(pa[-1][0] + 0.5, 1200.0, 1200.0, leftward=True)
+    wall = OFFICE_PEOPLE + (Picture("office-photo", "hopper", 335.0, 130.0, 50.0),)
+    return Scenario("office", t + 3.0, [Walker("A", walk(pa), still=standing(pa)), Walker("B", walk(b), mirror=True)],
+                    pictures=wall, seed=19, backdrop=OFFICE,
+                    description="a real office photo (two men frozen in it, a framed photo): a viewer stands "
+                                "8 s at 2 m, another crosses at 1.2 m")
+
+
 def scenarios(still_seconds: float = 60.0) -> list[Scenario]:
     return [walk_near_far(), crossing(), still_viewer(still_seconds), leave_enter(), empty_room(), lighting(),
-            tv_and_viewer(), tv_evening()]
+            tv_and_viewer(), tv_evening(), office()]
 
 
 __all__ = ["Scenario", "ScenarioCamera", "Walker", "Picture", "TV", "TruthFace", "WALL", "TV_SET", "FPS", "SIZE", "face_px",
            "scenarios", "walk_near_far", "crossing", "still_viewer", "leave_enter", "empty_room", "lighting",
-           "tv_and_viewer", "tv_evening", "sway_mm", "walk", "standing", "Sprite", "paste"]
+           "tv_and_viewer", "tv_evening", "office", "opencv_sample", "OFFICE", "OFFICE_PEOPLE", "sway_mm", "walk", "standing", "Sprite", "paste"]
