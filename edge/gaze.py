@@ -401,6 +401,15 @@ class GazeTracker:
         self.pictures: tuple[Face, ...] = ()
         self.rejected: tuple[Face, ...] = ()
 
+    def adopt(self, earlier: GazeTracker) -> None:
+        """Carry on from ``earlier``, the tracker this one replaces on a reload of the same camera stream
+        (same frame size): its faces, pictures and screens (:meth:`FaceTracks.adopt`). The eyes start from
+        the portrait's centre (the new pack is drawn so) and go to the viewer at the next frame."""
+        if earlier.frame_size != self.frame_size:
+            raise ValueError(f"frame size {earlier.frame_size} -> {self.frame_size}: the room's pixels differ")
+        self.tracks.adopt(earlier.tracks)
+        self._last_t = earlier._last_t
+
     def update(self, faces: Sequence[Face], t: float, *, held: bool = False) -> int:
         """The frame index to show for this camera frame's ``faces`` at time ``t`` (monotonic seconds).
         ``held``: the detector skipped this frame and ``faces`` are its last ones (edge.pictures.FaceTracks.update)."""

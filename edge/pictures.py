@@ -294,6 +294,21 @@ class FaceTracks:
         self.tracks.clear()
         self._rebase = bool(self.places or self.screens)
 
+    def adopt(self, other: FaceTracks) -> None:
+        """Take over what ``other`` (this room's tracks before a reload) knows: the faces followed, where
+        pictures hang and where screens are. The config may have changed how faces are judged; the room
+        has not, and a reload must not make the frame stare at its pictures and TV again while it
+        relearns them, nor make the viewer standing in front of it wait to be told from a photo. With
+        ``screen_seconds`` 0 (no screens) the screens are left behind."""
+        self.tracks = list(other.tracks)
+        self.places = list(other.places)
+        self.screens = list(other.screens) if self.screen_seconds > 0.0 else []
+        if not self.screens:
+            for tr in self.tracks:
+                if tr.kind == SCREEN:
+                    tr.kind, tr.screen = PERSON, None
+        self._next_id = max(self._next_id, other._next_id)
+
     def forget_places(self) -> None:
         self.places.clear()
         self.screens.clear()

@@ -373,6 +373,8 @@ class Pipeline:
         self._limiter = RepeatLimiter(log, interval=log_interval)
         self._index = parts.pack.centre_index
         self._tracker: Tracker | None = None
+        #: the tracker a reload replaced, while the same camera goes on: the new one carries on from it
+        self._replaced: Tracker | None = None
         self._frame_size: Size | None = None
         self._viewer: Face | None = None
         self._angle: float | None = None
@@ -446,7 +448,11 @@ class Pipeline:
         size = (int(rgb.shape[1]), int(rgb.shape[0]))
         search = parts.detector if isinstance(parts.detector, FaceSearch) else None
         if self._tracker is None or size != self._frame_size:
+            replaced, self._replaced = self._replaced, None
             self._tracker = parts.make_tracker(parts.pack.frame_count, size, parts.pack.span_deg)
+            adopt = getattr(self._tracker, "adopt", None)
+            if replaced is not None and adopt is not None and size == self._frame_size:
+                adopt(replaced)  # a reload: the room, its pictures and its viewer are the same
             self._frame_size = size
             if search is not None:
                 search.reset()
@@ -510,6 +516,7 @@ class Pipeline:
         if self._slowed and parts.camera is old.camera:  # the same camera goes on: at its full rate again
             parts.camera.set_frame_rate(None)
         self._parts, self._index = parts, index
+        self._replaced = self._tracker if parts.camera is old.camera else None
         self._tracker = None
         self._slowed = False
         self._viewer, self._angle = None, None

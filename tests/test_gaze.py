@@ -22,6 +22,7 @@ from edge.gaze import (
     focal_length_px,
     viewer_angle_deg,
 )
+from edge.pictures import Screen
 
 W, H = 640, 480
 N = 33
@@ -719,3 +720,26 @@ def test_places_survive_a_reset_on_any_clock():
         tr.reset()
         tr.update([face_at(301.0, 200.0, 25.0)], t_back)
         assert len(tr.tracks.places) == 1 and len(tr.pictures) == 1
+
+
+def test_a_tracker_made_for_a_reload_carries_on_from_the_one_it_replaces():
+    """The pipeline makes a new tracker on a reload (edge.pipeline.Pipeline.switch_to); on the same
+    camera it adopts the old one's faces, pictures and screens, under its own (new) settings."""
+    old = GazeTracker(cfg(), N, (W, H))
+    t = arrive(old, -700.0, 2000.0, 0.0)
+    for _ in range(int(3 * FPS)):  # she stands; the painting is learnt
+        old.update([room_face(-700.0 + sway(t), 2000.0), face_at(500.0, 120.0, 25.0)], t)
+        t += 1 / FPS
+    assert old.followed is not None and len(old.tracks.places) == 1
+    new = GazeTracker(cfg(gain=0.5), N, (W, H))
+    new.adopt(old)
+    new.update([room_face(-700.0 + sway(t), 2000.0), face_at(500.0, 120.0, 25.0)], t)
+    assert new.followed is not None and len(new.pictures) == 1 and new.tracks.places == old.tracks.places
+    # a screen is carried too, unless screens are turned off in the new config
+    old.tracks.screens.append(Screen(10.0, 10.0, 60.0, 40.0, t, 20.0))
+    assert GazeTracker(cfg(), N, (W, H)).adopt(old) is None
+    off = GazeTracker(cfg(screen_seconds=0.0), N, (W, H))
+    off.adopt(old)
+    assert off.tracks.screens == [] and len(off.tracks.places) == 1
+    with pytest.raises(ValueError, match="frame size"):
+        GazeTracker(cfg(), N, (320, 240)).adopt(old)

@@ -129,6 +129,50 @@ def test_in_a_real_rooms_photo_the_men_frozen_in_it_are_never_followed_and_the_v
     assert max(fig.acquire) <= 0.3 and max(fig.let_go) <= 2.0, fig
 
 
+def test_a_reload_keeps_the_rooms_pictures_and_its_viewer(bench, parts):
+    # `leave_enter`'s first viewer stands at 1.4 m from the first frame; once she is followed and the
+    # pictures are known, the config is reloaded (the gain changed: a new tracker). Before, the new
+    # tracker knew nothing: she waited 1.5 s to be told from a photo again and every picture and screen
+    # was relearnt. Now it carries on from the old one: she is followed on the next frame.
+    from edge.display import open_display
+    from edge.pipeline import Pipeline, build_parts, gaze_tracker
+
+    detector, pack, config = parts
+    made = []
+
+    def recorder(gaze):
+        factory = gaze_tracker(gaze)
+
+        def make(*args):
+            made.append(factory(*args))
+            return made[-1]
+        return make
+
+    camera = rooms.ScenarioCamera(replace(rooms.leave_enter(), seconds=4.5), slows=True)
+    pipeline = Pipeline(build_parts(config, camera=camera, detector=detector, pack=pack,
+                                    display=open_display("headless", size=(96, 96)),
+                                    make_tracker=recorder(config.gaze)))
+    pipeline.open()
+    try:
+        followed = []
+        while camera.state == "ok":
+            result = pipeline.step()
+            if result.timestamp is None:
+                continue
+            if len(made) == 1 and made[0].followed is not None and made[0].tracks.places:
+                known = list(made[0].tracks.places)  # she is followed, pictures are known (2.6 s)
+                gain = replace(config.gaze, gain=0.8)
+                pipeline.switch_to(replace(pipeline.parts, make_tracker=recorder(gain)))
+            elif len(made) == 2:
+                followed.append(made[1].followed is not None)
+        assert len(made) == 2, "reloaded while she stood there"
+        after = made[1]
+        assert after.cfg.gain == 0.8 and all(place in after.tracks.places for place in known)
+        assert len(followed) >= 10 and all(followed), followed  # from the first frame after the reload
+    finally:
+        pipeline.close()
+
+
 # --- someone already standing there: the motion in their face's region ---------------------------------
 def _box(face: rooms.TruthFace) -> tuple[float, float, float, float]:
     return (face.eye_x - 0.5 * face.face_width, face.eye_y - 0.6 * face.face_width,
