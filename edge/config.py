@@ -440,8 +440,9 @@ class MotionConfig:
                             "does not (README, Real rooms); 0: off")
     face_seconds: float = _key(_Number(0.2, 60), 1.0,
                                "... for this long without a break (a walker passing a photo changes its "
-                               "pixels for less: at 0.6 s the room scenarios took such a photo for a "
-                               "person, at 1.0 and 1.5 s none)")
+                               "pixels for less: at 0.5 s people crossing with their backs to the camera, "
+                               "whom the detector does not see, made a photo a person; at 1.0 and 1.5 s "
+                               "no room scenario had one)")
 
 
 @dataclass(frozen=True)

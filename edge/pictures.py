@@ -147,6 +147,13 @@ LIVE_GAP_S = 0.4
 #: again from where it is found (measured: a photo first found half hidden behind a viewer standing in
 #: front of it was found whole 13 px off when she left, and seemed to have moved).
 REBASE_GAP_S = 0.5
+#: How far back (s) the region test compares a face's pixels (:data:`edge.motion.REGION_LAG_S`): a person
+#: who was near a new face within this long may have changed its pixels, in front of it or beside it.
+PASSER_WINDOW_S = 0.5
+#: ... "near": their path in that time came within this many of their face widths of the new face's
+#: eye midpoint sideways (a body is about 2.5 face widths across, shoulders and arms), and their head
+#: was not below its box (a body hides what is below and beside its head, not a photo above it).
+PASSER_REACH_WIDTHS = 1.5
 #: A person whose path spans this many face widths has walked here (see the module docstring).
 TRAVEL_WIDTHS = 3.0
 #: A screen's box is the extent its face's eyes moved in, grown by this many face widths on every side:
@@ -482,12 +489,30 @@ class FaceTracks:
             walking = change is not None and change >= WALKER_GREY_TIMES * self.live_grey
             stepped = not steady and step > (CHANGING_MOVE_WIDTHS if walking else RAW_MOVE_WIDTHS) * w
             moved = tr.outside >= MOVED_HITS or stepped
+        if change is not None and not steady and self._passed_by(tr, t):
+            change, tr.live_since = None, None  # a passer-by's change, not its own: the run starts again
         if moved or self._alive(tr, change, t, t - dt):
             tr.kind = PERSON
         elif t - tr.born >= self.picture_seconds:
             tr.kind = PICTURE
             tr.ox, tr.oy = tr.sx, tr.sy  # the place is where it settled
             tr.place = self._remember(tr.sx, tr.sy, tr.width, t)
+
+    def _passed_by(self, tr: Track, t: float) -> bool:
+        """Whether a person on the move came near new face ``tr`` within the last :data:`PASSER_WINDOW_S`:
+        its pixels then changed because of them (walking in front of a photo, or beside it, and for half
+        a second after, while the region test compares with a frame they were in), not by itself. Someone
+        standing still beside it does not count: two people standing side by side are both people."""
+        since = t - PASSER_WINDOW_S
+        for other in self.tracks:
+            if other is tr or other.kind != PERSON or other.last_t < since or other.still:
+                continue
+            then = other.x - other.vx * min(other.last_t - since, VELOCITY_GAP_S)  # where they were
+            reach = PASSER_REACH_WIDTHS * other.width
+            if (min(then, other.x) - reach <= tr.x <= max(then, other.x) + reach
+                    and other.y - other.width <= tr.y + tr.width):
+                return True
+        return False
 
     def _screen_test(self, tr: Track, dt: float, t: float) -> None:
         """A person who has moved about for ``screen_seconds`` without travelling is a face on a screen; a

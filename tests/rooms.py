@@ -180,6 +180,9 @@ class Walker:
     at: Callable[[float], tuple[float, float] | None]
     mirror: bool = False
     still: Callable[[float], bool] = lambda t: False
+    #: walking with their back (or a profile) to the camera: a head and a body, no face to find. People
+    #: cross rooms so; the detector does not see them, and their passing changes a photo's pixels.
+    faceless: bool = False
 
 
 def sway_mm(t: float, phase: float = 0.0) -> tuple[float, float, float]:
@@ -222,7 +225,8 @@ def standing(points: Sequence[tuple[float, float, float]]) -> Callable[[float], 
 # --- truth -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TruthFace:
-    """Where one face really is in a frame. ``kind`` is "person", "picture" or "tv"."""
+    """Where one face really is in a frame. ``kind`` is "person", "picture", "tv" or "passer" (a person
+    whose face is turned away: :attr:`Walker.faceless`; nobody the eyes could follow)."""
 
     key: str
     kind: str
@@ -289,7 +293,8 @@ class Scenario:
             _, dy, _ = sway_mm(t)
             eye_x = image_x(x_mm, z_mm)
             eye_y = SIZE[1] / 2 - 10 + FOCAL * (-dy) / z_mm if w.still(t) else SIZE[1] / 2 - 10
-            out.append(TruthFace(w.pid, "person", eye_x, eye_y, width, _visible(eye_x, eye_y, width), w.still(t)))
+            out.append(TruthFace(w.pid, "passer" if w.faceless else "person", eye_x, eye_y, width,
+                                 _visible(eye_x, eye_y, width), w.still(t)))
         for p in self.pictures:
             out.append(TruthFace(p.name, "picture", p.eye_x, p.eye_y, p.face_width, True))
         if self.tv is not None:
@@ -312,10 +317,13 @@ class Scenario:
                 frame[y0:y1, x0:x1] = (70.0, 90.0, 120.0)
                 x, y = self.tv_face(t)
                 paste(frame, sprites[self.tv.source], self.tv.face_width, x, y, clip=self.tv.rect)
-            people = sorted((f for f in truth if f.kind == "person"), key=lambda f: f.face_width)
+            people = sorted((f for f in truth if f.kind in ("person", "passer")), key=lambda f: f.face_width)
             for f in people:
                 w = next(w for w in self.walkers if w.pid == f.key)
-                paste(frame, viewer, f.face_width, f.eye_x, f.eye_y, w.mirror)
+                if w.faceless:
+                    _back_of_head(frame, f)
+                else:
+                    paste(frame, viewer, f.face_width, f.eye_x, f.eye_y, w.mirror)
                 _shoulders(frame, viewer, f, w.mirror)
             frame *= self.lighting(t)
             frame = cv2.GaussianBlur(frame, (0, 0), 0.9)
@@ -334,6 +342,20 @@ def _shoulders(frame: np.ndarray, sprite: Sprite, face: TruthFace, mirror: bool)
     half = int(140 * scale)
     x = int(face.eye_x)
     cv2.rectangle(frame, (x - half, top), (x + half, frame.shape[0] - 1), (200.0, 120.0, 60.0), thickness=-1)
+
+
+def _back_of_head(frame: np.ndarray, face: TruthFace) -> None:
+    """A head seen from behind: dark hair over an ellipse a little wider than the face, from the crown to
+    the nape; a neck; shoulders and a back in a shirt down to the frame's edge (the jacket of
+    :func:`_shoulders` goes over it lower down)."""
+    w = face.face_width
+    x, y = face.eye_x, face.eye_y
+    cv2.rectangle(frame, (int(x - 1.25 * w), int(y + 0.95 * w)), (int(x + 1.25 * w), frame.shape[0] - 1),
+                  (70.0, 82.0, 110.0), thickness=-1)
+    cv2.rectangle(frame, (int(x - 0.22 * w), int(y + 0.5 * w)), (int(x + 0.22 * w), int(y + 1.0 * w)),
+                  (176.0, 132.0, 110.0), thickness=-1)
+    cv2.ellipse(frame, (int(round(x)), int(round(y - 0.1 * w))), (int(0.55 * w), int(0.7 * w)), 0, 0, 360,
+                (48.0, 36.0, 28.0), thickness=-1)
 
 
 def _visible(eye_x: float, eye_y: float, width: float) -> bool:
@@ -505,11 +527,30 @@ def office() -> Scenario:
                                 "8 s at 2 m, another crosses at 1.2 m")
 
 
+def passers() -> Scenario:
+    """People crossing with their backs to the camera, in front of the photos at eye height (the
+    sideboard photo, the small one): nobody to follow, and each passing changes the photos' pixels.
+    Then a viewer walks in facing the frame and stands; a last passer crosses between her and the wall."""
+    a, t = _across(0.5, 1500.0, 1500.0)
+    b, t = _across(t + 0.5, 1200.0, 1200.0, speed=800.0, leftward=True)  # slow and near: long in front
+    c, t = _across(t + 0.5, 2500.0, 2500.0, speed=1000.0)
+    stop = (t + 3.0, 450.0, 1800.0)
+    v = [(t + 0.5, half_width_mm(1800.0) + 400.0, 1800.0), stop, (stop[0] + 6.0, stop[1], stop[2]),
+         (stop[0] + 8.0, half_width_mm(1800.0) + 400.0, 1800.0)]
+    d, _ = _across(stop[0] + 1.5, 2600.0, 2600.0, speed=900.0, leftward=True)
+    walkers = [Walker("P1", walk(a), faceless=True), Walker("P2", walk(b), faceless=True),
+               Walker("P3", walk(c), faceless=True), Walker("V", walk(v), still=standing(v)),
+               Walker("P4", walk(d), faceless=True)]
+    return Scenario("passers", v[-1][0] + 2.0, walkers, seed=20,
+                    description="people crossing with their backs to the camera past the photos, then a "
+                                "viewer who stands while another passes behind her")
+
+
 def scenarios(still_seconds: float = 60.0) -> list[Scenario]:
     return [walk_near_far(), crossing(), still_viewer(still_seconds), leave_enter(), empty_room(), lighting(),
-            tv_and_viewer(), tv_evening(), office()]
+            tv_and_viewer(), tv_evening(), office(), passers()]
 
 
 __all__ = ["Scenario", "ScenarioCamera", "Walker", "Picture", "TV", "TruthFace", "WALL", "TV_SET", "FPS", "SIZE", "face_px",
            "scenarios", "walk_near_far", "crossing", "still_viewer", "leave_enter", "empty_room", "lighting",
-           "tv_and_viewer", "tv_evening", "office", "opencv_sample", "OFFICE", "OFFICE_PEOPLE", "sway_mm", "walk", "standing", "Sprite", "paste"]
+           "tv_and_viewer", "tv_evening", "office", "passers", "opencv_sample", "OFFICE", "OFFICE_PEOPLE", "sway_mm", "walk", "standing", "Sprite", "paste"]

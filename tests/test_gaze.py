@@ -743,3 +743,25 @@ def test_a_tracker_made_for_a_reload_carries_on_from_the_one_it_replaces():
     assert off.tracks.screens == [] and len(off.tracks.places) == 1
     with pytest.raises(ValueError, match="frame size"):
         GazeTracker(cfg(), N, (320, 240)).adopt(old)
+
+
+def test_a_photos_pixels_changed_by_someone_walking_past_do_not_make_it_a_person():
+    # the region test compares with half a second before: someone walking beside or in front of a photo
+    # changes its pixels while they pass and for half a second after. While a person on the move is that
+    # near, a new face's change is not its own; someone standing still beside it is no passer.
+    def photo_kind(walker_x0: float | None, walker_speed: float = 300.0) -> str:
+        tracks = FaceTracks(picture_seconds=2.5, static_px=4.0, move_widths=0.2, place_forget_s=600.0,
+                            live_grey=2.0, live_seconds=1.0)
+        t, kind = 0.0, ""
+        for i in range(int(2.0 * 15)):
+            faces = [face_at(300.0, 200.0, 16.0, width=40.0)]
+            if walker_x0 is not None:  # a walker (or a standing person) at eye height just below it
+                faces.append(face_at(walker_x0 + walker_speed * t, 215.0, 25.0, width=60.0))
+            for tr in tracks.update(faces, t, lambda f: 6.0):
+                if abs(tr.x - 300.0) < 1.0:
+                    kind = tr.kind
+            t += 1 / 15
+        return kind
+    assert photo_kind(None) == "person"  # its own pixels kept changing for a second: someone standing
+    assert photo_kind(150.0, walker_speed=100.0) == "new"  # a person walking slowly past it all along
+    assert photo_kind(250.0, walker_speed=0.0) == "person"  # someone standing still beside it

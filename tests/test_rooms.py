@@ -129,6 +129,17 @@ def test_in_a_real_rooms_photo_the_men_frozen_in_it_are_never_followed_and_the_v
     assert max(fig.acquire) <= 0.3 and max(fig.let_go) <= 2.0, fig
 
 
+def test_people_crossing_with_their_backs_to_the_camera_do_not_make_a_photo_a_person(bench, parts):
+    # nobody the detector can see walks past the photos at eye height, three times, changing their
+    # pixels as they pass; then a viewer comes and stands while a fourth passes behind her. With
+    # face_seconds 0.5 instead of the default 1.0 the short-range stack took the sideboard photo for a
+    # person here (318 frames on it); the default keeps every photo a picture
+    rows, fig = play(bench, parts, rooms.passers())
+    assert fig.on_picture == 0 and fig.on_false <= 3, fig
+    assert fig.still_kept >= 0.95 * fig.still_frames and max(fig.acquire) <= 0.3, fig
+    assert max(r.pictures for r in rows) >= 2
+
+
 def test_a_reload_keeps_the_rooms_pictures_and_its_viewer(bench, parts):
     # `leave_enter`'s first viewer stands at 1.4 m from the first frame; once she is followed and the
     # pictures are known, the config is reloaded (the gain changed: a new tracker). Before, the new

@@ -24,7 +24,8 @@ Figures per scenario and range:
               centre frame (or idling); worst case
   picture     frames the eyes spent on a picture (after the scenario's first 3 s in brackets), and on
               the TV while a person was in view
-  false       frames the eyes spent on a detection of nobody (a detector false positive)
+  false       frames the eyes spent on a detection of nobody (a detector false positive) or of a passer
+              whose face is turned away
   rev/s       index reversals per second while the eyes follow a viewer who stands still (changes/s
               beside it), per second of standing still
   still kept  share of the standing-still frames in which the still person is followed
@@ -82,12 +83,15 @@ class Row:
 
 def match(face: Face, truth: Sequence[TruthFace]) -> TruthFace | None:
     """The truth face a detection is of: eye midpoint within half a face width (+3 px), similar width
-    (people partly out of the frame included: following someone who is leaving is not a mistake)."""
+    (people partly out of the frame included: following someone who is leaving is not a mistake); a
+    passer (face turned away) only when no one else is (a viewer in front of a passer is who is seen)."""
     x, y = (float(v) for v in face.eye_midpoint)
     best, best_d = None, math.inf
-    for f in truth:
+    for f in sorted(truth, key=lambda f: f.kind == "passer"):  # a face turned away only if nothing else
         d = math.hypot(x - f.eye_x, y - f.eye_y)
         if d < 0.5 * f.face_width + 3.0 and 0.5 < face.width / f.face_width < 2.0 and d < best_d:
+            if best is not None and f.kind == "passer":
+                break
             best, best_d = f, d
     return best
 
@@ -179,7 +183,8 @@ def score(rows: Sequence[Row], centre: int) -> Figures:
             fig.on_picture_late += row.t >= SETTLE_S
         if who is not None and who.kind == "tv" and want:
             fig.on_tv_with_person += 1
-        if who is None and any(row.viewer is f for f in row.faces):  # not a held face: a detection of nobody
+        if (who is None or who.kind == "passer") and any(row.viewer is f for f in row.faces):
+            # not a held face: a detection of nobody (or of the back of a passer's head)
             fig.on_false += 1
     window = int(round(0.5 * FPS))
     allowance_until = -math.inf
