@@ -192,6 +192,10 @@ class MotionGate:
 REGION_LAG_S = 0.5
 #: Thumbnails kept for that (at 30 fps, 0.5 s is 15 frames back; one 80x60 thumbnail is 4.8 KB).
 REGION_HISTORY = 20
+#: Until a frame :data:`REGION_LAG_S` old exists (the camera has just started), the oldest one is used
+#: once it is this old: someone walking or standing there from the first frame is told from a photo
+#: a third of a second sooner (the room scenarios `lighting` and `leave_enter`).
+REGION_MIN_LAG_S = 0.2
 
 
 class RegionChange:
@@ -233,11 +237,14 @@ class RegionChange:
         for when, thumb in reversed(self._ring[:-1]):
             if t - when >= self.lag_s - 1e-6:
                 return thumb
+        if len(self._ring) > 1 and t - self._ring[0][0] >= min(self.lag_s, REGION_MIN_LAG_S) - 1e-6:
+            return self._ring[0][1]  # the stream has just started: the oldest frame there is
         return None
 
     def change(self, box: Sequence[float] | np.ndarray) -> float | None:
         """The mean change (grey levels) of the cells under ``box`` (x0, y0, x1, y1 frame pixels) over
-        :data:`REGION_LAG_S`, less the frame's median change; None until there is a frame that old."""
+        :data:`REGION_LAG_S` (:data:`REGION_MIN_LAG_S` while the stream is younger than that), less the
+        frame's median change; None until there is a frame that old."""
         if not self._ring:
             return None
         if self._diff is None:
@@ -254,4 +261,5 @@ class RegionChange:
         return float(self._diff[y0:y1, x0:x1].mean()) - self._median
 
 
-__all__ = ["CELL", "DECISIONS", "GateSettings", "MotionGate", "RegionChange", "luma_thumbnail"]
+__all__ = ["CELL", "DECISIONS", "GateSettings", "MotionGate", "REGION_LAG_S", "REGION_MIN_LAG_S", "RegionChange",
+           "luma_thumbnail"]

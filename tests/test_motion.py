@@ -472,3 +472,23 @@ def test_tiles_cover_the_frame_with_overlap_and_are_large_enough_for_the_crop_mo
         side = rects[0][2] - rects[0][0]
         assert all(b - a <= side * (1 - TILE_OVERLAP) + 1 for a, b in zip(xs, xs[1:])), size
     assert tiles((640, 480)) == ((0, 0, 360, 360), (280, 0, 640, 360), (0, 120, 360, 480), (280, 120, 640, 480))
+
+
+def test_region_change_compares_with_half_a_second_before_and_with_the_oldest_frame_while_younger():
+    from edge.motion import REGION_LAG_S, REGION_MIN_LAG_S, RegionChange
+
+    regions = RegionChange()
+    box = (0, 0, 16, 16)  # the two top-left cells of the thumbnail
+    for i in range(12):  # 15 fps: frame i has grey level 10 * i in that box, 0 elsewhere
+        thumb = np.zeros((60, 80), np.uint8)
+        thumb[:2, :2] = 10 * i
+        t = i / 15
+        regions.add(thumb, t)
+        change = regions.change(box)
+        if t < REGION_MIN_LAG_S - 1e-6:
+            assert change is None, (t, change)  # nothing old enough to compare with yet
+        elif t < REGION_LAG_S - 1e-6:
+            assert change == pytest.approx(10 * i), (t, change)  # the oldest frame: the first one
+        else:
+            lag = round(REGION_LAG_S * 15)
+            assert change == pytest.approx(10 * lag), (t, change)  # half a second before
