@@ -753,7 +753,7 @@ def test_a_photos_pixels_changed_by_someone_walking_past_do_not_make_it_a_person
         tracks = FaceTracks(picture_seconds=2.5, static_px=4.0, move_widths=0.2, place_forget_s=600.0,
                             live_grey=2.0, live_seconds=1.0)
         t, kind = 0.0, ""
-        for i in range(int(2.0 * 15)):
+        for _ in range(int(2.0 * 15)):
             faces = [face_at(300.0, 200.0, 16.0, width=40.0)]
             if walker_x0 is not None:  # a walker (or a standing person) at eye height just below it
                 faces.append(face_at(walker_x0 + walker_speed * t, 215.0, 25.0, width=60.0))
