@@ -22,12 +22,17 @@ is *history*:
   observation for ``face_seconds`` is a **person** too, also while it stays put: someone already
   standing there when the camera starts sways, breathes and blinks; a photo's pixels change only by
   sensor noise (a fraction of a grey level on the thumbnail) or while someone passes in front of it
-  (shorter than ``face_seconds`` in the room scenarios). When a new face's pixels turn steady after
+  (shorter than ``face_seconds`` in the room scenarios, also by people the detector does not see,
+  their backs to the camera). While a person on the move is near it (:meth:`FaceTracks._passed_by`),
+  a new face's change is not its own and its run starts again. When a new face's pixels turn steady after
   changing (or after it was unseen for :data:`REBASE_GAP_S`), its movement test starts again from
   there: a photo first found half hidden behind a viewer is found whole, a few pixels off, when they
   walk away, and must not seem to have moved.
 * A new face that stays inside that box for ``picture_seconds`` is a **picture**; its place is
   remembered, and forgotten only after ``place_forget_s`` with nothing seen there.
+* A frame the detector skipped (the motion gate saw nothing change) hands in its last faces *held*
+  (:meth:`FaceTracks.update`): they keep their tracks seen and their pixels tested, but are no new
+  sighting of where they are.
 * A person lost by the detector for a moment (a dropout, a head turn) is still a person when found again
   nearby: person tracks are kept ``PERSON_MEMORY_S`` unseen and matched within a radius that grows with
   the time unseen, around where their velocity has taken them since (a walker at 2.5 m moves half a
