@@ -7,7 +7,9 @@ made in memory from faces that ship inside registry packages: scikit-image's ``a
 domain; the walking viewers, cut out by :mod:`edge.viewerclip`) and matplotlib's ``grace_hopper`` (US Navy,
 public domain) and the astronaut again, framed on the wall and shown on the TV. The room is
 :func:`edge.viewerclip.room` (drawn: smooth and low in detail, which is what makes the short-range model
-see frame-sized faces in it).
+see frame-sized faces in it), or, for :func:`office`, a real room photographed by a real camera: OpenCV's
+sample photo from Debian's ``opencv-doc`` (:data:`OFFICE`), with the people frozen in it. People who
+cross with their backs to the camera (:attr:`Walker.faceless`) are drawn as a head of hair and a back.
 
 Geometry: a 640x480 camera with a 62.2 degree field of view (Pi camera v2), so a face 155 mm wide (ear to
 ear: the astronaut's 106 px face has a 43 px inter-pupil distance, 63 mm in life) is ``530.5 * 155 / z``
