@@ -2,8 +2,8 @@
 (make_detector: the real full-range int8 model, short-range crops, motion gating): a poster larger than
 the viewer, a person passing in front of a picture, a viewer who stands still, two viewers crossing, a
 room with only pictures and a TV, someone already standing there when the camera starts, a photo found
-half hidden behind a viewer, a real room's photo with people frozen in it (tests/rooms.py makes the
-clips)."""
+half hidden behind a viewer, a real room's photo with people frozen in it, people passing with their
+backs to the camera, a reload while someone stands there (tests/rooms.py makes the clips)."""
 
 from __future__ import annotations
 
@@ -143,8 +143,8 @@ def test_people_crossing_with_their_backs_to_the_camera_do_not_make_a_photo_a_pe
 def test_a_reload_keeps_the_rooms_pictures_and_its_viewer(bench, parts):
     # `leave_enter`'s first viewer stands at 1.4 m from the first frame; once she is followed and the
     # pictures are known, the config is reloaded (the gain changed: a new tracker). Before, the new
-    # tracker knew nothing: she waited 1.5 s to be told from a photo again and every picture and screen
-    # was relearnt. Now it carries on from the old one: she is followed on the next frame.
+    # tracker knew nothing: she waited over a second to be told from a photo again and every picture and
+    # screen was relearnt. Now it carries on from the old one: she is followed on the next frame.
     from edge.display import open_display
     from edge.pipeline import Pipeline, build_parts, gaze_tracker
 
