@@ -494,7 +494,7 @@ class FaceTracks:
             walking = change is not None and change >= WALKER_GREY_TIMES * self.live_grey
             stepped = not steady and step > (CHANGING_MOVE_WIDTHS if walking else RAW_MOVE_WIDTHS) * w
             moved = tr.outside >= MOVED_HITS or stepped
-        if change is not None and not steady and self._passed_by(tr, t):
+        if tr.changing and self._passed_by(tr, t):
             change, tr.live_since = None, None  # a passer-by's change, not its own: the run starts again
         if moved or self._alive(tr, change, t, t - dt):
             tr.kind = PERSON
